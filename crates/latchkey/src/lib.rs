@@ -1,0 +1,18 @@
+//! The latchkey authorization server as a library: protocol logic, keys and storage, with no
+//! HTTP, templates or CLI (those live in `latchkey-server`).
+//!
+//! # Layout
+//!
+//! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
+//! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
+//! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
+//! - [`password`]: argon2id password hashing on a bounded blocking pool.
+//! - [`secret`]: random secrets, their hashes, constant-time comparison.
+//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
+
+pub mod keys;
+pub mod model;
+pub mod oidc;
+pub mod password;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,258 @@
+//! The things latchkey stores: clients and users, and the vocabulary that describes them.
+//!
+//! Protocol strings are parsed into these enums at the edge (config, CLI, HTTP) so that no
+//! other code matches on raw strings.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1, always with PKCE for public clients.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+    /// RFC 6749 §4.4, confidential clients only.
+    ClientCredentials,
+    /// RFC 6749 §4.3, first-party confidential clients only, off unless registered.
+    Password,
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// Id and secret in the request body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A JWT signed with the client's registered key (RFC 7523 §2.2).
+    PrivateKeyJwt,
+    /// A public client: no authentication, PKCE is mandatory.
+    None,
+}
+
+impl AuthMethod {
+    /// Whether the method authenticates with a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+    }
+}
+
+/// OIDC Registration `application_type`: decides which redirect URIs are acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    /// A web application: https redirect URIs (http on loopback only).
+    #[default]
+    Web,
+    /// A native app: custom schemes and loopback redirect URIs on any port (RFC 8252).
+    Native,
+}
+
+/// The form of access tokens issued to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    /// A signed JWT (RFC 9068), verifiable through the JWKS.
+    #[default]
+    Jwt,
+    /// A random reference, verifiable through introspection (RFC 7662).
+    Opaque,
+}
+
+/// JWS algorithms latchkey signs with (RFC 7518 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA with P-256 and SHA-256.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+}
+
+impl SigningAlg {
+    /// The `alg` header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+impl SigningAlg {
+    /// Parses an `alg` value latchkey signs with.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "ES256" => Some(SigningAlg::ES256),
+            "RS256" => Some(SigningAlg::RS256),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A registered client's metadata, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// The public identifier.
+    pub client_id: String,
+    /// A name shown to users on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Web or native.
+    #[serde(default)]
+    pub application_type: ApplicationType,
+    /// Exact redirect URIs (RFC 9700 §4.1.3).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the user back to.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The grants this client may use.
+    pub grant_types: Vec<GrantType>,
+    /// The scopes this client may request.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// How the client authenticates.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Whether users are asked before the client gets access.
+    pub require_consent: bool,
+    /// Whether the client must use PKCE (always true for public clients).
+    pub require_pkce: bool,
+    /// Where the client publishes its keys (`private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The client's public keys (`private_key_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<latchkey_resource::JwkSet>,
+    /// Overrides the server's access-token format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<TokenFormat>,
+    /// The id_token signing algorithm; RS256 when absent (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// Window in seconds in which a rotated refresh token may be retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_grace_period_secs: Option<u64>,
+}
+
+impl Client {
+    /// A public client has no credentials of its own (RFC 6749 §2.1).
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AuthMethod::None
+    }
+
+    /// Whether the client is registered for `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// Where a stored client came from: static ones follow the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// `[[clients]]` in the config: upserted at start-up, removed when dropped from it.
+    Config,
+    /// `latchkey clients add`.
+    Cli,
+}
+
+impl ClientSource {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientSource::Config => "config",
+            ClientSource::Cli => "cli",
+        }
+    }
+
+    /// Parses the stored string; anything unknown is treated as CLI-managed (never auto-removed).
+    pub fn parse(value: &str) -> Self {
+        if value == "config" { ClientSource::Config } else { ClientSource::Cli }
+    }
+}
+
+/// A client with its stored credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The metadata.
+    pub client: Client,
+    /// argon2id PHC string or `sha256:<hex>`; `None` for public and `private_key_jwt` clients.
+    pub secret_hash: Option<String>,
+    /// Where it came from.
+    pub source: ClientSource,
+}
+
+impl fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("client", &self.client)
+            .field("secret_hash", &self.secret_hash.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// A local user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable subject identifier, never reused (the `sub` claim).
+    pub id: String,
+    /// Login name, unique.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Email address, if known.
+    pub email: Option<String>,
+    /// Display name, if known.
+    pub name: Option<String>,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_names_round_trip() {
+        let grant: GrantType = serde_json::from_str(r#""client_credentials""#).unwrap();
+        assert_eq!(grant, GrantType::ClientCredentials);
+        let method: AuthMethod = serde_json::from_str(r#""private_key_jwt""#).unwrap();
+        assert_eq!(method, AuthMethod::PrivateKeyJwt);
+        assert!(serde_json::from_str::<GrantType>(r#""implicit""#).is_err());
+        assert_eq!(serde_json::to_string(&SigningAlg::ES256).unwrap(), r#""ES256""#);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let user = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$secret".into(),
+            email: None,
+            name: None,
+        };
+        assert!(!format!("{user:?}").contains("argon2id"));
+    }
+}

@@ -1,0 +1,3 @@
+//! OpenID Connect pieces that are not plain OAuth.
+
+pub mod discovery;

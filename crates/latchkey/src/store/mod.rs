@@ -1,0 +1,148 @@
+//! Persistence behind one trait, with an implementation per engine.
+//!
+//! SQL lives only in [`sqlite`] and [`postgres`]. Each method is one atomic domain operation:
+//! where a rule needs a read and a write together (say, "add a key unless another node just
+//! did"), the implementation does both in one transaction, so callers cannot race.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::keys::{KeyPurpose, KeyRecord};
+use crate::model::{ClientRecord, ClientSource, SigningAlg, User};
+
+/// Store errors, kept to what callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database URL is not usable.
+    #[error("invalid database url: {0}")]
+    Url(String),
+    /// The engine failed; the message is for logs, not for clients.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Result of store operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Durability of SQLite commits (`PRAGMA synchronous`), see the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// WAL + NORMAL: a commit survives a process crash; a power loss may drop the last few.
+    #[default]
+    Normal,
+    /// WAL + FULL: a commit also survives a power loss, at an fsync per commit.
+    Full,
+}
+
+/// Everything latchkey keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations; safe when several processes start at once.
+    async fn migrate(&self) -> Result<()>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Inserts or replaces a client, keyed by `client_id`.
+    async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+    /// One client.
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    /// All clients, ordered by `client_id`.
+    async fn clients(&self) -> Result<Vec<ClientRecord>>;
+    /// Removes a client; `NotFound` if there was none.
+    async fn remove_client(&self, client_id: &str) -> Result<()>;
+    /// Removes clients that came from the config and are not in `keep`; returns how many.
+    async fn remove_config_clients_except(&self, keep: &[String]) -> Result<u64>;
+
+    /// Inserts a user, or updates the one with the same username (keeping its id).
+    async fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
+    /// One user by login name.
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// All users, ordered by username.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Replaces a user's password hash; `NotFound` if there is no such user.
+    async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
+    /// Removes a user; `NotFound` if there was none.
+    async fn remove_user(&self, username: &str) -> Result<()>;
+
+    /// All signing keys, ordered by activation time.
+    async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Inserts `key` only if the latest activation time in its slot is still `expected_latest`
+    /// (`None`: the slot is empty). Returns whether it was inserted.
+    async fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
+    /// Deletes a key (expired ones); absent keys are ignored.
+    async fn remove_signing_key(&self, kid: &str) -> Result<()>;
+}
+
+/// A signing-key row as both engines read it, before its strings become enums.
+struct StoredKey {
+    kid: String,
+    purpose: String,
+    alg: String,
+    private_key: Vec<u8>,
+    sealed: bool,
+    created_at: i64,
+    activates_at: i64,
+}
+
+impl StoredKey {
+    /// Refuses rows this version does not understand rather than guessing.
+    fn into_record(self) -> Result<KeyRecord> {
+        let purpose = KeyPurpose::parse(&self.purpose).ok_or_else(|| {
+            Error::Backend(format!("key {} has unknown purpose {:?}", self.kid, self.purpose))
+        })?;
+        let alg = SigningAlg::parse(&self.alg).ok_or_else(|| {
+            Error::Backend(format!("key {} has unknown alg {:?}", self.kid, self.alg))
+        })?;
+        Ok(KeyRecord {
+            kid: self.kid,
+            purpose,
+            alg,
+            private_key: self.private_key,
+            sealed: self.sealed,
+            created_at: self.created_at,
+            activates_at: self.activates_at,
+        })
+    }
+}
+
+/// Stored client metadata back into a record.
+fn client_record(
+    metadata: &str,
+    secret_hash: Option<String>,
+    source: &str,
+) -> Result<ClientRecord> {
+    let client = serde_json::from_str(metadata)
+        .map_err(|error| Error::Backend(format!("stored client metadata is invalid: {error}")))?;
+    Ok(ClientRecord { client, secret_hash, source: ClientSource::parse(source) })
+}
+
+/// Options that apply to one engine only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// SQLite commit durability.
+    pub synchronous: Synchronous,
+}
+
+/// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without migrating.
+pub async fn connect(url: &str, options: Options) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(path, options.synchronous).await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(Error::Url(format!(
+            "{url:?}: use sqlite://PATH (one node) or postgres://USER@HOST/DB (several nodes)"
+        )))
+    }
+}
