@@ -1,1 +1,66 @@
-fn main() {}
+//! `latchkey`: parse the command line, load the config, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use latchkey_server::cli::{Cli, Command};
+use latchkey_server::config::{Config, ConfigError};
+use latchkey_server::{admin, demo, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let message = format!("{error:#}").replace('\n', " ");
+            eprintln!("latchkey: {message}");
+            if error.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo(args) = &cli.command {
+        let config = demo::config(&args.data_dir)?;
+        init_logging(&config);
+        return runtime()?.block_on(demo::run(&args.data_dir));
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config);
+    if let Command::Check = cli.command {
+        admin::check(&config);
+        return Ok(());
+    }
+    runtime()?.block_on(async move {
+        match cli.command {
+            Command::Serve => run::serve(config, |_| {}).await,
+            Command::Clients(command) => admin::clients(&config, command).await,
+            Command::Users(command) => admin::users(&config, command).await,
+            Command::Keys(command) => admin::keys(&config, command).await,
+            Command::Migrate => admin::migrate(&config).await,
+            Command::Demo(_) | Command::Check => Ok(()),
+        }
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One TLS provider for the whole process: aws-lc-rs, as for JOSE.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -5,6 +5,7 @@
 //!
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
 //! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
+//! - [`oauth`]: OAuth 2.0 rules: redirect URIs, scopes.
 //! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
 //! - [`password`]: argon2id password hashing on a bounded blocking pool.
 //! - [`secret`]: random secrets, their hashes, constant-time comparison.
@@ -12,6 +13,7 @@
 
 pub mod keys;
 pub mod model;
+pub mod oauth;
 pub mod oidc;
 pub mod password;
 pub mod secret;

@@ -21,6 +21,18 @@ pub enum GrantType {
     Password,
 }
 
+impl GrantType {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+        }
+    }
+}
+
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +48,16 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+
     /// Whether the method authenticates with a shared secret.
     pub fn uses_secret(self) -> bool {
         matches!(self, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
@@ -242,6 +264,22 @@ mod tests {
         assert_eq!(method, AuthMethod::PrivateKeyJwt);
         assert!(serde_json::from_str::<GrantType>(r#""implicit""#).is_err());
         assert_eq!(serde_json::to_string(&SigningAlg::ES256).unwrap(), r#""ES256""#);
+        for grant in [
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::Password,
+        ] {
+            assert_eq!(serde_json::to_value(grant).unwrap(), grant.as_str());
+        }
+        for method in [
+            AuthMethod::ClientSecretBasic,
+            AuthMethod::ClientSecretPost,
+            AuthMethod::PrivateKeyJwt,
+            AuthMethod::None,
+        ] {
+            assert_eq!(serde_json::to_value(method).unwrap(), method.as_str());
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod signer;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use latchkey_resource::JwkSet;
 
 pub use seal::{MasterKey, SealError};
@@ -204,7 +205,7 @@ pub enum Error {
 pub struct Snapshot {
     signers: HashMap<Slot, Arc<Signer>>,
     jwks: JwkSet,
-    jwks_json: Arc<str>,
+    jwks_json: Bytes,
 }
 
 impl Snapshot {
@@ -218,8 +219,8 @@ impl Snapshot {
         &self.jwks
     }
 
-    /// The published key set, serialized once per refresh.
-    pub fn jwks_json(&self) -> Arc<str> {
+    /// The published key set, serialized once per refresh (cloning is a reference count).
+    pub fn jwks_json(&self) -> Bytes {
         self.jwks_json.clone()
     }
 }
@@ -371,7 +372,7 @@ impl KeyManager {
                 return Err(Error::NoCurrentKey(slot));
             }
         }
-        snapshot.jwks_json = serde_json::to_string(&snapshot.jwks)
+        snapshot.jwks_json = serde_json::to_vec(&snapshot.jwks)
             .map_err(|error| KeyError::Serialize(error.to_string()))?
             .into();
         Ok(snapshot)

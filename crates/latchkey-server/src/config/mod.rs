@@ -1,0 +1,285 @@
+//! Configuration: a TOML file with a `LATCHKEY_*` environment overlay, validated at load into
+//! typed values.
+//!
+//! Every problem is reported as one line that names the key and says how to fix it; the CLI
+//! turns it into exit status 2. `latchkey check` runs the same validation and then lists the
+//! settings that are valid but weaken security ([`Config::warnings`]).
+
+mod clients;
+mod raw;
+mod warnings;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use latchkey::keys::{MasterKey, Policy};
+use latchkey::model::TokenFormat;
+use latchkey::store::{Options, Synchronous};
+use url::Url;
+
+pub use clients::{StaticClient, StaticUser, client_from_table};
+pub use raw::Secret;
+
+/// Environment variables with this prefix are reserved for the test suite, not config keys.
+const TEST_PREFIX: &str = "LATCHKEY_TEST_";
+
+/// How long browsers and verifiers may cache the JWKS (`Cache-Control: max-age`).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// How often each node reloads keys from the database (and rotates those due).
+pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A configuration problem: one line naming the key and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn at(key: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
+        ConfigError(format!("{key}: {problem}"))
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The issuer identifier, exactly as configured.
+    pub issuer: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Encrypts private signing keys at rest when set.
+    pub master_key: Option<Secret>,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// HTTPS served directly.
+    pub tls: Option<TlsConfig>,
+    /// Token lifetimes and format.
+    pub tokens: TokenConfig,
+    /// Signing-key rotation.
+    pub keys: KeyConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// APIs that accept latchkey's access tokens.
+    pub resources: Vec<Resource>,
+    /// Static clients, upserted at start-up.
+    pub clients: Vec<StaticClient>,
+    /// Static users, upserted at start-up.
+    pub users: Vec<StaticUser>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub url: Secret,
+    /// SQLite commit durability.
+    pub synchronous: Synchronous,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Access-token lifetime.
+    pub access_token_ttl: Duration,
+    /// Refresh-token lifetime.
+    pub refresh_token_ttl: Duration,
+    /// Authorization-code lifetime.
+    pub authorization_code_ttl: Duration,
+    /// id_token lifetime.
+    pub id_token_ttl: Duration,
+    /// Default access-token format.
+    pub access_token_format: TokenFormat,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    /// Age at which a signing key is replaced.
+    pub rotation_period: Duration,
+    /// How long a new key is published before it signs.
+    pub prepublication: Duration,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Human-readable or JSON lines.
+    pub json: bool,
+    /// A `tracing` filter such as `info` or `latchkey=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+/// `[[resources]]`: an API identified by `identifier` that defines `scopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Absolute URI, the `aud` of tokens for it.
+    pub identifier: String,
+    /// Scopes it defines.
+    pub scopes: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path` if given, else `./latchkey.toml` if present, else defaults; then the
+    /// environment overlay; then validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default = Path::new("latchkey.toml");
+        let text = match path {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                ConfigError(format!("cannot read {}: {error}", path.display()))
+            })?),
+            None if default.exists() => Some(
+                std::fs::read_to_string(default)
+                    .map_err(|error| ConfigError(format!("cannot read latchkey.toml: {error}")))?,
+            ),
+            None => None,
+        };
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_parts(text.as_deref().unwrap_or(""), &vars)
+    }
+
+    /// Parses TOML text overlaid with `LATCHKEY_*` pairs from `vars`, then validates.
+    pub fn from_parts(text: &str, vars: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| ConfigError(one_line(&error.to_string())))?;
+        for (name, value) in vars {
+            overlay(&mut table, name, value)?;
+        }
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = one_line(&error.into_inner().to_string());
+                if path == "." { ConfigError(inner) } else { ConfigError::at(path, inner) }
+            })?;
+        raw.validate()
+    }
+
+    /// Store options derived from the config.
+    pub fn store_options(&self) -> Options {
+        Options { synchronous: self.database.synchronous }
+    }
+
+    /// The parsed master key, if one is configured.
+    pub fn master_key(&self) -> Result<Option<MasterKey>, ConfigError> {
+        self.master_key
+            .as_ref()
+            .map(|key| MasterKey::parse(key.expose()).map_err(|e| ConfigError::at("master_key", e)))
+            .transpose()
+    }
+
+    /// Timing of the key lifecycle.
+    pub fn key_policy(&self) -> Policy {
+        let longest_token = self.tokens.access_token_ttl.max(self.tokens.id_token_ttl);
+        // Nodes notice a successor within one refresh interval and may sign with the old key
+        // until then; keep its public half that much longer, twice for clock skew.
+        let retention = longest_token + 2 * KEY_REFRESH_INTERVAL;
+        Policy {
+            prepublication: secs(self.keys.prepublication),
+            retention: secs(retention),
+            rotation_period: secs(self.keys.rotation_period),
+        }
+    }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// TOML errors span several lines with a caret; the CLI promises one.
+fn one_line(message: &str) -> String {
+    message.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Applies `LATCHKEY_SECTION__KEY=value` to the table. `true`, `false` and `[...]` values are
+/// read as TOML; everything else is a string.
+fn overlay(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(rest) = name.strip_prefix("LATCHKEY_") else { return Ok(()) };
+    if name.starts_with(TEST_PREFIX) || rest.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    let parsed = if value == "true" || value == "false" || value.starts_with('[') {
+        let doc: toml::Table = format!("v = {value}")
+            .parse()
+            .map_err(|_| ConfigError::at(name, "is not a valid TOML value"))?;
+        doc.get("v").cloned().unwrap_or_else(|| toml::Value::String(value.to_owned()))
+    } else {
+        toml::Value::String(value.to_owned())
+    };
+    let (last, sections) = keys.split_last().ok_or_else(|| ConfigError::at(name, "empty key"))?;
+    let mut target = table;
+    for section in sections {
+        let entry =
+            target.entry(section.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        target = entry.as_table_mut().ok_or_else(|| {
+            ConfigError::at(name, format!("`{section}` is not a section and cannot be overridden"))
+        })?;
+    }
+    target.insert(last.clone(), parsed);
+    Ok(())
+}
+
+/// Parses a duration such as `15m`, `1h30m` or `14d`.
+fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let parsed = humantime::parse_duration(value).map_err(|_| {
+        ConfigError::at(
+            key,
+            format!(
+                "invalid duration {value:?}: write it like \"60s\", \"15m\", \"1h30m\" or \"14d\""
+            ),
+        )
+    })?;
+    if parsed.is_zero() {
+        return Err(ConfigError::at(key, "must be longer than zero"));
+    }
+    Ok(parsed)
+}
+
+/// Whether `host` is a loopback name or address.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Validates the issuer: an absolute https URL without query or fragment (RFC 8414 §2), or
+/// http on a loopback host for local use.
+fn issuer(value: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(value).map_err(|error| {
+        ConfigError::at(
+            "issuer",
+            format!("{value:?} is not a URL ({error}): use e.g. \"https://auth.example.com\""),
+        )
+    })?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::at("issuer", "must not have a query or fragment (RFC 8414 §2)"));
+    }
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => {}
+        ("http", Some(host)) if is_loopback(&host) => {}
+        ("http", Some(_)) => {
+            return Err(ConfigError::at(
+                "issuer",
+                format!(
+                    "{value:?} uses http on a non-loopback host: use https (http is only for 127.0.0.1, [::1] or localhost)"
+                ),
+            ));
+        }
+        _ => return Err(ConfigError::at("issuer", format!("{value:?} must be an https URL"))),
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! The file's shape, as serde reads it, and its validation into [`Config`].
+
+use std::collections::HashSet;
+use std::fmt;
+
+use latchkey::model::TokenFormat;
+use latchkey::store::Synchronous;
+use serde::Deserialize;
+
+use super::clients::{RawClient, RawUser};
+use super::{
+    Config, ConfigError, DatabaseConfig, JWKS_MAX_AGE, KEY_REFRESH_INTERVAL, KeyConfig, LogConfig,
+    Resource, TlsConfig, TokenConfig, duration, issuer,
+};
+
+/// A configured secret (password, client secret, master key, database URL): never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    issuer: Option<String>,
+    listen: Option<String>,
+    master_key: Option<Secret>,
+    #[serde(default)]
+    database: RawDatabase,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    tokens: RawTokens,
+    #[serde(default)]
+    keys: RawKeys,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    resources: Vec<RawResource>,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<Secret>,
+    synchronous: Option<RawSynchronous>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSynchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    access_token_ttl: Option<String>,
+    refresh_token_ttl: Option<String>,
+    authorization_code_ttl: Option<String>,
+    id_token_ttl: Option<String>,
+    access_token_format: Option<TokenFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    rotation_period: Option<String>,
+    prepublication: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<RawLogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawLogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    identifier: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn optional_duration(
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    duration(key, value.unwrap_or(default))
+}
+
+impl RawConfig {
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let issuer = issuer(self.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
+        let listen_text = self.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::at(
+                "listen",
+                format!("{listen_text:?} is not an address: write IP:PORT, e.g. \"0.0.0.0:8080\""),
+            )
+        })?;
+        let tokens = self.tokens.validate()?;
+        let keys = self.keys.validate()?;
+        let resources = validate_resources(self.resources)?;
+        let clients = super::clients::validate_clients(self.clients)?;
+        let users = super::clients::validate_users(self.users)?;
+        let config = Config {
+            issuer,
+            listen,
+            master_key: self.master_key,
+            database: self.database.validate()?,
+            tls: self.tls.map(|tls| TlsConfig { cert: tls.cert.into(), key: tls.key.into() }),
+            tokens,
+            keys,
+            log: LogConfig {
+                json: matches!(self.log.format, Some(RawLogFormat::Json)),
+                level: self.log.level.unwrap_or_else(|| "info".into()),
+            },
+            resources,
+            clients,
+            users,
+        };
+        config.master_key()?;
+        Ok(config)
+    }
+}
+
+impl RawDatabase {
+    fn validate(self) -> Result<DatabaseConfig, ConfigError> {
+        let url = self.url.unwrap_or_else(|| Secret::new("sqlite://latchkey.db"));
+        let text = url.expose();
+        let known = ["sqlite://", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| text.starts_with(scheme)) || known.contains(&text) {
+            return Err(ConfigError::at(
+                "database.url",
+                "must be sqlite://PATH (one node) or postgres://USER@HOST/DB (several nodes)",
+            ));
+        }
+        let synchronous = match self.synchronous {
+            None | Some(RawSynchronous::Normal) => Synchronous::Normal,
+            Some(RawSynchronous::Full) => Synchronous::Full,
+        };
+        Ok(DatabaseConfig { url, synchronous })
+    }
+}
+
+impl RawTokens {
+    fn validate(self) -> Result<TokenConfig, ConfigError> {
+        Ok(TokenConfig {
+            access_token_ttl: optional_duration(
+                "tokens.access_token_ttl",
+                self.access_token_ttl.as_deref(),
+                "15m",
+            )?,
+            refresh_token_ttl: optional_duration(
+                "tokens.refresh_token_ttl",
+                self.refresh_token_ttl.as_deref(),
+                "14d",
+            )?,
+            authorization_code_ttl: optional_duration(
+                "tokens.authorization_code_ttl",
+                self.authorization_code_ttl.as_deref(),
+                "60s",
+            )?,
+            id_token_ttl: optional_duration(
+                "tokens.id_token_ttl",
+                self.id_token_ttl.as_deref(),
+                "1h",
+            )?,
+            access_token_format: self.access_token_format.unwrap_or_default(),
+        })
+    }
+}
+
+impl RawKeys {
+    fn validate(self) -> Result<KeyConfig, ConfigError> {
+        let rotation_period =
+            optional_duration("keys.rotation_period", self.rotation_period.as_deref(), "90d")?;
+        let prepublication =
+            optional_duration("keys.prepublication", self.prepublication.as_deref(), "1h")?;
+        let minimum = JWKS_MAX_AGE + KEY_REFRESH_INTERVAL;
+        if prepublication <= minimum {
+            return Err(ConfigError::at(
+                "keys.prepublication",
+                format!(
+                    "must be longer than {}s (JWKS cache max-age plus key refresh interval), or verifiers may see a key before they can fetch it",
+                    minimum.as_secs()
+                ),
+            ));
+        }
+        if rotation_period <= prepublication {
+            return Err(ConfigError::at(
+                "keys.rotation_period",
+                "must be longer than keys.prepublication",
+            ));
+        }
+        Ok(KeyConfig { rotation_period, prepublication })
+    }
+}
+
+fn validate_resources(raw: Vec<RawResource>) -> Result<Vec<Resource>, ConfigError> {
+    let mut owners: HashSet<String> = HashSet::new();
+    let mut identifiers: HashSet<String> = HashSet::new();
+    let mut resources = Vec::with_capacity(raw.len());
+    for (index, resource) in raw.into_iter().enumerate() {
+        let key = format!("resources[{index}]");
+        // RFC 8707 §2: an absolute URI without a fragment.
+        match url::Url::parse(&resource.identifier) {
+            Ok(url) if url.fragment().is_none() => {}
+            _ => {
+                return Err(ConfigError::at(
+                    format!("{key}.identifier"),
+                    format!(
+                        "{:?} must be an absolute URI without a fragment (RFC 8707 §2)",
+                        resource.identifier
+                    ),
+                ));
+            }
+        }
+        if !identifiers.insert(resource.identifier.clone()) {
+            return Err(ConfigError::at(format!("{key}.identifier"), "is listed twice"));
+        }
+        for (scope_index, scope) in resource.scopes.iter().enumerate() {
+            let scope_key = format!("{key}.scopes[{scope_index}]");
+            super::clients::check_scope_token(&scope_key, scope)?;
+            if !owners.insert(scope.clone()) {
+                return Err(ConfigError::at(
+                    scope_key,
+                    format!(
+                        "scope {scope:?} is defined by two resources: each scope belongs to one API"
+                    ),
+                ));
+            }
+        }
+        resources.push(Resource { identifier: resource.identifier, scopes: resource.scopes });
+    }
+    Ok(resources)
+}

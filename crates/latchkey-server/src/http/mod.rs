@@ -1,0 +1,85 @@
+//! The HTTP edge: routes, shared state, and serving.
+//!
+//! Handlers extract, call one `latchkey` function and map the result; no protocol decision is
+//! made here. `app(state)` and `serve(listener, state, shutdown)` are plain functions so that
+//! tests own the port.
+
+mod discovery;
+mod health;
+mod jwks;
+pub mod paths;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::routing::get;
+use latchkey::keys::KeyManager;
+use latchkey::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+
+/// Largest request body accepted; OAuth requests are small forms.
+const BODY_LIMIT: usize = 64 * 1024;
+/// A request that takes longer than this is cut off (slow-loris bodies included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+    /// The discovery document, serialized once.
+    pub metadata_json: Bytes,
+    /// Becomes true once static clients and users from the config are stored.
+    pub static_loaded: watch::Receiver<bool>,
+}
+
+/// The router with every endpoint and the cross-cutting layers.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
+        .route(paths::JWKS, get(jwks::jwks))
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(security_header("x-content-type-options", "nosniff"))
+        .layer(security_header("x-frame-options", "DENY"))
+        .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+/// Serves plain HTTP on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,133 @@
+//! Bringing a node up: open and migrate the store, load keys, load static registrations, and
+//! keep keys fresh in the background.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use latchkey::keys::KeyManager;
+use latchkey::model::{ClientRecord, ClientSource, User};
+use latchkey::oidc::discovery;
+use latchkey::password::Hasher;
+use latchkey::store::{self, Store};
+use tokio::sync::watch;
+
+use crate::config::{Config, KEY_REFRESH_INTERVAL};
+use crate::http::{AppState, paths};
+
+/// Unix time in seconds: the clock every expiry check is given.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Opens the configured store and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(config.database.url.expose(), config.store_options())
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+/// Everything a node needs before it can answer requests. Static clients and users are loaded
+/// in the background (argon2 costs ~40 ms each) while discovery and the JWKS already answer;
+/// `/readyz` reports when they are in.
+pub async fn boot(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    let master = config.master_key()?;
+    let keys = KeyManager::start(store.clone(), master, config.key_policy(), unix_now())
+        .await
+        .context("loading signing keys")?;
+    let keys = Arc::new(keys);
+    let metadata = discovery::metadata(&config.issuer, paths::JWKS);
+    let metadata_json = serde_json::to_vec(&metadata).context("serializing metadata")?.into();
+    let (loaded_tx, static_loaded) = watch::channel(false);
+    let config = Arc::new(config);
+    tokio::spawn(load_static_registrations(config.clone(), store.clone(), loaded_tx));
+    tokio::spawn(refresh_keys(keys.clone()));
+    Ok(AppState { config, store, keys, metadata_json, static_loaded })
+}
+
+async fn load_static_registrations(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    done: watch::Sender<bool>,
+) {
+    let hasher = Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    loop {
+        match sync_static(&config, store.as_ref(), &hasher).await {
+            Ok(()) => {
+                done.send_replace(true);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "loading static clients and users failed; retrying in 5s"
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// Upserts `[[clients]]` and `[[users]]`, hashing secrets first, and drops config clients that
+/// are no longer in the file.
+pub async fn sync_static(
+    config: &Config,
+    store: &dyn Store,
+    hasher: &Hasher,
+) -> anyhow::Result<()> {
+    let now = unix_now();
+    for entry in &config.clients {
+        let secret_hash = match &entry.secret {
+            Some(secret) => Some(hasher.hash(secret.expose().to_owned()).await?),
+            None => None,
+        };
+        let record = ClientRecord {
+            client: entry.client.clone(),
+            secret_hash,
+            source: ClientSource::Config,
+        };
+        store.upsert_client(&record, now).await?;
+    }
+    let keep: Vec<String> = config.clients.iter().map(|c| c.client.client_id.clone()).collect();
+    let removed = store.remove_config_clients_except(&keep).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed clients that are no longer in the config");
+    }
+    for entry in &config.users {
+        let user = User {
+            id: new_user_id()?,
+            username: entry.username.clone(),
+            password_hash: hasher.hash(entry.password.expose().to_owned()).await?,
+            email: entry.email.clone(),
+            name: entry.name.clone(),
+        };
+        store.upsert_user(&user, now).await?;
+    }
+    tracing::info!(
+        clients = config.clients.len(),
+        users = config.users.len(),
+        "static registrations loaded"
+    );
+    Ok(())
+}
+
+/// A new subject identifier: random, so it reveals nothing and is never reused.
+pub fn new_user_id() -> anyhow::Result<String> {
+    use base64::Engine;
+    let bytes = latchkey::secret::random_bytes::<16>()?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+async fn refresh_keys(keys: Arc<KeyManager>) {
+    let mut interval = tokio::time::interval(KEY_REFRESH_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Err(error) = keys.refresh(unix_now()).await {
+            tracing::error!(%error, "refreshing signing keys failed; serving the ones loaded before");
+        }
+    }
+}
