@@ -158,7 +158,15 @@ impl Config {
             .map_err(|error| {
                 let path = error.path().to_string();
                 let inner = one_line(&error.into_inner().to_string());
-                if path == "." { ConfigError(inner) } else { ConfigError::at(path, inner) }
+                if path == "." {
+                    return ConfigError(inner);
+                }
+                // toml appends a less precise location (" in `clients.grant_types`").
+                let inner = match inner.rfind(" in `") {
+                    Some(cut) if inner.ends_with('`') => inner[..cut].to_owned(),
+                    _ => inner,
+                };
+                ConfigError::at(path, inner)
             })?;
         raw.validate()
     }

@@ -1,1 +1,219 @@
+use super::*;
 
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_parts(text, &[])
+}
+
+fn error_of(text: &str) -> String {
+    load(text).expect_err("config should be refused").to_string()
+}
+
+const CLIENT_HEAD: &str = "[[clients]]\nclient_id = \"app\"\n";
+
+#[test]
+fn defaults_are_safe_and_complete() {
+    let config = load("").unwrap();
+    assert_eq!(config.issuer, "http://127.0.0.1:8080");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database.url.expose(), "sqlite://latchkey.db");
+    assert_eq!(config.tokens.access_token_ttl, Duration::from_secs(15 * 60));
+    assert_eq!(config.tokens.refresh_token_ttl, Duration::from_secs(14 * 86400));
+    assert_eq!(config.tokens.authorization_code_ttl, Duration::from_secs(60));
+    assert_eq!(config.keys.rotation_period, Duration::from_secs(90 * 86400));
+    assert_eq!(config.database.synchronous, Synchronous::Normal);
+}
+
+#[test]
+fn bad_configurations_are_refused_with_the_key_and_the_fix() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "colour = \"blue\"",
+            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `database`, `tls`, `tokens`, `keys`, `log`, `resources`, `clients`, `users`",
+        ),
+        (
+            "[tokens]\nlifetime = \"1h\"",
+            "config: tokens.lifetime: unknown field `lifetime`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `access_token_format`",
+        ),
+        (
+            "[tokens]\naccess_token_ttl = \"soon\"",
+            "config: tokens.access_token_ttl: invalid duration \"soon\": write it like \"60s\", \"15m\", \"1h30m\" or \"14d\"",
+        ),
+        (
+            "[tokens]\naccess_token_ttl = \"0s\"",
+            "config: tokens.access_token_ttl: must be longer than zero",
+        ),
+        (
+            "issuer = \"not a url\"",
+            "config: issuer: \"not a url\" is not a URL (relative URL without a base): use e.g. \"https://auth.example.com\"",
+        ),
+        (
+            "issuer = \"http://auth.example.com\"",
+            "config: issuer: \"http://auth.example.com\" uses http on a non-loopback host: use https (http is only for 127.0.0.1, [::1] or localhost)",
+        ),
+        (
+            "issuer = \"https://a.example.com/?x=1\"",
+            "config: issuer: must not have a query or fragment (RFC 8414 §2)",
+        ),
+        (
+            "listen = \"8080\"",
+            "config: listen: \"8080\" is not an address: write IP:PORT, e.g. \"0.0.0.0:8080\"",
+        ),
+        (
+            "[database]\nurl = \"mysql://localhost/db\"",
+            "config: database.url: must be sqlite://PATH (one node) or postgres://USER@HOST/DB (several nodes)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = []\n",
+            "config: clients[0].redirect_uris: a client with the authorization_code grant needs at least one redirect URI",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://app.example.com/cb#frag\"]",
+            "config: clients[0].redirect_uris[0]: \"https://app.example.com/cb#frag\" must not contain a fragment (RFC 6749 §3.1.2)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nclient_secret = \"s\"\ntoken_endpoint_auth_method = \"none\"\nredirect_uris = [\"https://a.example.com/cb\"]",
+            "config: clients[0].client_secret: a public client (token_endpoint_auth_method = \"none\") must not have a secret: remove client_secret or choose client_secret_basic",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\ngrant_types = [\"implicit\"]",
+            "config: clients[0].grant_types[0]: unknown variant `implicit`, expected one of `authorization_code`, `refresh_token`, `client_credentials`, `password`",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"client_secret_jwt\"",
+            "config: clients[0].token_endpoint_auth_method: unknown variant `client_secret_jwt`, expected one of `client_secret_basic`, `client_secret_post`, `private_key_jwt`, `none`",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\ngrant_types = [\"client_credentials\"]",
+            "config: clients[0].client_secret: is required for token_endpoint_auth_method = \"client_secret_basic\"; or use \"none\" for a public client",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\ngrant_types = [\"client_credentials\"]",
+            "config: clients[0].grant_types: a public client cannot use client_credentials: give it a secret or remove the grant",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]\nrequire_pkce = false",
+            "config: clients[0].require_pkce: PKCE cannot be switched off for a public client (RFC 9700 §2.1.1)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"http://app.example.com/cb\"]",
+            "config: clients[0].redirect_uris[0]: \"http://app.example.com/cb\" must use https (http is allowed only on 127.0.0.1, [::1] or localhost)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]\nscopes = [\"two words\"]",
+            "config: clients[0].scopes[0]: \"two words\" is not a valid scope: printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]\n[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]",
+            "config: clients[1].client_id: \"app\" is listed twice",
+        ),
+        (
+            "[keys]\nprepublication = \"1m\"",
+            "config: keys.prepublication: must be longer than 360s (JWKS cache max-age plus key refresh interval), or verifiers may see a key before they can fetch it",
+        ),
+        (
+            "master_key = \"too-short\"",
+            "config: master_key: master key must be 32 random bytes in base64 (for example from `openssl rand -base64 32`)",
+        ),
+        (
+            "[[resources]]\nidentifier = \"photos\"",
+            "config: resources[0].identifier: \"photos\" must be an absolute URI without a fragment (RFC 8707 §2)",
+        ),
+        (
+            "[[users]]\nusername = \"alice\"\npassword = \"\"",
+            "config: users[0].password: must not be empty",
+        ),
+    ];
+    let mut mismatches = Vec::new();
+    for (text, expected) in cases {
+        let actual = error_of(text);
+        if &actual != expected {
+            mismatches
+                .push(format!("config:\n{text}\n  expected: {expected}\n  actual:   {actual}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+}
+
+#[test]
+fn errors_are_one_line() {
+    let message = error_of("issuer = ");
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.starts_with("config: "), "{message}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let vars = vec![
+        ("LATCHKEY_ISSUER".to_owned(), "https://auth.example.com".to_owned()),
+        ("LATCHKEY_TOKENS__ACCESS_TOKEN_TTL".to_owned(), "5m".to_owned()),
+        ("LATCHKEY_DATABASE__URL".to_owned(), "postgres://db/latchkey".to_owned()),
+        ("LATCHKEY_TEST_POSTGRES_URL".to_owned(), "ignored".to_owned()),
+        ("HOME".to_owned(), "/root".to_owned()),
+    ];
+    let config = Config::from_parts("issuer = \"http://127.0.0.1:1\"\n", &vars).unwrap();
+    assert_eq!(config.issuer, "https://auth.example.com");
+    assert_eq!(config.tokens.access_token_ttl, Duration::from_secs(300));
+    assert_eq!(config.database.url.expose(), "postgres://db/latchkey");
+}
+
+#[test]
+fn unknown_environment_keys_are_refused_too() {
+    let vars = vec![("LATCHKEY_TOKENS__TTL".to_owned(), "5m".to_owned())];
+    let error = Config::from_parts("", &vars).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "config: tokens.ttl: unknown field `ttl`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `access_token_format`"
+    );
+}
+
+#[test]
+fn client_defaults_follow_the_secret() {
+    let text = format!(
+        "{CLIENT_HEAD}client_secret = \"s3cret\"\nredirect_uris = [\"http://127.0.0.1:9000/callback\"]\n\
+         [[clients]]\nclient_id = \"spa\"\nredirect_uris = [\"https://spa.example.com/cb\"]"
+    );
+    let config = load(&text).unwrap();
+    let confidential = &config.clients[0].client;
+    assert_eq!(
+        confidential.token_endpoint_auth_method,
+        latchkey::model::AuthMethod::ClientSecretBasic
+    );
+    assert!(confidential.require_pkce && confidential.require_consent);
+    let public = &config.clients[1].client;
+    assert!(public.is_public());
+    assert!(config.clients[1].secret.is_none());
+}
+
+#[test]
+fn check_warns_about_weak_settings() {
+    let text = format!(
+        "[tokens]\naccess_token_ttl = \"2h\"\n{CLIENT_HEAD}client_secret = \"s3cret\"\n\
+         grant_types = [\"password\"]\nrequire_pkce = false\n"
+    );
+    let warnings = load(&text).unwrap().warnings();
+    let has = |needle: &str| warnings.iter().any(|w| w.contains(needle));
+    assert!(has("master_key: not set"), "{warnings:#?}");
+    assert!(has("tokens.access_token_ttl: 2h is over 1 hour"), "{warnings:#?}");
+    assert!(has("clients.app: the password grant is enabled"), "{warnings:#?}");
+    assert!(has("clients.app: client_secret is set in the config"), "{warnings:#?}");
+    assert!(has("clients.app: require_pkce = false"), "{warnings:#?}");
+
+    let strong = Config::from_parts(
+        "issuer = \"https://auth.example.com\"\nmaster_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"",
+        &[],
+    )
+    .unwrap();
+    assert!(strong.warnings().is_empty(), "{:#?}", strong.warnings());
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let text = format!(
+        "master_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n{CLIENT_HEAD}client_secret = \"hunter2-secret\"\n\
+         redirect_uris = [\"https://a.example.com/cb\"]\n[[users]]\nusername = \"alice\"\npassword = \"pa55word\""
+    );
+    let debug = format!("{:?}", load(&text).unwrap());
+    for secret in ["hunter2-secret", "pa55word", "MDEyMzQ1"] {
+        assert!(!debug.contains(secret), "{secret} leaked");
+    }
+}

@@ -1,0 +1,138 @@
+//! The behaviour every engine must share.
+
+use latchkey::model::{
+    ApplicationType, AuthMethod, Client, ClientRecord, ClientSource, GrantType, User,
+};
+use latchkey::store::Error;
+
+use crate::TestDb;
+
+fn client(id: &str, source: ClientSource) -> ClientRecord {
+    ClientRecord {
+        client: Client {
+            client_id: id.into(),
+            client_name: Some(format!("{id} app")),
+            application_type: ApplicationType::Web,
+            redirect_uris: vec!["https://app.example.com/cb".into()],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scopes: vec!["openid".into()],
+            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            require_consent: true,
+            require_pkce: true,
+            jwks_uri: None,
+            jwks: None,
+            access_token_format: None,
+            id_token_signed_response_alg: None,
+            refresh_grace_period_secs: Some(10),
+        },
+        secret_hash: Some("sha256:abc".into()),
+        source,
+    }
+}
+
+fn user(username: &str, id: &str) -> User {
+    User {
+        id: id.into(),
+        username: username.into(),
+        password_hash: "$argon2id$x".into(),
+        email: Some(format!("{username}@example.com")),
+        name: None,
+    }
+}
+
+async fn migrations_can_run_again_and_concurrently(db: TestDb) {
+    db.store.migrate().await.unwrap();
+    // Three more nodes start at once against the same database.
+    let mut nodes = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let store = db.open_another().await;
+        nodes.spawn(async move { store.migrate().await });
+    }
+    while let Some(result) = nodes.join_next().await {
+        result.unwrap().unwrap();
+    }
+    db.store.ping().await.unwrap();
+    assert!(db.store.clients().await.unwrap().is_empty());
+}
+
+async fn clients_round_trip(db: TestDb) {
+    let store = &db.store;
+    let record = client("photo-app", ClientSource::Config);
+    store.upsert_client(&record, 100).await.unwrap();
+    assert_eq!(store.client("photo-app").await.unwrap(), Some(record.clone()));
+    assert_eq!(store.client("nobody").await.unwrap(), None);
+
+    let mut changed = record.clone();
+    changed.client.scopes.push("email".into());
+    changed.secret_hash = None;
+    store.upsert_client(&changed, 200).await.unwrap();
+    assert_eq!(store.client("photo-app").await.unwrap(), Some(changed));
+
+    store.upsert_client(&client("another", ClientSource::Cli), 300).await.unwrap();
+    let ids: Vec<String> =
+        store.clients().await.unwrap().into_iter().map(|r| r.client.client_id).collect();
+    assert_eq!(ids, ["another", "photo-app"]);
+
+    store.remove_client("photo-app").await.unwrap();
+    assert!(matches!(store.remove_client("photo-app").await, Err(Error::NotFound)));
+    assert_eq!(store.client("photo-app").await.unwrap(), None);
+}
+
+async fn config_clients_dropped_from_the_file_are_removed(db: TestDb) {
+    let store = &db.store;
+    for (id, source) in [
+        ("kept", ClientSource::Config),
+        ("dropped", ClientSource::Config),
+        ("cli", ClientSource::Cli),
+    ] {
+        store.upsert_client(&client(id, source), 1).await.unwrap();
+    }
+    let removed = store.remove_config_clients_except(&["kept".to_owned()]).await.unwrap();
+    assert_eq!(removed, 1);
+    let ids: Vec<String> =
+        store.clients().await.unwrap().into_iter().map(|r| r.client.client_id).collect();
+    assert_eq!(ids, ["cli", "kept"], "CLI-registered clients are never removed by the config");
+}
+
+async fn users_round_trip_and_keep_their_subject(db: TestDb) {
+    let store = &db.store;
+    let alice = store.upsert_user(&user("alice", "sub-1"), 1).await.unwrap();
+    assert_eq!(alice.id, "sub-1");
+    // Upserting the same username again (a restart with the config) keeps the subject.
+    let mut again = user("alice", "sub-2");
+    again.name = Some("Alice".into());
+    let alice = store.upsert_user(&again, 2).await.unwrap();
+    assert_eq!(alice.id, "sub-1");
+    assert_eq!(alice.name.as_deref(), Some("Alice"));
+    assert_eq!(store.user_by_username("alice").await.unwrap(), Some(alice));
+
+    store.upsert_user(&user("bob", "sub-3"), 3).await.unwrap();
+    let names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    store.set_password_hash("bob", "$argon2id$new", 4).await.unwrap();
+    assert_eq!(
+        store.user_by_username("bob").await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    assert!(matches!(store.set_password_hash("carol", "h", 5).await, Err(Error::NotFound)));
+
+    store.remove_user("bob").await.unwrap();
+    assert!(matches!(store.remove_user("bob").await, Err(Error::NotFound)));
+    assert_eq!(store.user_by_username("bob").await.unwrap(), None);
+}
+
+async fn a_user_id_is_unique(db: TestDb) {
+    db.store.upsert_user(&user("alice", "same"), 1).await.unwrap();
+    let clash = db.store.upsert_user(&user("bob", "same"), 1).await;
+    assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
+}
+
+crate::on_both_engines!(
+    migrations_can_run_again_and_concurrently,
+    clients_round_trip,
+    config_clients_dropped_from_the_file_are_removed,
+    users_round_trip_and_keep_their_subject,
+    a_user_id_is_unique,
+);
