@@ -24,7 +24,7 @@ pub struct TestDb {
 
 enum Location {
     Sqlite(String),
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
 }
 
 impl TestDb {
@@ -40,7 +40,7 @@ async fn open(location: &Location) -> Arc<dyn Store> {
             Arc::new(SqliteStore::open(path, Synchronous::Normal).await.unwrap())
         }
         Location::Postgres(options) => {
-            Arc::new(PgStore::connect_with(options.clone()).await.unwrap())
+            Arc::new(PgStore::connect_with(options.as_ref().clone()).await.unwrap())
         }
     }
 }
@@ -76,7 +76,8 @@ pub async fn postgres() -> Option<TestDb> {
         .unwrap();
     admin.close().await;
     let options: PgConnectOptions = url.parse().unwrap();
-    let location = Location::Postgres(options.options([("search_path", schema.as_str())]));
+    let location =
+        Location::Postgres(Box::new(options.options([("search_path", schema.as_str())])));
     let store = open(&location).await;
     store.migrate().await.unwrap();
     Some(TestDb { store, location, _dir: None })
