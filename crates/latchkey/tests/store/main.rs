@@ -3,7 +3,7 @@
 //! The PostgreSQL half needs `LATCHKEY_TEST_POSTGRES_URL`; each test gets its own schema. When
 //! the variable is missing the PostgreSQL tests are skipped, except under `CI=true`, where a
 //! skip is a failure.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
 
 mod conformance;
 mod keys;

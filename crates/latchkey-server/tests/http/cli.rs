@@ -1,0 +1,268 @@
+//! The admin CLI and `serve`, run as the real binary.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::process::{ConfigFile, Serving, command, free_port, run, stderr, stdout, wait_until_ok};
+
+#[test]
+fn bad_config_exits_2_with_one_line_naming_key_and_fix() {
+    let config = ConfigFile::new("[tokens]\naccess_token_ttl = \"forever\"\n");
+    for args in [&["check"][..], &["serve"], &["migrate"], &["keys", "list"]] {
+        let output = run(args, &config.path, "");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(
+            err,
+            "latchkey: config: tokens.access_token_ttl: invalid duration \"forever\": write it like \"60s\", \"15m\", \"1h30m\" or \"14d\"\n"
+        );
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let output = command(&["frobnicate"], None).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let missing = ConfigFile::new("");
+    let output = run(&["check"], &missing.dir.path().join("absent.toml"), "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("latchkey: config: cannot read "), "{}", stderr(&output));
+}
+
+#[test]
+fn check_reports_weak_settings_and_exits_0() {
+    let config = ConfigFile::new(
+        "[tokens]\naccess_token_ttl = \"3h\"\n[[clients]]\nclient_id = \"legacy\"\nclient_secret = \"pw\"\n\
+         grant_types = [\"password\"]\nrequire_pkce = false\n",
+    );
+    let output = run(&["check"], &config.path, "");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    for expected in [
+        "warning: master_key: not set",
+        "warning: tokens.access_token_ttl: 3h is over 1 hour",
+        "warning: clients.legacy: the password grant is enabled",
+        "warning: clients.legacy: client_secret is set in the config",
+        "warning: clients.legacy: require_pkce = false",
+        "config OK (6 warnings)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn clients_add_prints_a_generated_secret_once_and_stores_only_its_hash() {
+    let config = ConfigFile::sqlite("");
+    let output = run(
+        &[
+            "clients",
+            "add",
+            "billing",
+            "--name",
+            "Billing",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read:invoices",
+        ],
+        &config.path,
+        "",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let secret = out.lines().find_map(|l| l.strip_prefix("client_secret: ")).unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "256 bits, base64url");
+
+    let show = stdout(&run(&["clients", "show", "billing"], &config.path, ""));
+    assert!(
+        show.contains("\"client_credentials\"") && show.contains("\"has_secret\": true"),
+        "{show}"
+    );
+    assert!(!show.contains(&secret), "the secret is shown only once");
+    let mut db = Vec::new();
+    std::fs::File::open(config.dir.path().join("latchkey.db"))
+        .unwrap()
+        .read_to_end(&mut db)
+        .unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret stored in clear");
+
+    let list = stdout(&run(&["clients", "list"], &config.path, ""));
+    assert_eq!(list, "billing\tconfidential\tclient_credentials\tcli\n");
+
+    let public = run(
+        &["clients", "add", "spa", "--public", "--redirect-uri", "https://spa.example.com/cb"],
+        &config.path,
+        "",
+    );
+    assert!(stdout(&public).contains("public client: no secret"), "{}", stderr(&public));
+
+    let duplicate = run(
+        &["clients", "add", "spa", "--public", "--redirect-uri", "https://spa.example.com/cb"],
+        &config.path,
+        "",
+    );
+    assert_eq!(duplicate.status.code(), Some(1));
+
+    let invalid = run(
+        &["clients", "add", "web", "--redirect-uri", "http://web.example.com/cb"],
+        &config.path,
+        "",
+    );
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(stderr(&invalid).contains("client.redirect_uris[0]"), "{}", stderr(&invalid));
+
+    assert!(run(&["clients", "remove", "billing"], &config.path, "").status.success());
+    let again = run(&["clients", "remove", "billing"], &config.path, "");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("no client \"billing\""), "{}", stderr(&again));
+}
+
+#[test]
+fn users_are_managed_with_passwords_from_stdin() {
+    let config = ConfigFile::sqlite("");
+    let added =
+        run(&["users", "add", "bob", "--email", "bob@example.com"], &config.path, "s3cret-pw\n");
+    assert!(added.status.success(), "{}", stderr(&added));
+    let list = stdout(&run(&["users", "list"], &config.path, ""));
+    assert!(list.starts_with("bob\t") && list.ends_with("\tbob@example.com\n"), "{list}");
+
+    let mut db = Vec::new();
+    std::fs::File::open(config.dir.path().join("latchkey.db"))
+        .unwrap()
+        .read_to_end(&mut db)
+        .unwrap();
+    assert!(!db.windows(9).any(|w| w == b"s3cret-pw"), "password stored in clear");
+
+    assert!(run(&["users", "set-password", "bob"], &config.path, "n3w-pw\n").status.success());
+    let empty = run(&["users", "set-password", "bob"], &config.path, "\n");
+    assert_eq!(empty.status.code(), Some(1));
+    assert_eq!(
+        run(&["users", "set-password", "nobody"], &config.path, "x\n").status.code(),
+        Some(1)
+    );
+    assert!(run(&["users", "remove", "bob"], &config.path, "").status.success());
+    assert_eq!(stdout(&run(&["users", "list"], &config.path, "")), "");
+}
+
+#[test]
+fn keys_list_and_rotate_show_states() {
+    let config = ConfigFile::sqlite("");
+    let list = stdout(&run(&["keys", "list"], &config.path, ""));
+    let states: Vec<&str> = list.lines().skip(1).map(|l| l.split('\t').nth(3).unwrap()).collect();
+    assert_eq!(states, ["current", "current"], "{list}");
+
+    let rotated = run(&["keys", "rotate"], &config.path, "");
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let out = stdout(&rotated);
+    assert_eq!(out.matches("added ").count(), 2, "{out}");
+    let mut states: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("added") && !l.starts_with("KID"))
+        .map(|l| l.split('\t').nth(3).unwrap())
+        .collect();
+    states.sort();
+    assert_eq!(states, ["current", "current", "next", "next"], "{out}");
+}
+
+#[test]
+fn migrate_creates_the_database_and_is_idempotent() {
+    let config = ConfigFile::sqlite("");
+    for _ in 0..2 {
+        let output = run(&["migrate"], &config.path, "");
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "database is up to date\n");
+    }
+    assert!(config.dir.path().join("latchkey.db").exists());
+}
+
+#[test]
+fn a_success_answer_survives_sigkill() {
+    // The CLI prints success only after the commit; killing it at once must not lose the row.
+    let config = ConfigFile::sqlite("");
+    for index in 0..5 {
+        let name = format!("user{index}");
+        let mut child = command(&["users", "add", &name], Some(&config.path))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::{BufRead, Write};
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with(&format!("added user {name}")), "{line}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let list = stdout(&run(&["users", "list"], &config.path, ""));
+    assert_eq!(list.lines().count(), 5, "{list}");
+}
+
+#[tokio::test]
+async fn serve_answers_then_stops_gracefully_on_sigterm_with_json_logs() {
+    let port = free_port();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\"\n"
+    ));
+    let mut server = Serving::start(&config.path);
+    let http = crate::client();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(20)).await;
+    let doc: serde_json::Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], base);
+
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let mut logs = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(!logs.is_empty());
+    for line in logs.lines() {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(entry.get("level").is_some(), "{line}");
+    }
+    assert!(logs.contains("shutting down"), "{logs}");
+}
+
+#[tokio::test]
+async fn serve_speaks_https_when_tls_is_configured() {
+    let port = free_port();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"https://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert_path.display(),
+        key_path.display()
+    ));
+    let _server = Serving::start(&config.path);
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    wait_until_ok(&http, &format!("{base}/healthz"), Duration::from_secs(20)).await;
+    let doc: serde_json::Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["jwks_uri"], format!("{base}/.well-known/jwks.json"));
+    // Plain HTTP on the TLS port gets no answer from the application.
+    let plain = crate::client().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}

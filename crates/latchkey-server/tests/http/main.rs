@@ -1,0 +1,128 @@
+//! HTTP and CLI tests against real servers on 127.0.0.1 and real databases: an SQLite file,
+//! and PostgreSQL (one schema per test) when `LATCHKEY_TEST_POSTGRES_URL` is set. Without it
+//! the PostgreSQL tests are skipped, except under `CI=true`, where that is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
+mod cli;
+mod discovery;
+mod nodes;
+mod process;
+
+use latchkey_server::config::Config;
+use latchkey_server::http::{self, AppState};
+use latchkey_server::startup;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A database for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    TestDb { url, _dir: Some(dir) }
+}
+
+/// A fresh schema, or `None` when PostgreSQL is not configured outside CI.
+pub async fn postgres_db() -> Option<TestDb> {
+    let Ok(base) = std::env::var("LATCHKEY_TEST_POSTGRES_URL") else {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!(
+                "LATCHKEY_TEST_POSTGRES_URL is not set under CI=true: the PostgreSQL half must run"
+            );
+        }
+        eprintln!("skipped: LATCHKEY_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let schema = format!(
+        "lk_http_{}",
+        latchkey::secret::hex(&latchkey::secret::random_bytes::<8>().unwrap())
+    );
+    let pool =
+        sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    Some(TestDb { url, _dir: None })
+}
+
+/// An in-process node serving on an ephemeral 127.0.0.1 port.
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    /// Boots a node on `db` with `extra` TOML appended to the generated config.
+    pub async fn start(db: &TestDb, extra: &str) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let text = format!(
+            "issuer = \"{base}\"\nlisten = \"{}\"\n[database]\nurl = \"{}\"\n{extra}",
+            listener.local_addr().unwrap(),
+            db.url
+        );
+        let config = Config::from_parts(&text, &[]).unwrap();
+        let state = startup::boot(config).await.unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = state.clone();
+        tokio::spawn(async move {
+            http::serve(listener, served, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer { base, state, shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An HTTP client that never follows redirects, so tests see exactly what the server sent.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Declares each listed `async fn name(db: TestDb)` as a test on both engines.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::sqlite_db()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = $crate::postgres_db().await {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}

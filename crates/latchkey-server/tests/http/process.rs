@@ -1,0 +1,126 @@
+//! Running the real `latchkey` binary: admin commands and `serve` as a child process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A config file in its own directory.
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl ConfigFile {
+    pub fn new(text: &str) -> ConfigFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.toml");
+        std::fs::write(&path, text).unwrap();
+        ConfigFile { path, dir }
+    }
+
+    /// `extra` (top-level keys first, then any sections), on an SQLite file in the directory.
+    pub fn sqlite(extra: &str) -> ConfigFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.toml");
+        let db = dir.path().join("latchkey.db");
+        std::fs::write(
+            &path,
+            format!("{extra}\n[database]\nurl = \"sqlite://{}\"\n", db.display()),
+        )
+        .unwrap();
+        ConfigFile { path, dir }
+    }
+}
+
+/// The binary with a clean `LATCHKEY_*` environment, so the caller's shell cannot leak in.
+pub fn command(args: &[&str], config: Option<&Path>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("LATCHKEY_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command.args(args);
+    command
+}
+
+/// Runs to completion with `stdin` piped in.
+pub fn run(args: &[&str], config: &Path, stdin: &str) -> Output {
+    let mut child = command(args, Some(config))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough for a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `latchkey serve` child process that is killed when dropped.
+pub struct Serving {
+    pub child: Child,
+}
+
+impl Serving {
+    pub fn start(config: &Path) -> Serving {
+        let child = command(&["serve"], Some(config))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Serving { child }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop within {within:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `url` until it answers 200 or `within` passes.
+pub async fn wait_until_ok(client: &reqwest::Client, url: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(url).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not answer 200 within {within:?}");
+}
