@@ -9,9 +9,8 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::secret;
@@ -30,31 +29,68 @@ pub enum Error {
     Task,
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+/// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
+fn owasp_params() -> Params {
+    Params::new(19 * 1024, 2, 1, Some(32)).unwrap_or_default()
+}
+
+/// The largest memory cost accepted from a stored hash (64 MiB), so a tampered row cannot make
+/// one login allocate gigabytes.
+const MAX_STORED_M_COST: u32 = 64 * 1024;
+
+/// Work memory for one hash, in 1 KiB blocks: at least what the parameters need and always
+/// more than glibc's largest dynamic mmap threshold (32 MiB). Smaller buffers, once freed,
+/// raise that threshold so the next ones come from the heap and stay resident (~20 MiB of an
+/// idle server); above it every buffer is its own mapping, returned to the system when freed.
+fn work_memory(params: &Params) -> Vec<Block> {
+    const ABOVE_MMAP_THRESHOLD_MAX: usize = 32 * 1024 + 1;
+    vec![Block::new(); params.block_count().max(ABOVE_MMAP_THRESHOLD_MAX)]
+}
+
+fn raw_hash(params: Params, password: &str, salt: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    let memory = work_memory(&params);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, memory)
+        .map_err(|error| Error::Hash(error.to_string()))
 }
 
 /// argon2id PHC string of `password` with a fresh random salt. Blocking: ~40 ms of CPU.
 pub fn hash_password(password: &str) -> Result<String, Error> {
-    argon2()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|error| Error::Hash(error.to_string()))
+    let salt = secret::random_bytes::<16>().map_err(|error| Error::Hash(error.to_string()))?;
+    let params = owasp_params();
+    let mut out = [0u8; 32];
+    raw_hash(params.clone(), password, &salt, &mut out)?;
+    let failed = |error: argon2::password_hash::phc::Error| Error::Hash(error.to_string());
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| Error::Hash(e.to_string()))?,
+        salt: Some(Salt::new(&salt).map_err(failed)?),
+        hash: Some(Output::new(&out).map_err(failed)?),
+    };
+    Ok(hash.to_string())
 }
 
-/// Whether `presented` matches `stored`, a PHC argon2 string or `sha256:<hex>`. Blocking.
+/// Whether `presented` matches `stored`, a PHC argon2id string or `sha256:<hex>`. Blocking.
 ///
 /// A malformed stored hash never matches.
 pub fn verify(presented: &str, stored: &str) -> bool {
     if let Some(expected) = stored.strip_prefix(SHA256_PREFIX) {
         return secret::constant_time_eq(secret::hash(presented).as_bytes(), expected.as_bytes());
     }
-    match PasswordHash::new(stored) {
-        Ok(hash) => argon2().verify_password(presented.as_bytes(), &hash).is_ok(),
-        Err(_) => false,
+    let Ok(hash) = PasswordHash::new(stored) else { return false };
+    let argon2id = hash.algorithm == Algorithm::Argon2id.ident();
+    let v13 = hash.version.is_none_or(|v| v == u32::from(Version::V0x13));
+    let (Ok(params), Some(salt), Some(expected)) = (Params::try_from(&hash), hash.salt, hash.hash)
+    else {
+        return false;
+    };
+    if !argon2id || !v13 || params.m_cost() > MAX_STORED_M_COST || expected.len() > 64 {
+        return false;
     }
+    let mut out = vec![0u8; expected.len()];
+    raw_hash(params, presented, salt.as_ref(), &mut out).is_ok()
+        && secret::constant_time_eq(&out, expected.as_bytes())
 }
 
 /// Stored form of a generated, high-entropy client secret.
@@ -121,6 +157,27 @@ mod tests {
         assert!(stored.starts_with("sha256:ba7816bf"));
         assert!(verify("abc", &stored));
         assert!(!verify("abd", &stored));
+    }
+
+    #[test]
+    fn hashes_from_the_reference_api_verify() {
+        // A PHC string made by argon2's own PasswordHasher verifies here, and ours there.
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params());
+        let theirs = reference.hash_password(b"pw").unwrap().to_string();
+        assert!(verify("pw", &theirs));
+        assert!(!verify("pw2", &theirs));
+        let ours = PasswordHash::new(&hash_password("pw").unwrap()).unwrap();
+        assert!(reference.verify_password(b"pw", &ours).is_ok());
+    }
+
+    #[test]
+    fn other_algorithms_and_huge_costs_are_refused() {
+        use argon2::password_hash::PasswordHasher as _;
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, owasp_params());
+        assert!(!verify("pw", &argon2i.hash_password(b"pw").unwrap().to_string()));
+        let huge = "$argon2id$v=19$m=4194304,t=2,p=1$bGF0Y2hrZXlkdW1teXNhbHQ$0Tz7W5m9S4Ec5gQ0gdpbYeJx1fB0bR9xB6ydBq1Hk0o";
+        assert!(!verify("pw", huge));
     }
 
     #[test]
