@@ -268,7 +268,9 @@ impl KeyManager {
     /// nodes from creating two successors.
     pub async fn refresh(&self, now: i64) -> Result<(), Error> {
         let mut records = self.store.signing_keys().await?;
-        let mut changed = false;
+        // Reload after any attempt, successful or not: a refused insert means another node
+        // added a key this one has not read yet.
+        let mut attempted = false;
         for slot in SLOTS {
             let latest = latest_activation(&records, slot);
             let due = match latest {
@@ -283,16 +285,22 @@ impl KeyManager {
             };
             if let Some(activates_at) = due {
                 let record = self.new_record(slot, now, activates_at)?;
-                changed |= self.store.add_signing_key(&record, latest).await?;
+                self.store.add_signing_key(&record, latest).await?;
+                attempted = true;
             }
         }
-        if changed {
+        if attempted {
             records = self.store.signing_keys().await?;
         }
         let states = classify(&records, now, &self.policy);
-        for (record, state) in records.iter().zip(&states) {
+        for (record, state) in records.iter_mut().zip(&states) {
             if *state == KeyState::Expired {
                 self.store.remove_signing_key(&record.kid).await?;
+            } else if let (false, Some(master)) = (record.sealed, &self.master) {
+                // Keys made before a master key was configured are sealed now.
+                let sealed = master.seal(&record.kid, &record.private_key)?;
+                self.store.replace_private_key(&record.kid, &sealed, true).await?;
+                (record.private_key, record.sealed) = (sealed, true);
             }
         }
         let snapshot = self.build_snapshot(&records, &states)?;

@@ -79,6 +79,8 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts `key` only if the latest activation time in its slot is still `expected_latest`
     /// (`None`: the slot is empty). Returns whether it was inserted.
     async fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
+    /// Replaces a key's stored private key, e.g. with its sealed form once a master key is set.
+    async fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
     /// Deletes a key (expired ones); absent keys are ignored.
     async fn remove_signing_key(&self, kid: &str) -> Result<()>;
 }

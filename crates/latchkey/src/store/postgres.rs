@@ -291,6 +291,17 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()> {
+        sqlx::query("UPDATE signing_keys SET private_key = $1, sealed = $2 WHERE kid = $3")
+            .bind(private_key)
+            .bind(sealed)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
     async fn remove_signing_key(&self, kid: &str) -> Result<()> {
         sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)

@@ -387,6 +387,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()> {
+        let (kid, private_key) = (kid.to_owned(), private_key.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE signing_keys SET private_key = ?1, sealed = ?2 WHERE kid = ?3",
+                params![private_key, sealed, kid],
+            )
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn remove_signing_key(&self, kid: &str) -> Result<()> {
         let kid = kid.to_owned();
         self.write(move |c| {

@@ -129,6 +129,15 @@ async fn a_user_id_is_unique(db: TestDb) {
     assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
 }
 
+#[tokio::test]
+async fn sqlite_files_are_created_in_wal_mode() {
+    let db = crate::sqlite().await;
+    let crate::Location::Sqlite(path) = &db.location else { unreachable!() };
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
 crate::on_both_engines!(
     migrations_can_run_again_and_concurrently,
     clients_round_trip,

@@ -160,7 +160,32 @@ async fn private_keys_are_sealed_under_the_master_key(db: TestDb) {
     let _: Arc<KeyManager> = Arc::new(manager);
 }
 
+async fn plain_keys_are_sealed_once_a_master_key_is_configured(db: TestDb) {
+    let before = KeyManager::start(db.store.clone(), None, POLICY, T0).await.unwrap();
+    assert!(db.store.signing_keys().await.unwrap().iter().all(|k| !k.sealed));
+    let master = MasterKey::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+    let after = KeyManager::start(db.open_another().await, Some(master), POLICY, T0).await.unwrap();
+    assert!(db.store.signing_keys().await.unwrap().iter().all(|k| k.sealed));
+    assert_eq!(before.snapshot().jwks(), after.snapshot().jwks(), "same keys, now sealed");
+}
+
+async fn nodes_starting_together_on_an_empty_database_agree(db: TestDb) {
+    let mut nodes = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = db.open_another().await;
+        nodes.spawn(async move { KeyManager::start(store, None, POLICY, T0).await.unwrap() });
+    }
+    let mut sets = Vec::new();
+    while let Some(manager) = nodes.join_next().await {
+        sets.push(manager.unwrap().snapshot().jwks().clone());
+    }
+    assert!(sets.windows(2).all(|pair| pair[0] == pair[1]));
+    assert_eq!(db.store.signing_keys().await.unwrap().len(), 2, "one key per slot");
+}
+
 crate::on_both_engines!(
+    plain_keys_are_sealed_once_a_master_key_is_configured,
+    nodes_starting_together_on_an_empty_database_agree,
     adding_a_key_is_compare_and_insert,
     concurrent_nodes_add_one_successor,
     rotation_walks_next_current_retiring_gone,

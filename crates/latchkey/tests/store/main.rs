@@ -18,11 +18,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// A migrated, empty store and what keeps it alive.
 pub struct TestDb {
     pub store: Arc<dyn Store>,
-    location: Location,
+    pub location: Location,
     _dir: Option<tempfile::TempDir>,
 }
 
-enum Location {
+pub enum Location {
     Sqlite(String),
     Postgres(Box<PgConnectOptions>),
 }
