@@ -45,6 +45,48 @@ pub fn validate(uri: &str, app_type: ApplicationType) -> Result<(), InvalidRedir
     }
 }
 
+/// The registered redirect URI that `presented` matches, if any.
+///
+/// Matching is exact, character for character (RFC 9700 §4.1.3), with one exception: for
+/// native clients a loopback IP redirect URI matches on any port (RFC 8252 §7.3), since the
+/// app picks a free port at run time. Everything but the port must still be identical.
+pub fn find_match<'a>(
+    registered: &'a [String],
+    presented: &str,
+    app_type: ApplicationType,
+) -> Option<&'a str> {
+    if let Some(exact) = registered.iter().find(|uri| uri.as_str() == presented) {
+        return Some(exact);
+    }
+    if app_type != ApplicationType::Native {
+        return None;
+    }
+    let (host, rest) = split_loopback(presented)?;
+    registered.iter().map(String::as_str).find(|uri| split_loopback(uri) == Some((host, rest)))
+}
+
+/// Splits `http://127.0.0.1:PORT/rest` or `http://[::1]:PORT/rest` into host and rest, without
+/// the port. `localhost` is not included: RFC 8252 §8.3 asks for IP literals.
+fn split_loopback(uri: &str) -> Option<(&str, &str)> {
+    let after_scheme = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]"].into_iter().find(|h| after_scheme.starts_with(h))?;
+    let after_host = &after_scheme[host.len()..];
+    let rest = match after_host.strip_prefix(':') {
+        Some(port_and_rest) => {
+            let digits = port_and_rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 5 {
+                return None;
+            }
+            &port_and_rest[digits..]
+        }
+        None => after_host,
+    };
+    if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+        return None;
+    }
+    Some((host, rest))
+}
+
 /// `http` on 127.0.0.1, [::1] or localhost. Native apps are steered to IP literals (RFC 8252
 /// §8.3) but `localhost` stays valid for web clients in development.
 fn is_loopback_http(url: &Url) -> bool {
@@ -78,6 +120,52 @@ mod tests {
         assert!(validate("http://[::1]:5000/cb", Native).is_ok());
         assert!(validate("myapp:/cb", Native).is_err());
         assert!(validate("http://example.com/cb", Native).is_err());
+    }
+
+    #[test]
+    fn matching_is_exact() {
+        let registered = vec!["https://app.example.com/cb".to_owned()];
+        let web = |uri| find_match(&registered, uri, Web);
+        assert_eq!(web("https://app.example.com/cb"), Some("https://app.example.com/cb"));
+        for near_miss in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/CB",
+            "https://APP.example.com/cb",
+            "https://app.example.com/cb?x=1",
+            "https://app.example.com/cb#f",
+            "https://app.example.com:443/cb",
+            "https://app.example.com/cb/../cb",
+            "https://app.example.com/c%62",
+            "https://evil@app.example.com/cb",
+            "https://app.example.com.evil.com/cb",
+            "http://app.example.com/cb",
+        ] {
+            assert_eq!(web(near_miss), None, "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn native_loopback_matches_on_any_port_only() {
+        let registered =
+            vec!["http://127.0.0.1/callback".to_owned(), "http://[::1]:8000/cb".to_owned()];
+        let native = |uri| find_match(&registered, uri, Native);
+        assert_eq!(native("http://127.0.0.1:51234/callback"), Some("http://127.0.0.1/callback"));
+        assert_eq!(native("http://127.0.0.1/callback"), Some("http://127.0.0.1/callback"));
+        assert_eq!(native("http://[::1]:9/cb"), Some("http://[::1]:8000/cb"));
+        for miss in [
+            "http://127.0.0.1:51234/callback/",
+            "http://127.0.0.1:51234/other",
+            "http://127.0.0.1:/callback",
+            "http://127.0.0.1:123456/callback",
+            "http://127.0.0.1.evil.com/callback",
+            "http://127.0.0.1@evil.com/callback",
+            "http://localhost:5000/callback",
+            "https://127.0.0.1:5000/callback",
+        ] {
+            assert_eq!(native(miss), None, "{miss}");
+        }
+        // Web clients get no port exemption.
+        assert_eq!(find_match(&registered, "http://127.0.0.1:5/callback", Web), None);
     }
 
     #[test]
