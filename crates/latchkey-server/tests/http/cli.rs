@@ -208,14 +208,8 @@ async fn serve_answers_then_stops_gracefully_on_sigterm_with_json_logs() {
     let http = crate::client();
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(20)).await;
-    let doc: serde_json::Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value =
+        crate::get_json(&http, &format!("{base}/.well-known/openid-configuration")).await;
     assert_eq!(doc["issuer"], base);
 
     let status = server.terminate(Duration::from_secs(15));
@@ -253,14 +247,8 @@ async fn serve_speaks_https_when_tls_is_configured() {
         .unwrap();
     let base = format!("https://localhost:{port}");
     wait_until_ok(&http, &format!("{base}/healthz"), Duration::from_secs(20)).await;
-    let doc: serde_json::Value = http
-        .get(format!("{base}/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value =
+        crate::get_json(&http, &format!("{base}/.well-known/openid-configuration")).await;
     assert_eq!(doc["jwks_uri"], format!("{base}/.well-known/jwks.json"));
     // Plain HTTP on the TLS port gets no answer from the application.
     let plain = crate::client().get(format!("http://127.0.0.1:{port}/healthz")).send().await;

@@ -8,7 +8,7 @@ use latchkey_resource::claims::ACCESS_TOKEN_TYP;
 use latchkey_resource::{AccessTokenClaims, Audience};
 use serde_json::Value;
 
-use crate::{TestDb, TestServer, client};
+use crate::{TestDb, TestServer, client, get_json};
 
 async fn both_well_known_documents_match_the_issuer(db: TestDb) {
     let server = TestServer::start(&db, "").await;
@@ -91,14 +91,7 @@ async fn a_token_signed_by_the_server_verifies_with_the_published_key(db: TestDb
     let signer = snapshot.signer((KeyPurpose::AccessToken, SigningAlg::ES256)).unwrap();
     let token = signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).unwrap();
 
-    let set: JwkSet = client()
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let set: JwkSet = get_json(&client(), &server.url("/.well-known/jwks.json")).await;
     let header = decode_header(&token).unwrap();
     let jwk = set.find(header.kid.as_deref().unwrap()).expect("kid is published");
     let mut validation = Validation::new(Algorithm::ES256);

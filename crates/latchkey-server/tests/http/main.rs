@@ -102,6 +102,11 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
+/// GETs `url` with `client` and parses the JSON body.
+pub async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> T {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Declares each listed `async fn name(db: TestDb)` as a test on both engines.
 #[macro_export]
 macro_rules! on_both_engines {

@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-use crate::{TestDb, TestServer, client};
+use crate::{TestDb, TestServer, client, get_json};
 
 async fn jwks_of(server: &TestServer) -> Value {
-    client().get(server.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+    get_json(&client(), &server.url("/.well-known/jwks.json")).await
 }
 
 async fn two_nodes_publish_the_same_jwks_and_follow_rotation(db: TestDb) {
