@@ -12,7 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
-use crate::model::{ClientRecord, ClientSource, SigningAlg, User};
+use crate::model::{
+    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Redemption,
+    RefreshToken, Rotation, Session, SigningAlg, User,
+};
 
 /// Store errors, kept to what callers can act on.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,72 @@ pub trait Store: Send + Sync + 'static {
     async fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
     /// Deletes a key (expired ones); absent keys are ignored.
     async fn remove_signing_key(&self, kid: &str) -> Result<()>;
+
+    /// Stores a new login session.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// A session that has not expired.
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
+    /// Ends a session and revokes every grant issued through it.
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
+
+    /// The scopes (space-separated) a user consented to for a client.
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    /// Remembers a consent, replacing the previous one.
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Stores an authorization code.
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
+    /// Spends a code: the first redemption within its lifetime gets it; a later one revokes what
+    /// the first issued (RFC 6749 §4.1.2). One transaction.
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption>;
+    /// Stores a grant with its first tokens; `false` (nothing stored) when the code being
+    /// exchanged was replayed in the meantime. One transaction.
+    async fn issue(&self, issue: &Issue) -> Result<bool>;
+
+    /// A refresh token (in any state) and its grant.
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+    /// Rotates a refresh token to `successor`, recording `access`; see [`Rotation`]. Inside
+    /// `grace_secs` after a rotation the same token gets `Retry` with the stored sealed
+    /// successor; after it, the family is revoked. One transaction.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        rotation: &RotationRequest,
+        now: i64,
+    ) -> Result<Rotation>;
+    /// Records an access token issued outside [`Store::issue`] and rotation.
+    async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
+    /// Whether an access token is unexpired and neither it nor its grant is revoked.
+    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool>;
+}
+
+/// The new state a refresh-token rotation stores.
+#[derive(Debug, Clone)]
+pub struct RotationRequest {
+    /// The successor refresh token.
+    pub successor: RefreshToken,
+    /// The successor sealed for retries inside the grace window (`None` without one).
+    pub successor_sealed: Option<Vec<u8>>,
+    /// The access token issued with it.
+    pub access: AccessTokenRecord,
+    /// The grace window in seconds (0: strict rotation).
+    pub grace_secs: i64,
+}
+
+/// Audience lists are stored as JSON arrays.
+fn audience_json(audience: &[String]) -> String {
+    serde_json::to_string(audience).unwrap_or_else(|_| "[]".into())
+}
+
+fn audience_from_json(value: &str) -> Result<Vec<String>> {
+    serde_json::from_str(value)
+        .map_err(|error| Error::Backend(format!("stored audience is invalid: {error}")))
 }
 
 /// A signing-key row as both engines read it, before its strings become enums.

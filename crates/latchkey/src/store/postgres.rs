@@ -12,12 +12,20 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, SqlSafeStr};
 
-use super::{Error, Result, Store, StoredKey, client_record};
+use super::{
+    Error, Result, RotationRequest, Store, StoredKey, audience_from_json, audience_json,
+    client_record,
+};
 use crate::keys::KeyRecord;
-use crate::model::{ClientRecord, User};
+use crate::model::{
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Redemption, RefreshToken,
+    Rotation, Session, User,
+};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    (2, "code flow", include_str!("../../migrations/postgres/0002_code_flow.sql")),
+];
 
 /// Serializes signing-key inserts across nodes (an arbitrary constant: "latchkey keys").
 const KEY_LOCK: i64 = 0x6c61_7463_686b_6579;
@@ -101,6 +109,83 @@ fn key_from_row(row: &PgRow) -> Result<KeyRecord> {
         activates_at: row.try_get("activates_at").map_err(get)?,
     }
     .into_record()
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+fn code_from_row(row: &PgRow) -> Result<AuthorizationCode> {
+    let get = |error| backend(error);
+    let audience: String = row.try_get("audience").map_err(get)?;
+    Ok(AuthorizationCode {
+        code_hash: row.try_get("code_hash").map_err(get)?,
+        client_id: row.try_get("client_id").map_err(get)?,
+        user_id: row.try_get("user_id").map_err(get)?,
+        session_id_hash: row.try_get("session_id_hash").map_err(get)?,
+        redirect_uri: row.try_get("redirect_uri").map_err(get)?,
+        scopes: row.try_get("scopes").map_err(get)?,
+        audience: audience_from_json(&audience)?,
+        nonce: row.try_get("nonce").map_err(get)?,
+        code_challenge: row.try_get("code_challenge").map_err(get)?,
+        auth_time: row.try_get("auth_time").map_err(get)?,
+        created_at: row.try_get("created_at").map_err(get)?,
+        expires_at: row.try_get("expires_at").map_err(get)?,
+    })
+}
+
+fn grant_from_row(row: &PgRow) -> Result<Grant> {
+    let get = |error| backend(error);
+    let audience: String = row.try_get("g_audience").map_err(get)?;
+    Ok(Grant {
+        id: row.try_get("g_id").map_err(get)?,
+        client_id: row.try_get("g_client_id").map_err(get)?,
+        user_id: row.try_get("g_user_id").map_err(get)?,
+        session_id_hash: row.try_get("g_session_id_hash").map_err(get)?,
+        scopes: row.try_get("g_scopes").map_err(get)?,
+        audience: audience_from_json(&audience)?,
+        auth_time: row.try_get("g_auth_time").map_err(get)?,
+        created_at: row.try_get("g_created_at").map_err(get)?,
+        expires_at: row.try_get("g_expires_at").map_err(get)?,
+        revoked_at: row.try_get("g_revoked_at").map_err(get)?,
+    })
+}
+
+async fn insert_refresh(tx: &mut Tx<'_>, token: &RefreshToken) -> Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&token.token_hash)
+        .bind(&token.grant_id)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(backend)
+}
+
+async fn insert_access<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    access: &AccessTokenRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&access.jti)
+    .bind(&access.grant_id)
+    .bind(&access.client_id)
+    .bind(access.expires_at)
+    .execute(executor)
+    .await
+    .map(drop)
+    .map_err(backend)
+}
+
+async fn revoke_grant(tx: &mut Tx<'_>, grant_id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(backend)
 }
 
 #[async_trait]
@@ -309,5 +394,289 @@ impl Store for PgStore {
             .await
             .map(drop)
             .map_err(backend)
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&session.id_hash)
+            .bind(&session.user_id)
+            .bind(session.auth_time)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|row| {
+            Ok(Session {
+                id_hash: row.try_get("id_hash").map_err(backend)?,
+                user_id: row.try_get("user_id").map_err(backend)?,
+                auth_time: row.try_get("auth_time").map_err(backend)?,
+                created_at: row.try_get("created_at").map_err(backend)?,
+                expires_at: row.try_get("expires_at").map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE session_id_hash = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(backend)
+    }
+
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id_hash, redirect_uri,
+                 scopes, audience, nonce, code_challenge, auth_time, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.client_id)
+        .bind(&code.user_id)
+        .bind(&code.session_id_hash)
+        .bind(&code.redirect_uri)
+        .bind(&code.scopes)
+        .bind(audience_json(&code.audience))
+        .bind(&code.nonce)
+        .bind(&code.code_challenge)
+        .bind(code.auth_time)
+        .bind(code.created_at)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(backend)
+    }
+
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // FOR UPDATE: concurrent redemptions of one code queue here; exactly one sees it unspent.
+        let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE")
+            .bind(code_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else { return Ok(Redemption::Invalid) };
+        let redeemed_at: Option<i64> = row.try_get("redeemed_at").map_err(backend)?;
+        let code = code_from_row(&row)?;
+        let outcome = if redeemed_at.is_some() {
+            sqlx::query("UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $1) WHERE code_hash = $2")
+                .bind(now)
+                .bind(code_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let grant_id: Option<String> = row.try_get("grant_id").map_err(backend)?;
+            if let Some(grant_id) = grant_id {
+                revoke_grant(&mut tx, &grant_id, now).await?;
+            }
+            Redemption::Replayed
+        } else if code.expires_at <= now {
+            Redemption::Invalid
+        } else {
+            sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2")
+                .bind(now)
+                .bind(code_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            Redemption::Fresh(code)
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn issue(&self, issue: &Issue) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        if let Some(code_hash) = &issue.code_hash {
+            let replayed: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT replayed_at FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
+            )
+            .bind(code_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if !matches!(replayed, Some(None)) {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE authorization_codes SET grant_id = $1 WHERE code_hash = $2")
+                .bind(&issue.grant.id)
+                .bind(code_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let g = &issue.grant;
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience, auth_time, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.session_id_hash)
+        .bind(&g.scopes)
+        .bind(audience_json(&g.audience))
+        .bind(g.auth_time)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(refresh) = &issue.refresh {
+            insert_refresh(&mut tx, refresh).await?;
+        }
+        insert_access(&mut *tx, &issue.access).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
+        let row = sqlx::query(
+            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at,
+                    g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
+                    g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
+                    g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
+                    g.revoked_at AS g_revoked_at
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let token = RefreshToken {
+            token_hash: row.try_get("token_hash").map_err(backend)?,
+            grant_id: row.try_get("grant_id").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+        };
+        Ok(Some((token, grant_from_row(&row)?)))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        rotation: &RotationRequest,
+        now: i64,
+    ) -> Result<Rotation> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Lock the presented token's row: concurrent rotations of one token serialize here.
+        let row = sqlx::query(
+            "SELECT rt.grant_id, rt.expires_at, rt.rotated_at, rt.successor_sealed,
+                    g.revoked_at AS g_revoked_at, g.expires_at AS g_expires_at
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             WHERE rt.token_hash = $1 FOR UPDATE OF rt",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(Rotation::Invalid) };
+        let grant_id: String = row.try_get("grant_id").map_err(backend)?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
+        let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(backend)?;
+        let sealed: Option<Vec<u8>> = row.try_get("successor_sealed").map_err(backend)?;
+        let revoked_at: Option<i64> = row.try_get("g_revoked_at").map_err(backend)?;
+        let grant_expires_at: i64 = row.try_get("g_expires_at").map_err(backend)?;
+        if revoked_at.is_some() {
+            return Ok(Rotation::Invalid);
+        }
+        if let Some(rotated_at) = rotated_at {
+            if let (Some(successor_sealed), true) =
+                (sealed, now - rotated_at <= rotation.grace_secs)
+            {
+                return Ok(Rotation::Retry { successor_sealed });
+            }
+            revoke_grant(&mut tx, &grant_id, now).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(Rotation::Reused);
+        }
+        if expires_at <= now || grant_expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, successor_sealed = $2 WHERE token_hash = $3")
+            .bind(now)
+            .bind(&rotation.successor_sealed)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_refresh(&mut tx, &rotation.successor).await?;
+        insert_access(&mut *tx, &rotation.access).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {
+        insert_access(&self.pool, access).await
+    }
+
+    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+             WHERE a.jti = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL
+               AND (a.grant_id IS NULL OR g.revoked_at IS NULL)",
+        )
+        .bind(jti)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(found.is_some())
     }
 }

@@ -12,12 +12,20 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Error, Result, Store, StoredKey, Synchronous, client_record};
+use super::{
+    Error, Result, RotationRequest, Store, StoredKey, Synchronous, audience_from_json,
+    audience_json, client_record,
+};
 use crate::keys::KeyRecord;
-use crate::model::{ClientRecord, User};
+use crate::model::{
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Redemption, RefreshToken,
+    Rotation, Session, User,
+};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (2, "code flow", include_str!("../../migrations/sqlite/0002_code_flow.sql")),
+];
 
 const READERS: usize = 4;
 
@@ -178,6 +186,82 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoredKey> {
         created_at: row.get(5)?,
         activates_at: row.get(6)?,
     })
+}
+
+const CODE_COLUMNS: &str = "code_hash, client_id, user_id, session_id_hash, redirect_uri, scopes, \
+     audience, nonce, code_challenge, auth_time, created_at, expires_at, redeemed_at, grant_id";
+
+/// A code row, plus whether it was redeemed and the grant it produced.
+fn code_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(AuthorizationCode, String, Option<i64>, Option<String>)> {
+    let code = AuthorizationCode {
+        code_hash: row.get(0)?,
+        client_id: row.get(1)?,
+        user_id: row.get(2)?,
+        session_id_hash: row.get(3)?,
+        redirect_uri: row.get(4)?,
+        scopes: row.get(5)?,
+        audience: Vec::new(),
+        nonce: row.get(7)?,
+        code_challenge: row.get(8)?,
+        auth_time: row.get(9)?,
+        created_at: row.get(10)?,
+        expires_at: row.get(11)?,
+    };
+    Ok((code, row.get(6)?, row.get(12)?, row.get(13)?))
+}
+
+const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id_hash, g.scopes, g.audience, \
+     g.auth_time, g.created_at, g.expires_at, g.revoked_at";
+
+fn grant_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<(Grant, String)> {
+    let grant = Grant {
+        id: row.get(at)?,
+        client_id: row.get(at + 1)?,
+        user_id: row.get(at + 2)?,
+        session_id_hash: row.get(at + 3)?,
+        scopes: row.get(at + 4)?,
+        audience: Vec::new(),
+        auth_time: row.get(at + 6)?,
+        created_at: row.get(at + 7)?,
+        expires_at: row.get(at + 8)?,
+        revoked_at: row.get(at + 9)?,
+    };
+    Ok((grant, row.get(at + 5)?))
+}
+
+fn with_audience<T>(
+    (mut value, audience): (T, String),
+    set: impl FnOnce(&mut T, Vec<String>),
+) -> Result<T> {
+    set(&mut value, audience_from_json(&audience)?);
+    Ok(value)
+}
+
+fn insert_refresh(tx: &rusqlite::Transaction<'_>, token: &RefreshToken) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![token.token_hash, token.grant_id, token.created_at, token.expires_at]))
+    .map(drop)
+    .map_err(backend)
+}
+
+fn insert_access(connection: &Connection, access: &AccessTokenRecord) -> Result<()> {
+    connection
+        .prepare_cached("INSERT INTO access_tokens (jti, grant_id, client_id, expires_at) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![access.jti, access.grant_id, access.client_id, access.expires_at]))
+        .map(drop)
+        .map_err(backend)
+}
+
+fn revoke_grant(connection: &Connection, grant_id: &str, now: i64) -> Result<()> {
+    connection
+        .prepare_cached("UPDATE grants SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
+        .and_then(|mut s| s.execute(params![now, grant_id]))
+        .map(drop)
+        .map_err(backend)
 }
 
 #[async_trait]
@@ -404,6 +488,306 @@ impl Store for SqliteStore {
         let kid = kid.to_owned();
         self.write(move |c| {
             c.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid]).map(drop).map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        let session = session.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![session.id_hash, session.user_id, session.auth_time, session.created_at, session.expires_at])
+            })
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>> {
+        let id_hash = id_hash.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id_hash, now], |row| {
+                    Ok(Session {
+                        id_hash: row.get(0)?,
+                        user_id: row.get(1)?,
+                        auth_time: row.get(2)?,
+                        created_at: row.get(3)?,
+                        expires_at: row.get(4)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        let id_hash = id_hash.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            tx.execute(
+                "UPDATE grants SET revoked_at = ?1 WHERE session_id_hash = ?2 AND revoked_at IS NULL",
+                params![now, id_hash],
+            )
+            .map_err(backend)?;
+            tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [&id_hash]).map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+        let (user_id, client_id) = (user_id.to_owned(), client_id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached("SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2")
+                .and_then(|mut s| s.query_row([user_id, client_id], |row| row.get(0)).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<()> {
+        let (user_id, client_id, scopes) =
+            (user_id.to_owned(), client_id.to_owned(), scopes.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .and_then(|mut s| s.execute(params![user_id, client_id, scopes, now]))
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_code(&self, code: &AuthorizationCode) -> Result<()> {
+        let code = code.clone();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id_hash, redirect_uri,
+                     scopes, audience, nonce, code_challenge, auth_time, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    code.code_hash,
+                    code.client_id,
+                    code.user_id,
+                    code.session_id_hash,
+                    code.redirect_uri,
+                    code.scopes,
+                    audience_json(&code.audience),
+                    code.nonce,
+                    code.code_challenge,
+                    code.auth_time,
+                    code.created_at,
+                    code.expires_at
+                ])
+            })
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption> {
+        let code_hash = code_hash.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let row = tx
+                .prepare_cached(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = ?1"))
+                .and_then(|mut s| s.query_row([&code_hash], code_from_row).optional())
+                .map_err(backend)?;
+            let Some((code, audience, redeemed_at, grant_id)) = row else {
+                return Ok(Redemption::Invalid);
+            };
+            let outcome = if redeemed_at.is_some() {
+                tx.execute(
+                    "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, ?1) WHERE code_hash = ?2",
+                    params![now, code_hash],
+                )
+                .map_err(backend)?;
+                if let Some(grant_id) = grant_id {
+                    revoke_grant(&tx, &grant_id, now)?;
+                }
+                Redemption::Replayed
+            } else if code.expires_at <= now {
+                Redemption::Invalid
+            } else {
+                tx.execute(
+                    "UPDATE authorization_codes SET redeemed_at = ?1 WHERE code_hash = ?2",
+                    params![now, code_hash],
+                )
+                .map_err(backend)?;
+                Redemption::Fresh(with_audience((code, audience), |c, a| c.audience = a)?)
+            };
+            tx.commit().map_err(backend)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn issue(&self, issue: &Issue) -> Result<bool> {
+        let issue = issue.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            if let Some(code_hash) = &issue.code_hash {
+                let replayed: Option<Option<i64>> = tx
+                    .query_row(
+                        "SELECT replayed_at FROM authorization_codes WHERE code_hash = ?1",
+                        [code_hash],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                if !matches!(replayed, Some(None)) {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE authorization_codes SET grant_id = ?1 WHERE code_hash = ?2",
+                    params![issue.grant.id, code_hash],
+                )
+                .map_err(backend)?;
+            }
+            let g = &issue.grant;
+            tx.prepare_cached(
+                "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience, auth_time,
+                     created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    g.id,
+                    g.client_id,
+                    g.user_id,
+                    g.session_id_hash,
+                    g.scopes,
+                    audience_json(&g.audience),
+                    g.auth_time,
+                    g.created_at,
+                    g.expires_at
+                ])
+            })
+            .map_err(backend)?;
+            if let Some(refresh) = &issue.refresh {
+                insert_refresh(&tx, refresh)?;
+            }
+            insert_access(&tx, &issue.access)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
+        let token_hash = token_hash.to_owned();
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, {GRANT_COLUMNS}
+                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = ?1"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([token_hash], |row| {
+                        let token = RefreshToken {
+                            token_hash: row.get(0)?,
+                            grant_id: row.get(1)?,
+                            created_at: row.get(2)?,
+                            expires_at: row.get(3)?,
+                        };
+                        Ok((token, grant_from_row(row, 4)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)
+            })
+            .await?;
+        match row {
+            None => Ok(None),
+            Some((token, grant)) => Ok(Some((token, with_audience(grant, |g, a| g.audience = a)?))),
+        }
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        rotation: &RotationRequest,
+        now: i64,
+    ) -> Result<Rotation> {
+        let (token_hash, rotation) = (token_hash.to_owned(), rotation.clone());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            type Row = (String, i64, Option<i64>, Option<Vec<u8>>, Option<i64>, i64);
+            let row: Option<Row> = tx
+                .prepare_cached(
+                    "SELECT rt.grant_id, rt.expires_at, rt.rotated_at, rt.successor_sealed, g.revoked_at, g.expires_at
+                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+                        .optional()
+                })
+                .map_err(backend)?;
+            let Some((grant_id, expires_at, rotated_at, sealed, revoked_at, grant_expires_at)) = row else {
+                return Ok(Rotation::Invalid);
+            };
+            if revoked_at.is_some() {
+                return Ok(Rotation::Invalid);
+            }
+            if let Some(rotated_at) = rotated_at {
+                if let (Some(successor_sealed), true) = (sealed, now - rotated_at <= rotation.grace_secs) {
+                    return Ok(Rotation::Retry { successor_sealed });
+                }
+                revoke_grant(&tx, &grant_id, now)?;
+                tx.commit().map_err(backend)?;
+                return Ok(Rotation::Reused);
+            }
+            if expires_at <= now || grant_expires_at <= now {
+                return Ok(Rotation::Invalid);
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3",
+                params![now, rotation.successor_sealed, token_hash],
+            )
+            .map_err(backend)?;
+            insert_refresh(&tx, &rotation.successor)?;
+            insert_access(&tx, &rotation.access)?;
+            tx.commit().map_err(backend)?;
+            Ok(Rotation::Rotated)
+        })
+        .await
+    }
+
+    async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {
+        let access = access.clone();
+        self.write(move |c| insert_access(c, &access)).await
+    }
+
+    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool> {
+        let jti = jti.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT 1 FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+                 WHERE a.jti = ?1 AND a.expires_at > ?2 AND a.revoked_at IS NULL
+                   AND (a.grant_id IS NULL OR g.revoked_at IS NULL)",
+            )
+            .and_then(|mut s| s.exists(params![jti, now]))
+            .map_err(backend)
         })
         .await
     }

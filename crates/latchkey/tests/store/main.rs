@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
 
 mod conformance;
+mod flow;
 mod keys;
 
 use std::sync::Arc;

@@ -7,6 +7,13 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod flow;
+
+pub use flow::{
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, Redemption, RefreshToken, Resource,
+    Rotation, Session,
+};
+
 /// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

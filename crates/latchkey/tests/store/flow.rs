@@ -1,0 +1,255 @@
+//! Sessions, consents, codes, grants and refresh-token rotation: the atomic operations the
+//! authorization code flow relies on.
+
+use std::sync::Arc;
+
+use latchkey::model::{
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, Redemption, RefreshToken, Rotation, Session,
+};
+use latchkey::store::{RotationRequest, Store};
+
+use crate::TestDb;
+
+const NOW: i64 = 1_800_000_000;
+
+fn session(id: &str) -> Session {
+    Session {
+        id_hash: id.into(),
+        user_id: "u1".into(),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+    }
+}
+
+fn code(hash: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        code_hash: hash.into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        session_id_hash: "s1".into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scopes: "openid offline_access".into(),
+        audience: vec!["https://api.example.com".into()],
+        nonce: Some("n-1".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: NOW - 5,
+        created_at: NOW,
+        expires_at: NOW + 60,
+    }
+}
+
+fn grant(id: &str) -> Grant {
+    Grant {
+        id: id.into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        session_id_hash: Some("s1".into()),
+        scopes: "openid offline_access".into(),
+        audience: vec!["https://api.example.com".into()],
+        auth_time: NOW - 5,
+        created_at: NOW,
+        expires_at: NOW + 86_400,
+        revoked_at: None,
+    }
+}
+
+fn refresh(hash: &str, grant_id: &str) -> RefreshToken {
+    RefreshToken {
+        token_hash: hash.into(),
+        grant_id: grant_id.into(),
+        created_at: NOW,
+        expires_at: NOW + 86_400,
+    }
+}
+
+fn access(jti: &str, grant_id: &str) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.into(),
+        grant_id: Some(grant_id.into()),
+        client_id: "app".into(),
+        expires_at: NOW + 900,
+    }
+}
+
+fn issue(grant_id: &str, refresh_hash: &str, jti: &str, code_hash: Option<&str>) -> Issue {
+    Issue {
+        grant: grant(grant_id),
+        refresh: Some(refresh(refresh_hash, grant_id)),
+        access: access(jti, grant_id),
+        code_hash: code_hash.map(str::to_owned),
+    }
+}
+
+fn rotation(successor: &str, jti: &str, grace_secs: i64) -> RotationRequest {
+    RotationRequest {
+        successor: refresh(successor, "g1"),
+        successor_sealed: (grace_secs > 0).then(|| successor.as_bytes().to_vec()),
+        access: access(jti, "g1"),
+        grace_secs,
+    }
+}
+
+async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
+    let store = &db.store;
+    store.create_session(&session("s1")).await.unwrap();
+    assert_eq!(store.session("s1", NOW).await.unwrap(), Some(session("s1")));
+    assert_eq!(store.session("s1", NOW + 3600).await.unwrap(), None, "expired");
+    assert_eq!(store.session("other", NOW).await.unwrap(), None);
+
+    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert!(store.access_token_active("j1", NOW).await.unwrap());
+    store.end_session("s1", NOW + 1).await.unwrap();
+    assert_eq!(store.session("s1", NOW + 1).await.unwrap(), None);
+    assert!(!store.access_token_active("j1", NOW + 1).await.unwrap(), "logout revokes the grant");
+    let rotated =
+        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
+    assert_eq!(rotated, Rotation::Invalid);
+}
+
+async fn consent_is_remembered_per_user_and_client(db: TestDb) {
+    let store = &db.store;
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.save_consent("u1", "app", "openid profile", NOW).await.unwrap();
+    store.save_consent("u2", "app", "email", NOW).await.unwrap();
+    assert_eq!(store.consent("u1", "app").await.unwrap().as_deref(), Some("openid profile"));
+    assert_eq!(store.consent("u1", "other").await.unwrap(), None);
+}
+
+async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
+    let store = &db.store;
+    store.insert_code(&code("c1")).await.unwrap();
+    assert_eq!(store.redeem_code("c1", NOW + 1).await.unwrap(), Redemption::Fresh(code("c1")));
+    assert!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap());
+    assert!(store.access_token_active("j1", NOW + 2).await.unwrap());
+
+    assert_eq!(store.redeem_code("c1", NOW + 3).await.unwrap(), Redemption::Replayed);
+    assert!(
+        !store.access_token_active("j1", NOW + 3).await.unwrap(),
+        "replay revokes the access token"
+    );
+    let rotated =
+        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 4).await.unwrap();
+    assert_eq!(rotated, Rotation::Invalid, "and the refresh token");
+    assert_eq!(store.redeem_code("unknown", NOW).await.unwrap(), Redemption::Invalid);
+}
+
+async fn a_replay_before_issuing_stops_the_issue(db: TestDb) {
+    let store = &db.store;
+    store.insert_code(&code("c1")).await.unwrap();
+    assert!(matches!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Fresh(_)));
+    assert_eq!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Replayed);
+    assert!(!store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap());
+    assert!(!store.access_token_active("j1", NOW).await.unwrap());
+}
+
+async fn expired_codes_do_not_redeem(db: TestDb) {
+    db.store.insert_code(&code("c1")).await.unwrap();
+    assert_eq!(db.store.redeem_code("c1", NOW + 60).await.unwrap(), Redemption::Invalid);
+}
+
+async fn concurrent_redemptions_of_one_code_have_one_winner(db: TestDb) {
+    db.store.insert_code(&code("c1")).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store: Arc<dyn Store> = db.store.clone();
+        tasks.spawn(async move { store.redeem_code("c1", NOW + 1).await.unwrap() });
+    }
+    let mut fresh = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Redemption::Fresh(_) => fresh += 1,
+            other => assert_eq!(other, Redemption::Replayed),
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
+    let store = &db.store;
+    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    let (token, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!((token.grant_id.as_str(), grant.audience.len()), ("g1", 1));
+    assert_eq!(
+        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 1).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert!(store.access_token_active("j2", NOW + 1).await.unwrap());
+    // The rotated token comes back: the whole family dies, successor and access tokens too.
+    assert_eq!(
+        store.rotate_refresh_token("r1", &rotation("r3", "j3", 0), NOW + 2).await.unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        store.rotate_refresh_token("r2", &rotation("r4", "j4", 0), NOW + 3).await.unwrap(),
+        Rotation::Invalid
+    );
+    assert!(!store.access_token_active("j2", NOW + 3).await.unwrap());
+    assert!(store.refresh_token("r1").await.unwrap().unwrap().1.revoked_at.is_some());
+}
+
+async fn grace_window_returns_the_same_successor_then_revokes(db: TestDb) {
+    let store = &db.store;
+    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert_eq!(
+        store.rotate_refresh_token("r1", &rotation("r2", "j2", 10), NOW).await.unwrap(),
+        Rotation::Rotated
+    );
+    let retry =
+        store.rotate_refresh_token("r1", &rotation("r9", "j9", 10), NOW + 10).await.unwrap();
+    assert_eq!(retry, Rotation::Retry { successor_sealed: b"r2".to_vec() });
+    let late = store.rotate_refresh_token("r1", &rotation("r9", "j9", 10), NOW + 11).await.unwrap();
+    assert_eq!(late, Rotation::Reused);
+    assert_eq!(
+        store.rotate_refresh_token("r2", &rotation("r5", "j5", 10), NOW + 12).await.unwrap(),
+        Rotation::Invalid
+    );
+}
+
+async fn expired_refresh_tokens_do_not_rotate(db: TestDb) {
+    assert!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    let outcome =
+        db.store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 86_400).await.unwrap();
+    assert_eq!(outcome, Rotation::Invalid);
+    assert!(!db.store.access_token_active("j1", NOW + 900).await.unwrap(), "access token expired");
+}
+
+async fn concurrent_strict_rotations_have_one_winner(db: TestDb) {
+    assert!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let store: Arc<dyn Store> = db.store.clone();
+        tasks.spawn(async move {
+            store
+                .rotate_refresh_token(
+                    "r1",
+                    &rotation(&format!("s{n}"), &format!("k{n}"), 0),
+                    NOW + 1,
+                )
+                .await
+                .unwrap()
+        });
+    }
+    let mut rotated = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Rotation::Rotated => rotated += 1,
+            other => assert!(matches!(other, Rotation::Reused | Rotation::Invalid), "{other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+crate::on_both_engines!(
+    sessions_expire_and_logout_revokes_their_grants,
+    consent_is_remembered_per_user_and_client,
+    a_code_redeems_once_and_a_replay_revokes_what_it_issued,
+    a_replay_before_issuing_stops_the_issue,
+    expired_codes_do_not_redeem,
+    concurrent_redemptions_of_one_code_have_one_winner,
+    strict_rotation_revokes_the_family_on_reuse,
+    grace_window_returns_the_same_successor_then_revokes,
+    expired_refresh_tokens_do_not_rotate,
+    concurrent_strict_rotations_have_one_winner,
+);
