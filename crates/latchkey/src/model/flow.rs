@@ -60,7 +60,7 @@ pub struct AuthorizationCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
     /// First use within its lifetime: the code, now spent.
-    Fresh(AuthorizationCode),
+    Fresh(Box<AuthorizationCode>),
     /// Used before: whatever the first use issued has been revoked (RFC 6749 §4.1.2).
     Replayed,
     /// Unknown or expired.

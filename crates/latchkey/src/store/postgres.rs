@@ -534,7 +534,7 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-            Redemption::Fresh(code)
+            Redemption::Fresh(Box::new(code))
         };
         tx.commit().await.map_err(backend)?;
         Ok(outcome)

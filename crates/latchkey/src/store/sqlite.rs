@@ -635,7 +635,7 @@ impl Store for SqliteStore {
                     params![now, code_hash],
                 )
                 .map_err(backend)?;
-                Redemption::Fresh(with_audience((code, audience), |c, a| c.audience = a)?)
+                Redemption::Fresh(Box::new(with_audience((code, audience), |c, a| c.audience = a)?))
             };
             tx.commit().map_err(backend)?;
             Ok(outcome)

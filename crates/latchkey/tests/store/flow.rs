@@ -120,7 +120,10 @@ async fn consent_is_remembered_per_user_and_client(db: TestDb) {
 async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
-    assert_eq!(store.redeem_code("c1", NOW + 1).await.unwrap(), Redemption::Fresh(code("c1")));
+    assert_eq!(
+        store.redeem_code("c1", NOW + 1).await.unwrap(),
+        Redemption::Fresh(Box::new(code("c1")))
+    );
     assert!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap());
     assert!(store.access_token_active("j1", NOW + 2).await.unwrap());
 
