@@ -1,8 +1,12 @@
 //! OAuth 2.0 protocol rules, free of HTTP.
 
+pub mod audience;
+pub mod authorize;
 pub mod error;
+pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod scope;
 
 pub use error::{ErrorCode, OAuthError};
+pub use params::Params;

@@ -1,0 +1,126 @@
+//! Which APIs a token is for (RFC 8707) and which scopes it may carry.
+//!
+//! The audience is the `resource` parameters, or else the resources that define the granted
+//! scopes. A token never carries a scope its audience does not define, except the OpenID
+//! scopes, which only reach latchkey's own `/userinfo`.
+
+use super::scope::Scopes;
+use super::{ErrorCode, OAuthError};
+use crate::model::Resource;
+
+/// Scopes defined by OpenID Connect rather than by a resource.
+pub const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// Whether `scope` exists at all: an OpenID scope or one a resource defines.
+pub fn is_known(scope: &str, resources: &[Resource]) -> bool {
+    OPENID_SCOPES.contains(&scope) || resources.iter().any(|r| r.scopes.iter().any(|s| s == scope))
+}
+
+/// Scopes and audience of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What the token may do.
+    pub scopes: Scopes,
+    /// Which APIs accept it.
+    pub audience: Vec<String>,
+}
+
+/// Resolves the target of a request for `requested` scopes and `resource` parameters by a
+/// client registered for `client_scopes`.
+pub fn resolve(
+    requested: &Scopes,
+    resource_params: &[&str],
+    client_scopes: &[String],
+    resources: &[Resource],
+) -> Result<Target, OAuthError> {
+    if resource_params.is_empty() {
+        let audience = resources
+            .iter()
+            .filter(|r| requested.iter().any(|s| r.scopes.iter().any(|owned| owned == s)))
+            .map(|r| r.identifier.clone())
+            .collect();
+        return Ok(Target { scopes: requested.clone(), audience });
+    }
+    let mut chosen: Vec<&Resource> = Vec::new();
+    for value in resource_params {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        let valid = url::Url::parse(value).is_ok_and(|u| u.fragment().is_none());
+        let resource = resources.iter().find(|r| r.identifier == *value);
+        let Some(resource) = resource.filter(|_| valid) else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource {value:?} is not an API known to this server"),
+            ));
+        };
+        if !resource.scopes.iter().any(|s| client_scopes.contains(s)) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("this client may not request tokens for resource {value:?}"),
+            ));
+        }
+        if !chosen.iter().any(|r| r.identifier == resource.identifier) {
+            chosen.push(resource);
+        }
+    }
+    let kept: Vec<&str> = requested
+        .iter()
+        .filter(|s| {
+            OPENID_SCOPES.contains(s) || chosen.iter().any(|r| r.scopes.iter().any(|o| o == s))
+        })
+        .collect();
+    Ok(Target {
+        scopes: Scopes::from_list(&kept),
+        audience: chosen.into_iter().map(|r| r.identifier.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources() -> Vec<Resource> {
+        vec![
+            Resource {
+                identifier: "https://photos".into(),
+                scopes: vec!["read:photos".into(), "write:photos".into()],
+            },
+            Resource { identifier: "https://mail".into(), scopes: vec!["read:mail".into()] },
+        ]
+    }
+
+    fn scopes(value: &str) -> Scopes {
+        Scopes::parse(value).unwrap()
+    }
+
+    #[test]
+    fn audience_follows_the_scopes_without_resource() {
+        let client = vec!["openid".to_owned(), "read:photos".to_owned(), "read:mail".to_owned()];
+        let target = resolve(&scopes("openid read:photos"), &[], &client, &resources()).unwrap();
+        assert_eq!(target.audience, ["https://photos"]);
+        let target = resolve(&scopes("openid"), &[], &client, &resources()).unwrap();
+        assert!(target.audience.is_empty());
+    }
+
+    #[test]
+    fn resource_narrows_audience_and_scopes() {
+        let client = vec!["openid".to_owned(), "read:photos".to_owned(), "read:mail".to_owned()];
+        let target = resolve(
+            &scopes("openid read:photos read:mail"),
+            &["https://mail"],
+            &client,
+            &resources(),
+        )
+        .unwrap();
+        assert_eq!(target.audience, ["https://mail"]);
+        assert_eq!(target.scopes.to_param(), "openid read:mail");
+    }
+
+    #[test]
+    fn unknown_or_unusable_resources_are_invalid_target() {
+        let client = vec!["read:photos".to_owned()];
+        for bad in ["https://unknown", "https://mail", "not a uri", "https://photos#x"] {
+            let error = resolve(&scopes("read:photos"), &[bad], &client, &resources()).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidTarget, "{bad}");
+        }
+    }
+}

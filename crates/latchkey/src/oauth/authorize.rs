@@ -1,0 +1,382 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2).
+//!
+//! Validation runs in two stages. Until the client and its redirect URI are known good, an
+//! error must not redirect anywhere (RFC 6749 §4.1.2.1): the user sees an error page. After
+//! that, errors go back to the client's redirect URI.
+
+use super::audience::{self, Target};
+use super::params::Params;
+use super::scope::Scopes;
+use super::{ErrorCode, OAuthError, pkce, redirect_uri};
+use crate::model::{Client, GrantType, Resource, Session};
+
+/// Longest `state` or `nonce` accepted; longer values are refused rather than stored.
+const MAX_ECHO_LEN: usize = 2048;
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client: Client,
+    /// Where to send the response: the registered URI that matched.
+    pub redirect_uri: String,
+    /// The `redirect_uri` parameter as given, `None` when omitted (compared at the token
+    /// endpoint, RFC 6749 §4.1.3).
+    pub redirect_uri_param: Option<String>,
+    /// Echoed unchanged.
+    pub state: Option<String>,
+    /// Scopes and audience to grant.
+    pub target: Target,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// `prompt=none`: never show a page.
+    pub prompt_none: bool,
+    /// `prompt=login`: authenticate again.
+    pub prompt_login: bool,
+    /// `prompt=consent`: ask again.
+    pub prompt_consent: bool,
+    /// `max_age` in seconds.
+    pub max_age: Option<i64>,
+    /// Pre-fills the username.
+    pub login_hint: Option<String>,
+}
+
+/// Why a request cannot proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The client or redirect URI does not check out: show this message, never redirect.
+    NoRedirect(String),
+    /// Send the error to the client's redirect URI.
+    Redirect {
+        /// Where.
+        redirect_uri: String,
+        /// The client's `state`.
+        state: Option<String>,
+        /// What.
+        error: OAuthError,
+    },
+}
+
+/// The `client_id` parameter, required and single, before anything else is looked at.
+pub fn client_id(params: &Params) -> Result<&str, RequestError> {
+    match params.get("client_id") {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(RequestError::NoRedirect(
+            "The request has no client_id. The application that sent you here is misconfigured."
+                .into(),
+        )),
+        Err(_) => Err(RequestError::NoRedirect("The request has more than one client_id.".into())),
+    }
+}
+
+/// Validates a request for a client looked up by [`client_id`] (`None`: unknown).
+pub fn validate(
+    params: &Params,
+    client: Option<Client>,
+    resources: &[Resource],
+) -> Result<AuthorizationRequest, RequestError> {
+    let Some(client) = client else {
+        return Err(RequestError::NoRedirect(
+            "Unknown client_id: no application is registered under this id.".into(),
+        ));
+    };
+    let redirect_uri_param = params.get("redirect_uri").map_err(|_| {
+        RequestError::NoRedirect("The request has more than one redirect_uri.".into())
+    })?;
+    let redirect_uri = match redirect_uri_param {
+        // The response goes to the URI as given: for a native loopback match it carries the
+        // app's port.
+        Some(given) => redirect_uri::find_match(&client.redirect_uris, given, client.application_type)
+            .map(|_| given.to_owned())
+            .ok_or_else(|| {
+                RequestError::NoRedirect(format!(
+                    "The redirect_uri {given:?} is not registered for this application. Registered redirect URIs must match exactly, character for character."
+                ))
+            })?,
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            return Err(RequestError::NoRedirect(
+                "The request has no redirect_uri, and the application registered several: it must say which one.".into(),
+            ));
+        }
+    };
+    // From here on errors go back to the client.
+    let state = params.get("state").ok().flatten().map(str::to_owned);
+    let fail = |error: OAuthError| RequestError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone().filter(|s| s.len() <= MAX_ECHO_LEN),
+        error,
+    };
+    validate_after_redirect(params, &client, resources)
+        .map(|checked| AuthorizationRequest {
+            client: client.clone(),
+            redirect_uri: redirect_uri.clone(),
+            redirect_uri_param: redirect_uri_param.map(str::to_owned),
+            state: state.clone(),
+            target: checked.target,
+            nonce: checked.nonce,
+            code_challenge: checked.code_challenge,
+            prompt_none: checked.prompt.0,
+            prompt_login: checked.prompt.1,
+            prompt_consent: checked.prompt.2,
+            max_age: checked.max_age,
+            login_hint: checked.login_hint,
+        })
+        .map_err(fail)
+}
+
+struct Checked {
+    target: Target,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    prompt: (bool, bool, bool),
+    max_age: Option<i64>,
+    login_hint: Option<String>,
+}
+
+fn invalid(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequest, description)
+}
+
+fn validate_after_redirect(
+    params: &Params,
+    client: &Client,
+    resources: &[Resource],
+) -> Result<Checked, OAuthError> {
+    if let Some(name) = params.first_repeat(&["resource"]) {
+        return Err(invalid(format!("parameter {name} is given more than once; send it once")));
+    }
+    match params.get("response_type")? {
+        Some("code") => {}
+        None => return Err(invalid("response_type is missing: use response_type=code")),
+        Some(other) if other.split(' ').any(|t| t == "token" || t == "id_token") => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!(
+                    "response_type={other} (the implicit flow) is not supported: it leaks tokens in URLs (RFC 9700 §2.1.2); use response_type=code with PKCE"
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type={other} is not supported: use response_type=code"),
+            ));
+        }
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for the authorization_code grant",
+        ));
+    }
+    match params.get("response_mode")? {
+        None | Some("query") => {}
+        Some(mode) => {
+            return Err(invalid(format!("response_mode={mode} is not supported: use query")));
+        }
+    }
+    if params.get("request")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri")?.is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    let target = scopes_and_audience(params, client, resources)?;
+    let code_challenge = check_pkce(params, client)?;
+    let nonce = params.get("nonce")?.map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHO_LEN)
+        || params.get("state")?.is_some_and(|s| s.len() > MAX_ECHO_LEN)
+    {
+        return Err(invalid(format!("state and nonce may be at most {MAX_ECHO_LEN} characters")));
+    }
+    let prompt = parse_prompt(params.get("prompt")?)?;
+    let max_age = match params.get("max_age")? {
+        None => None,
+        Some(value) => Some(
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|age| *age >= 0)
+                .ok_or_else(|| invalid("max_age must be a non-negative number of seconds"))?,
+        ),
+    };
+    let login_hint = params.get("login_hint")?.filter(|h| h.len() <= 256).map(str::to_owned);
+    Ok(Checked { target, nonce, code_challenge, prompt, max_age, login_hint })
+}
+
+fn scopes_and_audience(
+    params: &Params,
+    client: &Client,
+    resources: &[Resource],
+) -> Result<Target, OAuthError> {
+    let requested = match params.get("scope")? {
+        // RFC 6749 §3.3: without a scope parameter, the client's registered scopes apply.
+        None => Scopes::from_list(&client.scopes),
+        Some(value) => Scopes::parse(value).ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope must be scope names separated by single spaces",
+            )
+        })?,
+    };
+    if let Some(unknown) = requested.iter().find(|s| !audience::is_known(s, resources)) {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, format!("unknown scope {unknown:?}")));
+    }
+    if let Some(unregistered) = requested.outside(&client.scopes).next() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("this client is not registered for scope {unregistered:?}"),
+        ));
+    }
+    let resource_params: Vec<&str> = params.all("resource").collect();
+    audience::resolve(&requested, &resource_params, &client.scopes, resources)
+}
+
+/// RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients and, unless
+/// switched off, for confidential ones.
+fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthError> {
+    let challenge = params.get("code_challenge")?;
+    let method = params.get("code_challenge_method")?;
+    match (challenge, method) {
+        (None, None) if client.is_public() || client.require_pkce => Err(invalid(
+            "code_challenge is missing: this client must use PKCE (code_challenge=BASE64URL(SHA256(verifier)), code_challenge_method=S256)",
+        )),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid("code_challenge_method without code_challenge")),
+        (Some(_), Some("plain")) => {
+            Err(invalid("code_challenge_method=plain is not allowed: use S256"))
+        }
+        (Some(_), None) => {
+            Err(invalid("code_challenge_method is missing: use S256 (plain is not allowed)"))
+        }
+        (Some(_), Some(other)) if other != "S256" => {
+            Err(invalid(format!("code_challenge_method={other} is not supported: use S256")))
+        }
+        (Some(challenge), Some(_)) if !pkce::is_s256_challenge(challenge) => Err(invalid(
+            "code_challenge must be the 43-character base64url SHA-256 of the code_verifier",
+        )),
+        (Some(challenge), Some(_)) => Ok(Some(challenge.to_owned())),
+    }
+}
+
+/// (none, login, consent) from a space-separated `prompt` (OIDC Core §3.1.2.1).
+fn parse_prompt(value: Option<&str>) -> Result<(bool, bool, bool), OAuthError> {
+    let Some(value) = value else { return Ok((false, false, false)) };
+    let mut prompt = (false, false, false);
+    for token in value.split(' ') {
+        match token {
+            "none" => prompt.0 = true,
+            "login" | "select_account" => prompt.1 = true,
+            "consent" => prompt.2 = true,
+            other => return Err(invalid(format!("prompt={other} is not supported"))),
+        }
+    }
+    if prompt.0 && (prompt.1 || prompt.2) {
+        return Err(invalid("prompt=none cannot be combined with other prompt values"));
+    }
+    Ok(prompt)
+}
+
+/// What happens next for a valid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Show the login page.
+    NeedsLogin,
+    /// Show the consent page.
+    NeedsConsent,
+    /// Issue a code.
+    Approved,
+    /// Tell the client (prompt=none could not be honoured).
+    Refused(OAuthError),
+}
+
+/// Where the user stands in the flow; `fresh_login`/`fresh_consent` are set when the request
+/// is continued from the login or consent page, so `prompt` does not ask again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress<'a> {
+    /// The current session, if any.
+    pub session: Option<&'a Session>,
+    /// The user authenticated in this very round.
+    pub fresh_login: bool,
+    /// The user consented in this very round.
+    pub fresh_consent: bool,
+}
+
+/// Decides the next step (OIDC Core §3.1.2.3, §3.1.2.4).
+pub fn decide(
+    request: &AuthorizationRequest,
+    progress: Progress<'_>,
+    consented: Option<&Scopes>,
+    now: i64,
+) -> Decision {
+    let too_old =
+        |session: &Session| request.max_age.is_some_and(|age| now - session.auth_time > age);
+    let login_needed = match progress.session {
+        None => true,
+        Some(session) => !progress.fresh_login && (request.prompt_login || too_old(session)),
+    };
+    if login_needed {
+        return if request.prompt_none {
+            Decision::Refused(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user is not signed in",
+            ))
+        } else {
+            Decision::NeedsLogin
+        };
+    }
+    let consent_needed = request.client.require_consent
+        && !progress.fresh_consent
+        && (request.prompt_consent
+            || !consented.is_some_and(|granted| request.target.scopes.is_subset_of(granted)));
+    if consent_needed {
+        return if request.prompt_none {
+            Decision::Refused(OAuthError::new(
+                ErrorCode::ConsentRequired,
+                "the user has not approved this application",
+            ))
+        } else {
+            Decision::NeedsConsent
+        };
+    }
+    Decision::Approved
+}
+
+/// `redirect_uri` with `pairs` appended to its query (RFC 6749 §4.1.2: keep the existing query).
+pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+            url.into()
+        }
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+/// The error response for the client (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
+pub fn error_redirect(
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &OAuthError,
+    issuer: &str,
+) -> String {
+    let mut pairs =
+        vec![("error", error.code.as_str()), ("error_description", error.description.as_str())];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", issuer));
+    redirect_with(redirect_uri, &pairs)
+}
+
+#[cfg(test)]
+mod tests;
