@@ -2,6 +2,7 @@
 
 pub mod audience;
 pub mod authorize;
+pub mod client_auth;
 pub mod error;
 pub mod params;
 pub mod pkce;

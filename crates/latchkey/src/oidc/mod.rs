@@ -1,3 +1,4 @@
 //! OpenID Connect pieces that are not plain OAuth.
 
 pub mod discovery;
+pub mod id_token;
