@@ -4,13 +4,16 @@
 //! # Layout
 //!
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
+//! - [`authority`]: the server's operations, one call per endpoint step.
 //! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
 //! - [`oauth`]: OAuth 2.0 rules: redirect URIs, scopes.
 //! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
 //! - [`password`]: argon2id password hashing on a bounded blocking pool.
 //! - [`secret`]: random secrets, their hashes, constant-time comparison.
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
+//! - [`throttle`]: login slow-down per account.
 
+pub mod authority;
 pub mod keys;
 pub mod model;
 pub mod oauth;
@@ -18,3 +21,4 @@ pub mod oidc;
 pub mod password;
 pub mod secret;
 pub mod store;
+pub mod throttle;

@@ -204,6 +204,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     signers: HashMap<Slot, Arc<Signer>>,
+    verifiers: HashMap<String, (SigningAlg, Arc<jsonwebtoken::DecodingKey>)>,
     jwks: JwkSet,
     jwks_json: Bytes,
 }
@@ -212,6 +213,12 @@ impl Snapshot {
     /// The current signer of a slot.
     pub fn signer(&self, slot: Slot) -> Option<&Arc<Signer>> {
         self.signers.get(&slot)
+    }
+
+    /// The verification key and algorithm of a published key, by `kid`: tokens signed by a
+    /// retiring key still verify.
+    pub fn verifier(&self, kid: &str) -> Option<&(SigningAlg, Arc<jsonwebtoken::DecodingKey>)> {
+        self.verifiers.get(kid)
     }
 
     /// The published key set.
@@ -370,7 +377,11 @@ impl KeyManager {
                 continue;
             }
             let signer = self.signer(record)?;
-            snapshot.jwks.keys.push(signer.public_jwk());
+            let jwk = signer.public_jwk();
+            if let Some(key) = decoding_key(&jwk) {
+                snapshot.verifiers.insert(record.kid.clone(), (record.alg, Arc::new(key)));
+            }
+            snapshot.jwks.keys.push(jwk);
             if *state == KeyState::Current {
                 snapshot.signers.insert(record.slot(), Arc::new(signer));
             }
@@ -385,6 +396,13 @@ impl KeyManager {
             .into();
         Ok(snapshot)
     }
+}
+
+/// The public key as jsonwebtoken reads it, parsed once per refresh.
+fn decoding_key(jwk: &latchkey_resource::Jwk) -> Option<jsonwebtoken::DecodingKey> {
+    let json = serde_json::to_value(jwk).ok()?;
+    let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(json).ok()?;
+    jsonwebtoken::DecodingKey::from_jwk(&parsed).ok()
 }
 
 fn latest_activation(records: &[KeyRecord], slot: Slot) -> Option<i64> {

@@ -49,6 +49,12 @@ impl MasterKey {
         Ok(MasterKey(LessSafeKey::new(key)))
     }
 
+    /// A key from 32 bytes already derived elsewhere (e.g. from a 256-bit token).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SealError> {
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadMasterKey)?;
+        Ok(MasterKey(LessSafeKey::new(key)))
+    }
+
     /// nonce || ciphertext || tag.
     pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let failed = || SealError::Seal(kid.to_owned());

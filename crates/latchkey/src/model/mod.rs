@@ -29,6 +29,18 @@ pub enum GrantType {
 }
 
 impl GrantType {
+    /// Parses a `grant_type` value latchkey knows.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+            GrantType::Password,
+        ]
+        .into_iter()
+        .find(|grant| grant.as_str() == value)
+    }
+
     /// The registered name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod scope;
+pub mod token;
 
 pub use error::{ErrorCode, OAuthError};
 pub use params::Params;

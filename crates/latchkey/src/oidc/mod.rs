@@ -2,3 +2,4 @@
 
 pub mod discovery;
 pub mod id_token;
+pub mod userinfo;

@@ -70,6 +70,8 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
     /// One user by login name.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    /// One user by subject identifier.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     /// All users, ordered by username.
     async fn users(&self) -> Result<Vec<User>>;
     /// Replaces a user's password hash; `NotFound` if there is no such user.

@@ -295,6 +295,17 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        sqlx::query("SELECT id, username, password_hash, email, name FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
     async fn users(&self) -> Result<Vec<User>> {
         sqlx::query("SELECT id, username, password_hash, email, name FROM users ORDER BY username")
             .fetch_all(&self.pool)

@@ -386,6 +386,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id], user_from_row).optional())
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn users(&self) -> Result<Vec<User>> {
         self.read(|c| {
             let mut s = c

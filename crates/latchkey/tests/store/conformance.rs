@@ -105,7 +105,9 @@ async fn users_round_trip_and_keep_their_subject(db: TestDb) {
     let alice = store.upsert_user(&again, 2).await.unwrap();
     assert_eq!(alice.id, "sub-1");
     assert_eq!(alice.name.as_deref(), Some("Alice"));
-    assert_eq!(store.user_by_username("alice").await.unwrap(), Some(alice));
+    assert_eq!(store.user_by_username("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.user_by_id("sub-1").await.unwrap(), Some(alice));
+    assert_eq!(store.user_by_id("sub-2").await.unwrap(), None);
 
     store.upsert_user(&user("bob", "sub-3"), 3).await.unwrap();
     let names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.username).collect();

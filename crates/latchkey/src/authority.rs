@@ -1,0 +1,216 @@
+//! The authorization server's operations, each one call for an HTTP handler: log in, decide an
+//! authorization request, issue a code, answer a token request, answer userinfo.
+//!
+//! Everything takes `now`; nothing here knows about HTTP.
+
+use std::sync::Arc;
+
+use crate::keys::KeyManager;
+use crate::model::{Client, Resource, Session};
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::client_auth::{self, Presented};
+use crate::oauth::scope::Scopes;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::password::Hasher;
+use crate::store::{self, Store};
+use crate::throttle::LoginThrottle;
+use crate::{model, secret};
+
+/// Lifetimes and the server's identity.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Access-token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// Authorization-code lifetime, seconds.
+    pub code_ttl: i64,
+    /// id_token lifetime, seconds.
+    pub id_token_ttl: i64,
+    /// Login-session lifetime, seconds.
+    pub session_ttl: i64,
+    /// Grace window for refresh-token retries, seconds, unless a client sets its own (0: strict).
+    pub refresh_grace_secs: i64,
+    /// The APIs tokens are issued for.
+    pub resources: Vec<Resource>,
+}
+
+/// Failures that are the server's, not the client's: logged, answered with a generic 500.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Randomness, hashing or signing failed.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// A protocol error for the client, or an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Tell the client.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// Log it; tell the client only that something failed.
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<store::Error> for Failure {
+    fn from(error: store::Error) -> Self {
+        Failure::Internal(Internal::Store(error))
+    }
+}
+
+impl From<secret::RandomError> for Failure {
+    fn from(error: secret::RandomError) -> Self {
+        Failure::Internal(Internal::Crypto(error.to_string()))
+    }
+}
+
+/// The outcome of a login attempt.
+#[derive(Debug)]
+pub enum Login {
+    /// Signed in: set this cookie value.
+    Success {
+        /// The session.
+        session: Session,
+        /// The cookie value (the session id itself; only its hash is stored).
+        cookie: String,
+    },
+    /// Wrong username or password: one answer for both.
+    Failed,
+}
+
+/// Shared state of the authorization server.
+pub struct Authority {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+    /// Lifetimes, issuer, resources.
+    pub settings: Settings,
+    /// Password hashing pool.
+    pub hasher: Hasher,
+    /// Login throttling.
+    pub throttle: LoginThrottle,
+}
+
+impl Authority {
+    /// Checks a username and password (same cost whether or not the user exists) and opens a
+    /// session on success.
+    pub async fn login(&self, username: &str, password: &str, now: i64) -> Result<Login, Failure> {
+        let delay = self.throttle.delay(username, now);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let user = self.store.user_by_username(username).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let valid = self
+            .hasher
+            .verify(password.to_owned(), stored)
+            .await
+            .map_err(|e| Internal::Crypto(e.to_string()))?;
+        let Some(user) = user.filter(|_| valid) else {
+            let failures = self.throttle.failed(username, now);
+            tracing::warn!(failures, "failed login");
+            return Ok(Login::Failed);
+        };
+        self.throttle.succeeded(username);
+        let cookie = secret::generate()?;
+        let session = Session {
+            id_hash: secret::hash(&cookie),
+            user_id: user.id,
+            auth_time: now,
+            created_at: now,
+            expires_at: now + self.settings.session_ttl,
+        };
+        self.store.create_session(&session).await?;
+        Ok(Login::Success { session, cookie })
+    }
+
+    /// The live session behind a cookie value.
+    pub async fn session(&self, cookie: &str, now: i64) -> Result<Option<Session>, Failure> {
+        Ok(self.store.session(&secret::hash(cookie), now).await?)
+    }
+
+    /// The scopes the user already approved for the client.
+    pub async fn consented(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Scopes>, Failure> {
+        Ok(self.store.consent(user_id, client_id).await?.and_then(|s| Scopes::parse(&s)))
+    }
+
+    /// Remembers approval of the request's scopes, on top of earlier ones.
+    pub async fn remember_consent(
+        &self,
+        user_id: &str,
+        request: &AuthorizationRequest,
+        now: i64,
+    ) -> Result<(), Failure> {
+        let mut scopes: Vec<String> = self
+            .consented(user_id, &request.client.client_id)
+            .await?
+            .map(|s| s.iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        for scope in request.target.scopes.iter() {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        self.store.save_consent(user_id, &request.client.client_id, &scopes.join(" "), now).await?;
+        Ok(())
+    }
+
+    /// Issues an authorization code for an approved request.
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        now: i64,
+    ) -> Result<String, Failure> {
+        let code = secret::generate()?;
+        let record = model::AuthorizationCode {
+            code_hash: secret::hash(&code),
+            client_id: request.client.client_id.clone(),
+            user_id: session.user_id.clone(),
+            session_id_hash: session.id_hash.clone(),
+            redirect_uri: request.redirect_uri_param.clone().unwrap_or_default(),
+            scopes: request.target.scopes.to_param(),
+            audience: request.target.audience.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time: session.auth_time,
+            created_at: now,
+            expires_at: now + self.settings.code_ttl,
+        };
+        self.store.insert_code(&record).await?;
+        Ok(code)
+    }
+
+    /// Authenticates the client of a token request with its registered method.
+    pub async fn authenticate_client(&self, presented: &Presented) -> Result<Client, Failure> {
+        let unknown =
+            || OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials");
+        let Some(record) = self.store.client(&presented.client_id).await? else {
+            return Err(unknown().into());
+        };
+        let secret = client_auth::check_method(presented, &record.client)?;
+        if let Some(secret) = secret {
+            let verified = self
+                .hasher
+                .verify(secret.to_owned(), record.secret_hash.clone())
+                .await
+                .map_err(|e| Internal::Crypto(e.to_string()))?;
+            if !verified {
+                return Err(unknown().into());
+            }
+        }
+        Ok(record.client)
+    }
+}

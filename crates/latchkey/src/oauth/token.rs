@@ -1,0 +1,366 @@
+//! The token endpoint's grants (RFC 6749 §4.1.3, §6; RFC 7636 §4.6; RFC 9700 §4.14).
+
+use aws_lc_rs::digest;
+use latchkey_resource::claims::ACCESS_TOKEN_TYP;
+use latchkey_resource::{AccessTokenClaims, Audience};
+use serde::Serialize;
+
+use super::audience;
+use super::params::Params;
+use super::scope::Scopes;
+use super::{ErrorCode, OAuthError, pkce};
+use crate::authority::{Authority, Failure, Internal};
+use crate::keys::{KeyPurpose, MasterKey};
+use crate::model::{
+    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, Redemption,
+    RefreshToken, Rotation, SigningAlg,
+};
+use crate::oidc::id_token::{IdTokenClaims, at_hash};
+use crate::secret;
+use crate::store::RotationRequest;
+
+/// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The granted scopes.
+    pub scope: String,
+    /// A refresh token, when the client may refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// An id_token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+fn invalid_grant(description: &str) -> Failure {
+    OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+fn crypto(error: impl std::fmt::Display) -> Failure {
+    Failure::Internal(Internal::Crypto(error.to_string()))
+}
+
+/// What a grant produces before it is stored.
+struct Minted {
+    access_token: String,
+    access: AccessTokenRecord,
+    id_token: Option<String>,
+}
+
+impl Authority {
+    /// Answers a token request from an authenticated client.
+    pub async fn token(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        if let Some(name) = params.first_repeat(&[]) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!("parameter {name} is given more than once"),
+            )
+            .into());
+        }
+        let grant_type = params.require("grant_type")?;
+        let Some(grant) = GrantType::parse(grant_type) else {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type {grant_type:?} is not supported (the implicit flow has no token request; use authorization_code with PKCE)"),
+            )
+            .into());
+        };
+        if !client.allows_grant(grant) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client is not registered for the {} grant", grant.as_str()),
+            )
+            .into());
+        }
+        match grant {
+            GrantType::AuthorizationCode => self.exchange_code(client, params, now).await,
+            GrantType::RefreshToken => self.refresh(client, params, now).await,
+            GrantType::ClientCredentials | GrantType::Password => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type {} is not available yet", grant.as_str()),
+            )
+            .into()),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        let code = params.require("code")?;
+        let code_hash = secret::hash(code);
+        let record = match self.store.redeem_code(&code_hash, now).await? {
+            Redemption::Fresh(record) => record,
+            Redemption::Replayed => {
+                tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking what it issued");
+                return Err(invalid_grant(
+                    "the authorization code was already used; tokens issued with it are revoked",
+                ));
+            }
+            Redemption::Invalid => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid or expired (codes live 60 seconds)",
+                ));
+            }
+        };
+        check_code(&record, client, params)?;
+        let scopes = Scopes::parse(&record.scopes).unwrap_or_default();
+        let grant = Grant {
+            id: secret::generate()?,
+            client_id: client.client_id.clone(),
+            user_id: record.user_id.clone(),
+            session_id_hash: Some(record.session_id_hash.clone()),
+            scopes: record.scopes.clone(),
+            audience: record.audience.clone(),
+            auth_time: record.auth_time,
+            created_at: now,
+            expires_at: now + self.settings.refresh_token_ttl,
+            revoked_at: None,
+        };
+        let minted = self.mint(client, &grant, &scopes, record.nonce.as_deref(), now)?;
+        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+            Some(secret::generate()?)
+        } else {
+            None
+        };
+        let issue = Issue {
+            refresh: refresh_token.as_ref().map(|token| RefreshToken {
+                token_hash: secret::hash(token),
+                grant_id: grant.id.clone(),
+                created_at: now,
+                expires_at: grant.expires_at,
+            }),
+            grant,
+            access: minted.access,
+            code_hash: Some(code_hash),
+        };
+        if !self.store.issue(&issue).await? {
+            return Err(invalid_grant(
+                "the authorization code was already used; tokens issued with it are revoked",
+            ));
+        }
+        Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
+    }
+
+    async fn refresh(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        let presented = params.require("refresh_token")?;
+        let token_hash = secret::hash(presented);
+        let Some((_, grant)) = self.store.refresh_token(&token_hash).await? else {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked: sign in again",
+            ));
+        };
+        if grant.client_id != client.client_id {
+            return Err(invalid_grant("the refresh token was issued to another client"));
+        }
+        let granted = Scopes::parse(&grant.scopes).unwrap_or_default();
+        let scopes = match params.get("scope")? {
+            None => granted.clone(),
+            Some(value) => {
+                let requested = Scopes::parse(value).ok_or_else(|| {
+                    OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        "scope must be scope names separated by single spaces",
+                    )
+                })?;
+                if !requested.is_subset_of(&granted) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        "a refresh may narrow the scope, never widen it (RFC 6749 §6)",
+                    )
+                    .into());
+                }
+                requested
+            }
+        };
+        let aud_refs: Vec<&str> = grant.audience.iter().map(String::as_str).collect();
+        let target =
+            audience::resolve(&scopes, &aud_refs, &client.scopes, &self.settings.resources)?;
+        let narrowed = Grant { audience: target.audience, ..grant.clone() };
+        let minted = self.mint(client, &narrowed, &target.scopes, None, now)?;
+        let successor = secret::generate()?;
+        let grace = client
+            .refresh_grace_period_secs
+            .map_or(self.settings.refresh_grace_secs, |s| i64::try_from(s).unwrap_or(0));
+        let successor_sealed =
+            if grace > 0 { Some(seal_successor(presented, &grant.id, &successor)?) } else { None };
+        let rotation = RotationRequest {
+            successor: RefreshToken {
+                token_hash: secret::hash(&successor),
+                grant_id: grant.id.clone(),
+                created_at: now,
+                expires_at: grant.expires_at,
+            },
+            successor_sealed,
+            access: minted.access.clone(),
+            grace_secs: grace,
+        };
+        match self.store.rotate_refresh_token(&token_hash, &rotation, now).await? {
+            Rotation::Rotated => Ok(self.response(
+                minted.access_token,
+                &target.scopes,
+                Some(successor),
+                minted.id_token,
+            )),
+            Rotation::Retry { successor_sealed } => {
+                // A retry inside the grace window: the same successor, a fresh access token.
+                let successor = open_successor(presented, &grant.id, &successor_sealed)?;
+                self.store.insert_access_token(&minted.access).await?;
+                Ok(self.response(
+                    minted.access_token,
+                    &target.scopes,
+                    Some(successor),
+                    minted.id_token,
+                ))
+            }
+            Rotation::Reused => {
+                tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its family");
+                Err(invalid_grant(
+                    "the refresh token was already used; every token of this sign-in is now revoked: sign in again",
+                ))
+            }
+            Rotation::Invalid => Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked: sign in again",
+            )),
+        }
+    }
+
+    fn response(
+        &self,
+        access_token: String,
+        scopes: &Scopes,
+        refresh_token: Option<String>,
+        id_token: Option<String>,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl,
+            scope: scopes.to_param(),
+            refresh_token,
+            id_token,
+        }
+    }
+
+    /// Signs the access token (and id_token when `openid` is granted) for a grant.
+    fn mint(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        scopes: &Scopes,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<Minted, Failure> {
+        let snapshot = self.keys.snapshot();
+        let jti = secret::generate()?;
+        let audience = match grant.audience.as_slice() {
+            [] => Audience::One(self.settings.issuer.clone()),
+            [one] => Audience::One(one.clone()),
+            many => Audience::Many(many.to_vec()),
+        };
+        let claims = AccessTokenClaims {
+            iss: self.settings.issuer.clone(),
+            sub: grant.user_id.clone(),
+            aud: audience,
+            exp: now + self.settings.access_token_ttl,
+            iat: now,
+            jti: jti.clone(),
+            client_id: client.client_id.clone(),
+            scope: Some(scopes.to_param()),
+            auth_time: Some(grant.auth_time),
+        };
+        let signer = snapshot
+            .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
+            .ok_or_else(|| crypto("no current access-token key"))?;
+        let access_token = signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?;
+        let id_token = if scopes.contains("openid") {
+            let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
+            let signer = snapshot
+                .signer((KeyPurpose::IdToken, alg))
+                .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
+            let claims = IdTokenClaims {
+                iss: self.settings.issuer.clone(),
+                sub: grant.user_id.clone(),
+                aud: client.client_id.clone(),
+                exp: now + self.settings.id_token_ttl,
+                iat: now,
+                auth_time: grant.auth_time,
+                nonce: nonce.map(str::to_owned),
+                at_hash: Some(at_hash(&access_token)),
+                azp: client.client_id.clone(),
+            };
+            Some(signer.sign_jwt("JWT", &claims).map_err(crypto)?)
+        } else {
+            None
+        };
+        let access = AccessTokenRecord {
+            jti,
+            grant_id: Some(grant.id.clone()),
+            client_id: client.client_id.clone(),
+            expires_at: now + self.settings.access_token_ttl,
+        };
+        Ok(Minted { access_token, access, id_token })
+    }
+}
+
+/// The bindings of a code (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
+fn check_code(record: &AuthorizationCode, client: &Client, params: &Params) -> Result<(), Failure> {
+    if record.client_id != client.client_id {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    if params.get("redirect_uri")?.unwrap_or("") != record.redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri must be identical to the one in the authorization request",
+        ));
+    }
+    match (record.code_challenge.as_deref(), params.get("code_verifier")?) {
+        (Some(challenge), Some(verifier)) if pkce::verify(verifier, challenge) => Ok(()),
+        (Some(_), Some(_)) => Err(invalid_grant("code_verifier does not match the code_challenge")),
+        (Some(_), None) => {
+            Err(invalid_grant("code_verifier is missing: send the PKCE verifier of this code"))
+        }
+        // A verifier for a code that had no challenge is a PKCE downgrade attempt.
+        (None, Some(_)) => Err(invalid_grant(
+            "code_verifier was sent but the authorization request had no code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+/// The successor is sealed under a key only the holder of the presented token can derive,
+/// so a database reader learns nothing from the stored copy.
+fn successor_key(presented: &str) -> Result<MasterKey, Failure> {
+    let mut input = b"latchkey refresh successor\0".to_vec();
+    input.extend_from_slice(presented.as_bytes());
+    let digest = digest::digest(&digest::SHA256, &input);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    MasterKey::from_bytes(&key).map_err(crypto)
+}
+
+fn seal_successor(presented: &str, grant_id: &str, successor: &str) -> Result<Vec<u8>, Failure> {
+    successor_key(presented)?.seal(grant_id, successor.as_bytes()).map_err(crypto)
+}
+
+fn open_successor(presented: &str, grant_id: &str, sealed: &[u8]) -> Result<String, Failure> {
+    let bytes = successor_key(presented)?.open(grant_id, sealed).map_err(crypto)?;
+    String::from_utf8(bytes).map_err(crypto)
+}
