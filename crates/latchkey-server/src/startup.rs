@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use latchkey::authority::{Authority, Settings};
 use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::oidc::discovery;
 use latchkey::password::Hasher;
 use latchkey::store::{self, Store};
+use latchkey::throttle::LoginThrottle;
 use tokio::sync::watch;
 
 use crate::config::{Config, KEY_REFRESH_INTERVAL};
@@ -39,13 +41,42 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("loading signing keys")?;
     let keys = Arc::new(keys);
-    let metadata = discovery::metadata(&config.issuer, paths::JWKS);
+    let settings = settings(&config);
+    let endpoints = discovery::Endpoints {
+        authorization: paths::AUTHORIZE,
+        token: paths::TOKEN,
+        userinfo: paths::USERINFO,
+        jwks: paths::JWKS,
+    };
+    let metadata = discovery::metadata(&config.issuer, &endpoints, &settings.resources);
     let metadata_json = serde_json::to_vec(&metadata).context("serializing metadata")?.into();
     let (loaded_tx, static_loaded) = watch::channel(false);
     let config = Arc::new(config);
+    let authority = Arc::new(Authority {
+        store: store.clone(),
+        keys: keys.clone(),
+        settings,
+        hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        throttle: LoginThrottle::default(),
+    });
     tokio::spawn(load_static_registrations(config.clone(), store.clone(), loaded_tx));
     tokio::spawn(refresh_keys(keys.clone()));
-    Ok(AppState { config, store, keys, metadata_json, static_loaded })
+    Ok(AppState { config, store, keys, authority, metadata_json, static_loaded })
+}
+
+/// The protocol settings derived from the config.
+pub fn settings(config: &Config) -> Settings {
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    Settings {
+        issuer: config.issuer.clone(),
+        access_token_ttl: secs(config.tokens.access_token_ttl),
+        refresh_token_ttl: secs(config.tokens.refresh_token_ttl),
+        code_ttl: secs(config.tokens.authorization_code_ttl),
+        id_token_ttl: secs(config.tokens.id_token_ttl),
+        session_ttl: secs(config.tokens.session_ttl),
+        refresh_grace_secs: config.tokens.refresh_grace_period.map_or(0, secs),
+        resources: config.resources.clone(),
+    }
 }
 
 async fn load_static_registrations(

@@ -96,6 +96,10 @@ pub struct TokenConfig {
     pub authorization_code_ttl: Duration,
     /// id_token lifetime.
     pub id_token_ttl: Duration,
+    /// Login-session lifetime.
+    pub session_ttl: Duration,
+    /// Server-wide grace window for refresh-token retries (`None`: strict rotation).
+    pub refresh_grace_period: Option<Duration>,
     /// Default access-token format.
     pub access_token_format: TokenFormat,
 }
@@ -118,14 +122,7 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// `[[resources]]`: an API identified by `identifier` that defines `scopes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
-    /// Absolute URI, the `aud` of tokens for it.
-    pub identifier: String,
-    /// Scopes it defines.
-    pub scopes: Vec<String>,
-}
+pub use latchkey::model::Resource;
 
 impl Config {
     /// Reads `path` if given, else `./latchkey.toml` if present, else defaults; then the

@@ -87,6 +87,8 @@ struct RawTokens {
     refresh_token_ttl: Option<String>,
     authorization_code_ttl: Option<String>,
     id_token_ttl: Option<String>,
+    session_ttl: Option<String>,
+    refresh_grace_period: Option<String>,
     access_token_format: Option<TokenFormat>,
 }
 
@@ -205,6 +207,16 @@ impl RawTokens {
                 self.id_token_ttl.as_deref(),
                 "1h",
             )?,
+            session_ttl: optional_duration(
+                "tokens.session_ttl",
+                self.session_ttl.as_deref(),
+                "12h",
+            )?,
+            refresh_grace_period: self
+                .refresh_grace_period
+                .as_deref()
+                .map(|value| duration("tokens.refresh_grace_period", value))
+                .transpose()?,
             access_token_format: self.access_token_format.unwrap_or_default(),
         })
     }

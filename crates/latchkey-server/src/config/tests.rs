@@ -32,7 +32,7 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
         ),
         (
             "[tokens]\nlifetime = \"1h\"",
-            "config: tokens.lifetime: unknown field `lifetime`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `access_token_format`",
+            "config: tokens.lifetime: unknown field `lifetime`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `session_ttl`, `refresh_grace_period`, `access_token_format`",
         ),
         (
             "[tokens]\naccess_token_ttl = \"soon\"",
@@ -162,7 +162,7 @@ fn unknown_environment_keys_are_refused_too() {
     let error = Config::from_parts("", &vars).unwrap_err().to_string();
     assert_eq!(
         error,
-        "config: tokens.ttl: unknown field `ttl`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `access_token_format`"
+        "config: tokens.ttl: unknown field `ttl`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `session_ttl`, `refresh_grace_period`, `access_token_format`"
     );
 }
 

@@ -4,10 +4,16 @@
 //! made here. `app(state)` and `serve(listener, state, shutdown)` are plain functions so that
 //! tests own the port.
 
+mod authorize;
 mod discovery;
+mod error;
 mod health;
 mod jwks;
+mod pages;
 pub mod paths;
+mod session;
+mod token;
+mod userinfo;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +22,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
+use latchkey::authority::Authority;
 use latchkey::keys::KeyManager;
 use latchkey::store::Store;
 use tokio::net::TcpListener;
@@ -43,10 +50,19 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Signing keys.
     pub keys: Arc<KeyManager>,
+    /// The protocol operations.
+    pub authority: Arc<Authority>,
     /// The discovery document, serialized once.
     pub metadata_json: Bytes,
     /// Becomes true once static clients and users from the config are stored.
     pub static_loaded: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Cookies get `Secure` whenever the issuer is https (behind a TLS proxy too).
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.config.issuer.starts_with("https://")
+    }
 }
 
 /// The router with every endpoint and the cross-cutting layers.
@@ -55,6 +71,11 @@ pub fn app(state: AppState) -> Router {
         .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
         .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
         .route(paths::JWKS, get(jwks::jwks))
+        .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(paths::LOGIN, get(authorize::page_without_request).post(authorize::login))
+        .route(paths::CONSENT, get(authorize::page_without_request).post(authorize::consent))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })

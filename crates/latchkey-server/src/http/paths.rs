@@ -10,3 +10,13 @@ pub const JWKS: &str = "/.well-known/jwks.json";
 pub const HEALTHZ: &str = "/healthz";
 /// Readiness: the database answers and static registrations are loaded.
 pub const READYZ: &str = "/readyz";
+/// The authorization endpoint.
+pub const AUTHORIZE: &str = "/authorize";
+/// The token endpoint.
+pub const TOKEN: &str = "/oauth/token";
+/// The UserInfo endpoint.
+pub const USERINFO: &str = "/userinfo";
+/// The login page.
+pub const LOGIN: &str = "/login";
+/// The consent page.
+pub const CONSENT: &str = "/consent";

@@ -21,10 +21,18 @@ async fn both_well_known_documents_match_the_issuer(db: TestDb) {
         assert_eq!(doc["jwks_uri"], server.url("/.well-known/jwks.json"));
         assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
         assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+        assert_eq!(doc["authorization_endpoint"], server.url("/authorize"));
+        assert_eq!(doc["token_endpoint"], server.url("/oauth/token"));
+        assert_eq!(doc["userinfo_endpoint"], server.url("/userinfo"));
+        assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         // Nothing is advertised before it exists.
-        for unbuilt in ["authorization_endpoint", "token_endpoint", "introspection_endpoint"] {
+        for unbuilt in ["introspection_endpoint", "revocation_endpoint", "end_session_endpoint"] {
             assert!(doc.get(unbuilt).is_none(), "{unbuilt} advertised too early");
         }
+        let grants = doc["grant_types_supported"].as_array().unwrap();
+        assert!(!grants.iter().any(|g| g == "client_credentials" || g == "implicit"), "{grants:?}");
     }
 }
 

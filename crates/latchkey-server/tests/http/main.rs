@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
 
 mod cli;
+mod code_flow;
 mod discovery;
 mod nodes;
 mod process;

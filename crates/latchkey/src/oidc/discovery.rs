@@ -5,21 +5,61 @@
 
 use serde::Serialize;
 
-use crate::model::SigningAlg;
+use crate::model::{Resource, SigningAlg};
+use crate::oauth::audience::OPENID_SCOPES;
 
 /// The metadata document.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata {
     /// Exactly the configured issuer (RFC 8414 §3.3: clients compare it character for character).
     pub issuer: String,
+    /// The authorization endpoint.
+    pub authorization_endpoint: String,
+    /// The token endpoint.
+    pub token_endpoint: String,
+    /// The UserInfo endpoint.
+    pub userinfo_endpoint: String,
     /// Where the signing keys are published.
     pub jwks_uri: String,
-    /// The `response_type` values `/authorize` accepts (none until it exists).
+    /// Scopes clients may ask for.
+    pub scopes_supported: Vec<String>,
+    /// Only the code flow: the implicit and hybrid flows are refused (RFC 9700 §2.1.2).
     pub response_types_supported: Vec<&'static str>,
+    /// Responses come back in the query.
+    pub response_modes_supported: Vec<&'static str>,
+    /// The grants implemented so far.
+    pub grant_types_supported: Vec<&'static str>,
+    /// How clients authenticate at the token endpoint.
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// PKCE: S256 only (RFC 7636; `plain` is refused).
+    pub code_challenge_methods_supported: Vec<&'static str>,
     /// OIDC Discovery: pairwise subjects are not offered.
     pub subject_types_supported: Vec<&'static str>,
     /// The algorithms id_tokens can be signed with.
     pub id_token_signing_alg_values_supported: Vec<SigningAlg>,
+    /// The claims userinfo and id_tokens may carry.
+    pub claims_supported: Vec<&'static str>,
+    /// `prompt` values understood.
+    pub prompt_values_supported: Vec<&'static str>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Request objects are not supported.
+    pub request_parameter_supported: bool,
+    /// `request_uri` is not supported.
+    pub request_uri_parameter_supported: bool,
+}
+
+/// The paths of the endpoints, joined to the issuer.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints<'a> {
+    /// Authorization endpoint path.
+    pub authorization: &'a str,
+    /// Token endpoint path.
+    pub token: &'a str,
+    /// UserInfo endpoint path.
+    pub userinfo: &'a str,
+    /// JWKS path.
+    pub jwks: &'a str,
 }
 
 /// Absolute URL of `path` under `issuer`; every URL latchkey publishes is built here, from the
@@ -28,14 +68,46 @@ pub fn endpoint(issuer: &str, path: &str) -> String {
     format!("{}{path}", issuer.trim_end_matches('/'))
 }
 
-/// The metadata for `issuer`, with `jwks_path` as the key set's path.
-pub fn metadata(issuer: &str, jwks_path: &str) -> Metadata {
+/// The metadata for `issuer`.
+pub fn metadata(issuer: &str, paths: &Endpoints<'_>, resources: &[Resource]) -> Metadata {
+    let mut scopes: Vec<String> = OPENID_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    scopes.extend(resources.iter().flat_map(|r| r.scopes.iter().cloned()));
     Metadata {
         issuer: issuer.to_owned(),
-        jwks_uri: endpoint(issuer, jwks_path),
-        response_types_supported: Vec::new(),
+        authorization_endpoint: endpoint(issuer, paths.authorization),
+        token_endpoint: endpoint(issuer, paths.token),
+        userinfo_endpoint: endpoint(issuer, paths.userinfo),
+        jwks_uri: endpoint(issuer, paths.jwks),
+        scopes_supported: scopes,
+        response_types_supported: vec!["code"],
+        response_modes_supported: vec!["query"],
+        grant_types_supported: vec!["authorization_code", "refresh_token"],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        code_challenge_methods_supported: vec!["S256"],
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec![SigningAlg::RS256],
+        claims_supported: vec![
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "azp",
+            "name",
+            "preferred_username",
+            "email",
+        ],
+        prompt_values_supported: vec!["none", "login", "consent"],
+        authorization_response_iss_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
     }
 }
 
@@ -52,7 +124,9 @@ mod tests {
 
     #[test]
     fn issuer_is_kept_exactly() {
-        let doc = metadata("https://id.example.com/", "/jwks");
+        let paths = Endpoints { authorization: "/a", token: "/t", userinfo: "/u", jwks: "/j" };
+        let doc = metadata("https://id.example.com/", &paths, &[]);
         assert_eq!(doc.issuer, "https://id.example.com/");
+        assert_eq!(doc.token_endpoint, "https://id.example.com/t");
     }
 }

@@ -1,0 +1,431 @@
+//! `/authorize` (RFC 6749 §4.1.1, OIDC Core §3.1.2) and the login and consent pages that
+//! continue it.
+//!
+//! The original request travels through the pages as one hidden field and is validated again
+//! at every step, so any node can serve any step and nothing is trusted from the form but the
+//! user's own answers.
+
+// Helpers here return the finished error `Response` as their `Err`, the axum idiom for an
+// early exit; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use latchkey::authority::{Failure, Login};
+use latchkey::model::Session;
+use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
+use latchkey::oauth::{ErrorCode, OAuthError, Params};
+use latchkey::secret;
+
+use super::pages::{self, ConsentPage, LoginPage};
+use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use super::{AppState, paths};
+use crate::startup::unix_now;
+
+/// How recent a login must be to satisfy `prompt=login` when the user then consents.
+const FRESH_LOGIN_SECS: i64 = 300;
+
+/// GET /authorize: the request is the query string.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    start(&state, &headers, query.unwrap_or_default()).await
+}
+
+/// POST /authorize: the request is the form body (OIDC Core §3.1.2.1).
+pub(super) async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match String::from_utf8(body.to_vec()) {
+        Ok(body) => start(&state, &headers, body).await,
+        Err(_) => pages::error_page("Malformed request", "The request is not valid UTF-8."),
+    }
+}
+
+/// GET /login and /consent: only reachable through an authorization request.
+pub(super) async fn page_without_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let form = parse(query.as_deref().unwrap_or(""));
+    match form.ok().and_then(|f| f.get("request").ok().flatten().map(str::to_owned)) {
+        Some(request) => start(&state, &headers, request).await,
+        None => pages::error_page(
+            "Nothing to sign in to",
+            "This page is opened by an application's sign-in link. Go back to the application and start there.",
+        ),
+    }
+}
+
+async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
+    let now = unix_now();
+    let session = match current_session(state, headers, now).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    Flow {
+        state,
+        headers,
+        raw,
+        session,
+        fresh_login: false,
+        fresh_consent: false,
+        cookies: Vec::new(),
+    }
+    .next(now)
+    .await
+}
+
+/// POST /login.
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match form_with_csrf(&headers, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
+    let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
+    let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
+    let now = unix_now();
+    // Validate the request before touching credentials: a bad one never reaches the login.
+    let request = match load_request(&state, &raw).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    if username.is_empty() || password.is_empty() || username.len() > 256 || password.len() > 1024 {
+        return login_page(
+            &state,
+            &headers,
+            &raw,
+            &request,
+            &username,
+            Some("Enter your username and password."),
+            Vec::new(),
+        );
+    }
+    match state.authority.login(&username, &password, now).await {
+        Ok(Login::Success { session, cookie }) => {
+            let secure = state.secure_cookies();
+            let ttl = state.authority.settings.session_ttl;
+            let cookies = vec![set_cookie(SESSION_COOKIE, &cookie, secure, Some(ttl))];
+            Flow {
+                state: &state,
+                headers: &headers,
+                raw,
+                session: Some(session),
+                fresh_login: true,
+                fresh_consent: false,
+                cookies,
+            }
+            .next(now)
+            .await
+        }
+        Ok(Login::Failed) => login_page(
+            &state,
+            &headers,
+            &raw,
+            &request,
+            &username,
+            Some("Wrong username or password."),
+            Vec::new(),
+        ),
+        Err(failure) => internal(failure),
+    }
+}
+
+/// POST /consent.
+pub(super) async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = match form_with_csrf(&headers, &body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
+    let now = unix_now();
+    let request = match load_request(&state, &raw).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let session = match current_session(&state, &headers, now).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return Flow {
+                state: &state,
+                headers: &headers,
+                raw,
+                session: None,
+                fresh_login: false,
+                fresh_consent: false,
+                cookies: Vec::new(),
+            }
+            .next(now)
+            .await;
+        }
+        Err(response) => return response,
+    };
+    match form.get("decision").ok().flatten() {
+        Some("allow") => {}
+        Some("deny") => {
+            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied access");
+            return redirect_error(&state, &request.redirect_uri, request.state.as_deref(), &error);
+        }
+        _ => return pages::error_page("Malformed request", "Choose Allow or Deny."),
+    }
+    if let Err(failure) = state.authority.remember_consent(&session.user_id, &request, now).await {
+        return internal(failure);
+    }
+    let fresh_login = now - session.auth_time <= FRESH_LOGIN_SECS;
+    Flow {
+        state: &state,
+        headers: &headers,
+        raw,
+        session: Some(session),
+        fresh_login,
+        fresh_consent: true,
+        cookies: Vec::new(),
+    }
+    .next(now)
+    .await
+}
+
+/// One step of the flow for a request and the user's progress through it.
+struct Flow<'a> {
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+    raw: String,
+    session: Option<Session>,
+    fresh_login: bool,
+    fresh_consent: bool,
+    cookies: Vec<String>,
+}
+
+impl Flow<'_> {
+    async fn next(self, now: i64) -> Response {
+        let Flow { state, headers, raw, session, fresh_login, fresh_consent, cookies } = self;
+        let request = match load_request(state, &raw).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
+        let consented = match &session {
+            Some(s) => match state.authority.consented(&s.user_id, &request.client.client_id).await
+            {
+                Ok(consented) => consented,
+                Err(failure) => return internal(failure),
+            },
+            None => None,
+        };
+        let progress = Progress { session: session.as_ref(), fresh_login, fresh_consent };
+        match authorize::decide(&request, progress, consented.as_ref(), now) {
+            Decision::NeedsLogin => {
+                let hint = request.login_hint.clone().unwrap_or_default();
+                login_page(state, headers, &raw, &request, &hint, None, cookies)
+            }
+            Decision::NeedsConsent => {
+                let Some(session) = session else {
+                    return internal_message("consent without a session");
+                };
+                consent_page(state, headers, &raw, &request, &session, cookies).await
+            }
+            Decision::Refused(error) => {
+                redirect_error(state, &request.redirect_uri, request.state.as_deref(), &error)
+            }
+            Decision::Approved => {
+                let Some(session) = session else {
+                    return internal_message("approval without a session");
+                };
+                match state.authority.issue_code(&request, &session, now).await {
+                    Ok(code) => {
+                        let mut pairs = vec![("code", code.as_str())];
+                        if let Some(s) = request.state.as_deref() {
+                            pairs.push(("state", s));
+                        }
+                        // RFC 9207: the issuer travels with the response so the client can tell
+                        // which server answered (mix-up defence).
+                        pairs.push(("iss", state.config.issuer.as_str()));
+                        redirect(&authorize::redirect_with(&request.redirect_uri, &pairs), &cookies)
+                    }
+                    Err(failure) => internal(failure),
+                }
+            }
+        }
+    }
+}
+
+fn parse(raw: &str) -> Result<Params, ()> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map(Params::new).map_err(drop)
+}
+
+/// Parses and validates the authorization request; a failure is already the response.
+async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationRequest, Response> {
+    let params = parse(raw).map_err(|_| {
+        pages::error_page("Malformed request", "The authorization request could not be read.")
+    })?;
+    let outcome = match authorize::client_id(&params) {
+        Err(error) => Err(error),
+        Ok(client_id) => match state.store.client(client_id).await {
+            Ok(record) => authorize::validate(
+                &params,
+                record.map(|r| r.client),
+                &state.authority.settings.resources,
+            ),
+            Err(error) => return Err(internal(Failure::from(error))),
+        },
+    };
+    outcome.map_err(|error| match error {
+        RequestError::NoRedirect(message) => {
+            pages::error_page("This sign-in link is not valid", &message)
+        }
+        RequestError::Redirect { redirect_uri, state: client_state, error } => {
+            redirect_error(state, &redirect_uri, client_state.as_deref(), &error)
+        }
+    })
+}
+
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<Option<Session>, Response> {
+    match cookie(headers, SESSION_COOKIE) {
+        None => Ok(None),
+        Some(value) => state.authority.session(value, now).await.map_err(internal),
+    }
+}
+
+/// The form of a page submission, after the anti-CSRF check.
+fn form_with_csrf(headers: &HeaderMap, body: &[u8]) -> Result<Params, Response> {
+    let form = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| parse(text).ok())
+        .ok_or_else(|| pages::error_page("Malformed request", "The form could not be read."))?;
+    let submitted = form.get("csrf_token").ok().flatten();
+    let expected = cookie(headers, CSRF_COOKIE);
+    match (submitted, expected) {
+        (Some(submitted), Some(expected))
+            if secret::constant_time_eq(submitted.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(form)
+        }
+        _ => Err(pages::error_page(
+            "This form has expired",
+            "The form was not sent from this page, or your browser blocked its cookie. Go back to the application and sign in again.",
+        )),
+    }
+}
+
+/// The CSRF token of the browser, and the cookie to set when it has none yet.
+fn csrf_token(state: &AppState, headers: &HeaderMap, cookies: &mut Vec<String>) -> Option<String> {
+    if let Some(existing) = cookie(headers, CSRF_COOKIE) {
+        return Some(existing.to_owned());
+    }
+    let token = secret::generate().ok()?;
+    cookies.push(set_cookie(CSRF_COOKIE, &token, state.secure_cookies(), None));
+    Some(token)
+}
+
+fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    request: &AuthorizationRequest,
+    username: &str,
+    error: Option<&str>,
+    mut cookies: Vec<String>,
+) -> Response {
+    let Some(csrf) = csrf_token(state, headers, &mut cookies) else {
+        return internal_message("no randomness");
+    };
+    let client_name = request.client.client_name.as_deref().unwrap_or(&request.client.client_id);
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let page = LoginPage {
+        action: paths::LOGIN,
+        client_name,
+        csrf_token: &csrf,
+        request: raw,
+        username,
+        error,
+    };
+    pages::page(status, &page, &cookies)
+}
+
+async fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    request: &AuthorizationRequest,
+    session: &Session,
+    mut cookies: Vec<String>,
+) -> Response {
+    let user = match state.store.user_by_id(&session.user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return internal_message("session of a removed user"),
+        Err(error) => return internal(Failure::from(error)),
+    };
+    let Some(csrf) = csrf_token(state, headers, &mut cookies) else {
+        return internal_message("no randomness");
+    };
+    let resources = &state.authority.settings.resources;
+    let scopes =
+        request.target.scopes.iter().map(|s| pages::describe_scope(s, resources)).collect();
+    let client_name = request.client.client_name.as_deref().unwrap_or(&request.client.client_id);
+    let page = ConsentPage {
+        action: paths::CONSENT,
+        client_name,
+        username: &user.username,
+        scopes,
+        csrf_token: &csrf,
+        request: raw,
+    };
+    pages::page(StatusCode::OK, &page, &cookies)
+}
+
+/// 303 See Other: the browser follows with GET and drops the form body (RFC 9700 §4.11).
+fn redirect(location: &str, cookies: &[String]) -> Response {
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response();
+    for cookie in cookies {
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+fn redirect_error(
+    state: &AppState,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    error: &OAuthError,
+) -> Response {
+    redirect(
+        &authorize::error_redirect(redirect_uri, client_state, error, &state.config.issuer),
+        &[],
+    )
+}
+
+fn internal(failure: Failure) -> Response {
+    tracing::error!(error = %failure, "authorization step failed");
+    internal_message("see the server log")
+}
+
+fn internal_message(context: &str) -> Response {
+    tracing::error!(context, "authorization step failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error: the server could not finish this step\n")
+        .into_response()
+}

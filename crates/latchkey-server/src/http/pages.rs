@@ -1,0 +1,86 @@
+//! The HTML pages, one typed template each, and the headers every page carries.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The login page (field names are fixed by INTERFACE.md).
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) client_name: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) request: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) error: Option<&'a str>,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(crate) struct ConsentPage<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) client_name: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) request: &'a str,
+}
+
+/// An error the user sees instead of being redirected.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+}
+
+/// Renders a page with the security headers of a login page: no framing, no caching, no
+/// referrer, nothing loaded from elsewhere.
+pub(crate) fn page(status: StatusCode, template: &impl Template, cookies: &[String]) -> Response {
+    let body = match template.render() {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "rendering a page failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+        }
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The 400 page for requests that must not be redirected.
+pub(crate) fn error_page(title: &str, message: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, &ErrorPage { title, message }, &[])
+}
+
+/// Plain-words description of a scope for the consent page.
+pub(crate) fn describe_scope(scope: &str, resources: &[latchkey::model::Resource]) -> String {
+    match scope {
+        "openid" => "Sign you in with your account".into(),
+        "profile" => "See your name and username".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Keep access while you are not using it (stay signed in)".into(),
+        other => match resources.iter().find(|r| r.scopes.iter().any(|s| s == other)) {
+            Some(resource) => format!("Use \"{other}\" on {}", resource.identifier),
+            None => format!("Use \"{other}\""),
+        },
+    }
+}

@@ -1,0 +1,77 @@
+//! `/oauth/token` (RFC 6749 §3.2): form-encoded POST only, client authenticated first.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use latchkey::authority::Failure;
+use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
+
+use super::AppState;
+use super::error::json_error;
+use crate::startup::unix_now;
+
+/// Parses a form body, refusing other content types and query-string parameters (credentials
+/// in URLs end up in logs and histories).
+pub(crate) fn form_params(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Params, Failure> {
+    let invalid =
+        |description: &str| Failure::from(OAuthError::new(ErrorCode::InvalidRequest, description));
+    if query.is_some_and(|q| !q.is_empty()) {
+        return Err(invalid(
+            "parameters in the query string are refused: send them in a form-encoded POST body",
+        ));
+    }
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(invalid("the body must be application/x-www-form-urlencoded"));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| invalid("the body is not valid UTF-8"))?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(text)
+        .map(Params::new)
+        .map_err(|_| invalid("the body is not a valid form"))
+}
+
+/// POST /oauth/token.
+pub(super) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    match exchange(&state, &headers, query.as_deref(), &body).await {
+        Ok(response) => {
+            let mut response = Json(response).into_response();
+            let out = response.headers_mut();
+            // RFC 6749 §5.1: token responses must not be cached.
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            out.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(failure) => json_error(failure),
+    }
+}
+
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
+    let params = form_params(headers, query, body)?;
+    let authorization = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            OAuthError::new(ErrorCode::InvalidClient, "the Authorization header is not valid text")
+        })?),
+    };
+    let presented = client_auth::presented(authorization, &params)?;
+    let client = state.authority.authenticate_client(&presented).await?;
+    state.authority.token(&client, &params, unix_now()).await
+}

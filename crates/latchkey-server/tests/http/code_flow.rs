@@ -1,0 +1,739 @@
+//! The authorization code flow through HTTP: pages, codes, tokens, refresh, userinfo.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use latchkey::oauth::pkce;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::{TestDb, TestServer, get_json};
+
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const SPA_REDIRECT: &str = "https://spa.example.com/cb";
+pub const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+pub const CONFIG: &str = r#"
+[[resources]]
+identifier = "https://photos.example.com"
+scopes = ["read:photos", "write:photos"]
+
+[[clients]]
+client_id = "spa"
+client_name = "Photo <SPA>"
+redirect_uris = ["https://spa.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access", "read:photos"]
+
+[[clients]]
+client_id = "web"
+client_secret = "web-secret"
+redirect_uris = ["http://127.0.0.1:9000/callback"]
+grant_types = ["authorization_code"]
+scopes = ["openid", "profile", "read:photos"]
+require_consent = false
+
+[[clients]]
+client_id = "machine"
+client_secret = "machine-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+email = "alice@example.com"
+name = "Alice Example"
+"#;
+
+/// A browser: keeps cookies, never follows redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Starts a server with [`CONFIG`] (plus `extra`) and waits for its static registrations.
+pub async fn server(db: &TestDb, extra: &str) -> TestServer {
+    let server = TestServer::start(db, &format!("{extra}\n{CONFIG}")).await;
+    let mut loaded = server.state.static_loaded.clone();
+    loaded.wait_for(|done| *done).await.unwrap();
+    server
+}
+
+pub fn authorize_url(
+    server: &TestServer,
+    client_id: &str,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let challenge = pkce::s256(VERIFIER);
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", "openid profile email offline_access read:photos"),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ];
+    for (name, value) in extra {
+        pairs.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            pairs.push((name, value));
+        }
+    }
+    format!("{}?{}", server.url("/authorize"), serde_urlencoded::to_string(&pairs).unwrap())
+}
+
+/// The value of a hidden input in a page, unescaped.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start =
+        html.find(&marker).unwrap_or_else(|| panic!("no {name} in:\n{html}")) + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
+}
+
+/// Query parameters of a redirect's Location.
+pub fn location_params(response: &reqwest::Response) -> (String, HashMap<String, String>) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "expected a redirect");
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let url = url::Url::parse(&location).unwrap();
+    let base = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path());
+    let base = match url.port() {
+        Some(port) => base.replacen(
+            url.host_str().unwrap_or(""),
+            &format!("{}:{port}", url.host_str().unwrap_or("")),
+            1,
+        ),
+        None => base,
+    };
+    (base, url.query_pairs().into_owned().collect())
+}
+
+/// Signs in on the login page that `page` is; returns the next response.
+pub async fn sign_in(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    page: &str,
+    password: &str,
+) -> reqwest::Response {
+    let form = [
+        ("username", "alice"),
+        ("password", password),
+        ("csrf_token", &hidden(page, "csrf_token")),
+        ("request", &hidden(page, "request")),
+    ];
+    browser.post(server.url("/login")).form(&form).send().await.unwrap()
+}
+
+pub async fn decide(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    page: &str,
+    decision: &str,
+) -> reqwest::Response {
+    let form = [
+        ("decision", decision),
+        ("csrf_token", &hidden(page, "csrf_token")),
+        ("request", &hidden(page, "request")),
+    ];
+    browser.post(server.url("/consent")).form(&form).send().await.unwrap()
+}
+
+/// Runs authorize → login → consent for the SPA and returns the code.
+pub async fn spa_code(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    extra: &[(&str, &str)],
+) -> String {
+    let first =
+        browser.get(authorize_url(server, "spa", SPA_REDIRECT, extra)).send().await.unwrap();
+    let response = if first.status() == StatusCode::SEE_OTHER {
+        // Already signed in and consented.
+        first
+    } else {
+        assert_eq!(first.status(), 200);
+        let page = first.text().await.unwrap();
+        let consent = sign_in(browser, server, &page, "alice-password").await;
+        if consent.status() == 200 {
+            let page = consent.text().await.unwrap();
+            decide(browser, server, &page, "allow").await
+        } else {
+            consent
+        }
+    };
+    let (base, params) = location_params(&response);
+    assert_eq!(base, SPA_REDIRECT);
+    assert_eq!(params["state"], "st-123");
+    assert_eq!(params["iss"], server.base);
+    params["code"].clone()
+}
+
+pub async fn token(
+    server: &TestServer,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().post(server.url("/oauth/token")).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    if status == 200 {
+        assert_eq!(response.headers()["cache-control"], "no-store");
+    }
+    (status, response.json().await.unwrap())
+}
+
+pub async fn exchange_spa(server: &TestServer, code: &str) -> (StatusCode, Value) {
+    token(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", SPA_REDIRECT),
+            ("client_id", "spa"),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await
+}
+
+async fn userinfo(server: &TestServer, access_token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(server.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn verify(set: &JwkSet, token: &str, alg: Algorithm, audience: &str, issuer: &str) -> Value {
+    let header = decode_header(token).unwrap();
+    let key = DecodingKey::from_jwk(set.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = Validation::new(alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    decode::<Value>(token, &key, &validation).unwrap().claims
+}
+
+async fn public_client_flow_with_pkce_issues_verifiable_tokens(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let code = spa_code(&browser, &server, &[]).await;
+    let (status, body) = exchange_spa(&server, &code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "openid profile email offline_access read:photos");
+    assert!(body["refresh_token"].is_string());
+
+    let set: JwkSet =
+        get_json(&reqwest::Client::new(), &server.url("/.well-known/jwks.json")).await;
+    let access_token = body["access_token"].as_str().unwrap();
+    assert_eq!(decode_header(access_token).unwrap().typ.as_deref(), Some("at+jwt"));
+    let access =
+        verify(&set, access_token, Algorithm::ES256, "https://photos.example.com", &server.base);
+    assert_eq!(access["client_id"], "spa");
+    assert_eq!(access["scope"], "openid profile email offline_access read:photos");
+    let user = server.state.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(access["sub"], user.id);
+    for claim in ["iat", "exp", "jti", "auth_time"] {
+        assert!(access.get(claim).is_some(), "{claim}");
+    }
+
+    let id =
+        verify(&set, body["id_token"].as_str().unwrap(), Algorithm::RS256, "spa", &server.base);
+    assert_eq!(id["nonce"], "n-456");
+    assert_eq!(id["sub"], user.id);
+    assert_eq!(id["azp"], "spa");
+    let digest = aws_lc_rs_free_sha256(access_token);
+    assert_eq!(id["at_hash"], URL_SAFE_NO_PAD.encode(&digest[..16]));
+
+    let info: Value = userinfo(&server, access_token).await.json().await.unwrap();
+    assert_eq!(
+        info,
+        serde_json::json!({"sub": user.id, "preferred_username": "alice", "name": "Alice Example", "email": "alice@example.com"})
+    );
+}
+
+/// SHA-256 through the server's own dependency, only to compute the expected at_hash.
+fn aws_lc_rs_free_sha256(text: &str) -> Vec<u8> {
+    let hash = latchkey::secret::hash(text);
+    (0..hash.len()).step_by(2).map(|i| u8::from_str_radix(&hash[i..i + 2], 16).unwrap()).collect()
+}
+
+async fn confidential_client_without_consent_and_secret_checks(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let url = authorize_url(&server, "web", WEB_REDIRECT, &[("scope", "openid read:photos")]);
+    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+    // require_consent = false: straight from login to the redirect.
+    let (base, params) =
+        location_params(&sign_in(&browser, &server, &page, "alice-password").await);
+    assert_eq!(base, WEB_REDIRECT);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, body) = token(&server, &form, Some(("web", "wrong"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (status, body) = token(&server, &form, Some(("web", "web-secret"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("refresh_token").is_none(), "web is not registered for refresh_token");
+}
+
+async fn failed_client_authentication_is_401_with_a_challenge(db: TestDb) {
+    let server = server(&db, "").await;
+    let response = reqwest::Client::new()
+        .post(server.url("/oauth/token"))
+        .basic_auth("web", Some("nope"))
+        .form(&[("grant_type", "authorization_code"), ("code", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Basic realm=\"latchkey\"");
+    // A public client cannot pretend to be confidential, nor the reverse.
+    let (status, body) = token(
+        &server,
+        &[("grant_type", "authorization_code"), ("code", "x"), ("client_id", "web")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+}
+
+async fn authorization_errors_redirect_only_to_verified_uris(db: TestDb) {
+    let server = server(&db, "").await;
+    let http = browser();
+    for url in [
+        authorize_url(&server, "nobody", SPA_REDIRECT, &[]),
+        authorize_url(&server, "spa", "https://evil.example.com/cb", &[]),
+        authorize_url(&server, "spa", "https://spa.example.com/cb/", &[]),
+    ] {
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{url}");
+        assert!(response.headers().get("location").is_none());
+        assert!(response.text().await.unwrap().contains("not valid"));
+    }
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("response_type", "token")], "unsupported_response_type"),
+        (&[("scope", "openid admin")], "invalid_scope"),
+        (&[("scope", "openid write:photos")], "invalid_scope"),
+        (&[("code_challenge", ""), ("code_challenge_method", "")], "invalid_request"),
+        (&[("code_challenge_method", "plain")], "invalid_request"),
+        (&[("resource", "https://elsewhere.example.com")], "invalid_target"),
+    ];
+    for (extra, code) in cases {
+        let response =
+            http.get(authorize_url(&server, "spa", SPA_REDIRECT, extra)).send().await.unwrap();
+        let (base, params) = location_params(&response);
+        assert_eq!(base, SPA_REDIRECT);
+        assert_eq!(params["error"], *code, "{extra:?}");
+        assert_eq!(params["state"], "st-123");
+        assert_eq!(params["iss"], server.base);
+        assert!(!params["error_description"].is_empty());
+    }
+    let twice = format!("{}&scope=openid", authorize_url(&server, "spa", SPA_REDIRECT, &[]));
+    let (_, params) = location_params(&http.get(twice).send().await.unwrap());
+    assert_eq!(params["error"], "invalid_request");
+    let machine = authorize_url(&server, "machine", SPA_REDIRECT, &[]);
+    assert_eq!(
+        http.get(machine).send().await.unwrap().status(),
+        400,
+        "machine has no redirect URI to trust"
+    );
+}
+
+async fn deny_and_prompt_none_go_back_with_errors(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let (_, params) = location_params(
+        &browser
+            .get(authorize_url(&server, "spa", SPA_REDIRECT, &[("prompt", "none")]))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(params["error"], "login_required");
+    let page = browser
+        .get(authorize_url(&server, "spa", SPA_REDIRECT, &[]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let consent = sign_in(&browser, &server, &page, "alice-password").await.text().await.unwrap();
+    assert!(consent.contains("Photo &#60;SPA&#62;"), "client name is escaped: {consent}");
+    assert!(
+        consent.contains("name=\"decision\" value=\"allow\"")
+            && consent.contains("name=\"decision\" value=\"deny\"")
+    );
+    let (_, params) = location_params(&decide(&browser, &server, &consent, "deny").await);
+    assert_eq!((params["error"].as_str(), params["state"].as_str()), ("access_denied", "st-123"));
+    let (_, params) = location_params(
+        &browser
+            .get(authorize_url(&server, "spa", SPA_REDIRECT, &[("prompt", "none")]))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(params["error"], "consent_required");
+}
+
+async fn consent_is_remembered_and_login_is_generic(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let page = browser
+        .get(authorize_url(&server, "spa", SPA_REDIRECT, &[]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failed = sign_in(&browser, &server, &page, "wrong").await;
+    assert_eq!(failed.status(), 401);
+    assert!(failed.text().await.unwrap().contains("Wrong username or password."));
+    spa_code(&browser, &server, &[]).await;
+    // Second time: signed in and consented, straight back with a code.
+    let response =
+        browser.get(authorize_url(&server, "spa", SPA_REDIRECT, &[])).send().await.unwrap();
+    assert!(location_params(&response).1.contains_key("code"));
+    // prompt=consent asks again; prompt=login signs in again.
+    let again = browser
+        .get(authorize_url(&server, "spa", SPA_REDIRECT, &[("prompt", "consent")]))
+        .send()
+        .await
+        .unwrap();
+    assert!(again.text().await.unwrap().contains("name=\"decision\""));
+    let login = browser
+        .get(authorize_url(&server, "spa", SPA_REDIRECT, &[("prompt", "login")]))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.text().await.unwrap().contains("name=\"password\""));
+}
+
+async fn pages_are_locked_down(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let response = browser
+        .get(authorize_url(
+            &server,
+            "spa",
+            SPA_REDIRECT,
+            &[("login_hint", "\"><script>x</script>")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    assert!(
+        headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["cache-control"], "no-store");
+    let csrf_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Lax"),
+        "{csrf_cookie}"
+    );
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("<script>"), "reflected values are escaped");
+    assert!(page.contains("<label for=\"username\">") && page.contains("type=\"password\""));
+
+    // A form without the CSRF cookie's value is refused.
+    let forged = [
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("csrf_token", "forged"),
+        ("request", &hidden(&page, "request")),
+    ];
+    let response = browser.post(server.url("/login")).form(&forged).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+
+    // The session cookie is new at login (no fixation) and HttpOnly.
+    let signed_in = sign_in(&browser, &server, &page, "alice-password").await;
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("latchkey_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+async fn token_endpoint_enforces_code_bindings(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let base = |code: &str, verifier: &str, redirect: &str| {
+        vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            ("redirect_uri".to_owned(), redirect.to_owned()),
+            ("client_id".to_owned(), "spa".to_owned()),
+            ("code_verifier".to_owned(), verifier.to_owned()),
+        ]
+    };
+    let wrong_verifier = "a".repeat(43);
+    for (verifier, redirect) in
+        [(wrong_verifier.as_str(), SPA_REDIRECT), (VERIFIER, "https://spa.example.com/other")]
+    {
+        let code = spa_code(&browser, &server, &[]).await;
+        let form: Vec<(String, String)> = base(&code, verifier, redirect);
+        let form: Vec<(&str, &str)> = form.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let (status, body) = token(&server, &form, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+    let (status, body) = token(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "made-up"),
+            ("client_id", "spa"),
+            ("code_verifier", VERIFIER),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (_, body) = token(&server, &[("grant_type", "password"), ("client_id", "spa")], None).await;
+    assert_eq!(body["error"], "unauthorized_client");
+    let (_, body) =
+        token(&server, &[("grant_type", "urn:made:up"), ("client_id", "spa")], None).await;
+    assert_eq!(body["error"], "unsupported_grant_type");
+    let response = reqwest::Client::new()
+        .post(format!("{}?client_id=spa", server.url("/oauth/token")))
+        .form(&[("grant_type", "authorization_code")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "parameters in the query string are refused");
+    let response = reqwest::Client::new()
+        .post(server.url("/oauth/token"))
+        .json(&serde_json::json!({"grant_type": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "JSON is not a form");
+}
+
+async fn a_replayed_code_revokes_the_first_exchange(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let code = spa_code(&browser, &server, &[]).await;
+    let (status, first) = exchange_spa(&server, &code).await;
+    assert_eq!(status, 200);
+    assert_eq!(userinfo(&server, first["access_token"].as_str().unwrap()).await.status(), 200);
+    let (status, replay) = exchange_spa(&server, &code).await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let response = userinfo(&server, first["access_token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 401, "the first exchange's access token is revoked");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ("client_id", "spa"),
+    ];
+    let (_, body) = token(&server, &refresh, None).await;
+    assert_eq!(body["error"], "invalid_grant", "and its refresh token");
+}
+
+async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let (_, first) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    let old = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, second) = token(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &old),
+            ("client_id", "spa"),
+            ("scope", "openid read:photos"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["scope"], "openid read:photos", "narrower scope");
+    let new = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let (_, wider) = token(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &new),
+            ("client_id", "spa"),
+            ("scope", "openid write:photos"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(wider["error"], "invalid_scope");
+    // The rotated token comes back: invalid_grant, and the whole family dies.
+    let (_, reuse) = token(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", &old), ("client_id", "spa")],
+        None,
+    )
+    .await;
+    assert_eq!(reuse["error"], "invalid_grant");
+    let (_, after) = token(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", &new), ("client_id", "spa")],
+        None,
+    )
+    .await;
+    assert_eq!(after["error"], "invalid_grant");
+    assert_eq!(userinfo(&server, second["access_token"].as_str().unwrap()).await.status(), 401);
+}
+
+async fn concurrent_refreshes(
+    server: &TestServer,
+    token_value: &str,
+    count: usize,
+) -> Vec<(StatusCode, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let url = server.url("/oauth/token");
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", token_value.to_owned()),
+            ("client_id", "spa".to_owned()),
+        ];
+        tasks.spawn(async move {
+            let response = reqwest::Client::new().post(url).form(&form).send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        out.push(result.unwrap());
+    }
+    out
+}
+
+async fn fifty_concurrent_strict_refreshes_have_one_winner(db: TestDb) {
+    let server = server(&db, "").await;
+    let (_, first) = exchange_spa(&server, &spa_code(&browser(), &server, &[]).await).await;
+    let results = concurrent_refreshes(&server, first["refresh_token"].as_str().unwrap(), 50).await;
+    let ok = results.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(ok, 1, "{results:?}");
+    assert!(
+        results.iter().all(|(status, body)| *status == 200 || body["error"] == "invalid_grant")
+    );
+}
+
+async fn grace_window_gives_concurrent_refreshes_the_same_successor(db: TestDb) {
+    let server = server(&db, "[tokens]\nrefresh_grace_period = \"10s\"").await;
+    let (_, first) = exchange_spa(&server, &spa_code(&browser(), &server, &[]).await).await;
+    let results = concurrent_refreshes(&server, first["refresh_token"].as_str().unwrap(), 50).await;
+    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    let successors: std::collections::HashSet<&str> =
+        results.iter().map(|(_, body)| body["refresh_token"].as_str().unwrap()).collect();
+    assert_eq!(successors.len(), 1, "one family continues with one successor");
+    let successor = successors.into_iter().next().unwrap().to_owned();
+    let (status, next) = token(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", &successor), ("client_id", "spa")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+}
+
+async fn userinfo_accepts_only_openid_access_tokens(db: TestDb) {
+    let server = server(&db, "").await;
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser(), &server, &[]).await).await;
+    let response = reqwest::Client::new().get(server.url("/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"latchkey\"");
+    for not_an_access_token in
+        [tokens["id_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), "garbage"]
+    {
+        let response = userinfo(&server, not_an_access_token).await;
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    // Tampering with the payload breaks the signature.
+    let access = tokens["access_token"].as_str().unwrap();
+    let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    claims["sub"] = "someone-else".into();
+    parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+    assert_eq!(userinfo(&server, &parts.join(".")).await.status(), 401);
+    // A token without openid gets 403 insufficient_scope.
+    let (_, narrow) = token(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", "spa"),
+            ("scope", "read:photos"),
+        ],
+        None,
+    )
+    .await;
+    let response = userinfo(&server, narrow["access_token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"openid\""));
+    let post = reqwest::Client::new()
+        .post(server.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200);
+}
+
+crate::on_both_engines!(
+    public_client_flow_with_pkce_issues_verifiable_tokens,
+    confidential_client_without_consent_and_secret_checks,
+    failed_client_authentication_is_401_with_a_challenge,
+    authorization_errors_redirect_only_to_verified_uris,
+    deny_and_prompt_none_go_back_with_errors,
+    consent_is_remembered_and_login_is_generic,
+    pages_are_locked_down,
+    token_endpoint_enforces_code_bindings,
+    a_replayed_code_revokes_the_first_exchange,
+    strict_refresh_rotation_and_reuse_detection,
+    fifty_concurrent_strict_refreshes_have_one_winner,
+    grace_window_gives_concurrent_refreshes_the_same_successor,
+    userinfo_accepts_only_openid_access_tokens,
+);
