@@ -47,6 +47,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         token: paths::TOKEN,
         userinfo: paths::USERINFO,
         jwks: paths::JWKS,
+        end_session: paths::LOGOUT,
     };
     let metadata = discovery::metadata(&config.issuer, &endpoints, &settings.resources);
     let metadata_json = serde_json::to_vec(&metadata).context("serializing metadata")?.into();

@@ -5,10 +5,12 @@
 //! tests own the port.
 
 mod authorize;
+mod cors;
 mod discovery;
 mod error;
 mod health;
 mod jwks;
+mod logout;
 mod pages;
 pub mod paths;
 mod session;
@@ -74,8 +76,16 @@ pub fn app(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
         .route(paths::LOGIN, get(authorize::page_without_request).post(authorize::login))
         .route(paths::CONSENT, get(authorize::page_without_request).post(authorize::consent))
-        .route(paths::TOKEN, post(token::token))
-        .route(paths::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
+        .merge(
+            Router::new()
+                .route(paths::TOKEN, post(token::token).options(no_content))
+                .route(
+                    paths::USERINFO,
+                    get(userinfo::userinfo).post(userinfo::userinfo).options(no_content),
+                )
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors)),
+        )
+        .route(paths::LOGOUT, get(logout::get).post(logout::post))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
@@ -87,6 +97,11 @@ pub fn app(state: AppState) -> Router {
         .layer(security_header("referrer-policy", "no-referrer"))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
+}
+
+/// Preflight requests are answered by the CORS layer; this only gives OPTIONS a route.
+async fn no_content() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

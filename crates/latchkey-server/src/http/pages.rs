@@ -36,6 +36,24 @@ pub(crate) struct ErrorPage<'a> {
     pub(crate) message: &'a str,
 }
 
+/// The logout confirmation (shown when the request cannot prove which client sent it).
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub(crate) struct LogoutPage<'a> {
+    pub(crate) action: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) request: &'a str,
+}
+
+/// A plain message.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+}
+
 /// Renders a page with the security headers of a login page: no framing, no caching, no
 /// referrer, nothing loaded from elsewhere.
 pub(crate) fn page(status: StatusCode, template: &impl Template, cookies: &[String]) -> Response {

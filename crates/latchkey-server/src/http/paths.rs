@@ -20,3 +20,5 @@ pub const USERINFO: &str = "/userinfo";
 pub const LOGIN: &str = "/login";
 /// The consent page.
 pub const CONSENT: &str = "/consent";
+/// RP-initiated logout (`end_session_endpoint`).
+pub const LOGOUT: &str = "/logout";

@@ -25,6 +25,7 @@ scopes = ["read:photos", "write:photos"]
 client_id = "spa"
 client_name = "Photo <SPA>"
 redirect_uris = ["https://spa.example.com/cb"]
+post_logout_redirect_uris = ["https://spa.example.com/"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access", "read:photos"]
 
@@ -722,7 +723,109 @@ async fn userinfo_accepts_only_openid_access_tokens(db: TestDb) {
     assert_eq!(post.status(), 200);
 }
 
+async fn logout_ends_the_session_and_its_refresh_tokens(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let bad = format!(
+        "{}?id_token_hint={id_token}&post_logout_redirect_uri=https://evil.example.com/",
+        server.url("/logout")
+    );
+    assert_eq!(
+        browser.get(bad).send().await.unwrap().status(),
+        400,
+        "unregistered post_logout_redirect_uri"
+    );
+
+    let url = format!(
+        "{}?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fspa.example.com%2F&state=bye",
+        server.url("/logout")
+    );
+    let response = browser.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "https://spa.example.com/?state=bye");
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.starts_with("latchkey_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "spa"),
+    ];
+    assert_eq!(
+        token(&server, &refresh, None).await.1["error"],
+        "invalid_grant",
+        "logout revokes the session's refresh tokens"
+    );
+    let again = browser.get(authorize_url(&server, "spa", SPA_REDIRECT, &[])).send().await.unwrap();
+    assert!(
+        again.text().await.unwrap().contains("name=\"password\""),
+        "signed out: the login page again"
+    );
+}
+
+async fn logout_without_a_hint_asks_first(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    let page = browser.get(server.url("/logout")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Sign out?"), "{page}");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "spa"),
+    ];
+    let form = [
+        ("decision", "logout"),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("request", &hidden(&page, "request")),
+    ];
+    let done = browser.post(server.url("/logout")).form(&form).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("You are signed out"));
+    assert_eq!(token(&server, &refresh, None).await.1["error"], "invalid_grant");
+}
+
+async fn cors_allows_only_registered_origins_without_credentials(db: TestDb) {
+    let server = server(&db, "").await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, server.url("/oauth/token"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight("https://spa.example.com").await.unwrap();
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://spa.example.com");
+    assert!(allowed.headers().get("access-control-allow-credentials").is_none());
+    let denied = preflight("https://evil.example.com").await.unwrap();
+    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    let post = http
+        .post(server.url("/oauth/token"))
+        .header("origin", "https://evil.example.com")
+        .form(&[("grant_type", "refresh_token"), ("client_id", "spa"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert!(post.headers().get("access-control-allow-origin").is_none());
+    let userinfo = http
+        .get(server.url("/userinfo"))
+        .header("origin", "https://spa.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.headers()["access-control-allow-origin"], "https://spa.example.com");
+}
+
 crate::on_both_engines!(
+    logout_ends_the_session_and_its_refresh_tokens,
+    logout_without_a_hint_asks_first,
+    cors_allows_only_registered_origins_without_credentials,
     public_client_flow_with_pkce_issues_verifiable_tokens,
     confidential_client_without_consent_and_secret_checks,
     failed_client_authentication_is_401_with_a_challenge,

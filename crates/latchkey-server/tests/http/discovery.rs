@@ -28,7 +28,8 @@ async fn both_well_known_documents_match_the_issuer(db: TestDb) {
         assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         // Nothing is advertised before it exists.
-        for unbuilt in ["introspection_endpoint", "revocation_endpoint", "end_session_endpoint"] {
+        assert_eq!(doc["end_session_endpoint"], server.url("/logout"));
+        for unbuilt in ["introspection_endpoint", "revocation_endpoint"] {
             assert!(doc.get(unbuilt).is_none(), "{unbuilt} advertised too early");
         }
         let grants = doc["grant_types_supported"].as_array().unwrap();

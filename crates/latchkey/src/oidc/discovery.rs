@@ -21,6 +21,8 @@ pub struct Metadata {
     pub userinfo_endpoint: String,
     /// Where the signing keys are published.
     pub jwks_uri: String,
+    /// RP-Initiated Logout.
+    pub end_session_endpoint: String,
     /// Scopes clients may ask for.
     pub scopes_supported: Vec<String>,
     /// Only the code flow: the implicit and hybrid flows are refused (RFC 9700 §2.1.2).
@@ -60,6 +62,8 @@ pub struct Endpoints<'a> {
     pub userinfo: &'a str,
     /// JWKS path.
     pub jwks: &'a str,
+    /// Logout path.
+    pub end_session: &'a str,
 }
 
 /// Absolute URL of `path` under `issuer`; every URL latchkey publishes is built here, from the
@@ -78,6 +82,7 @@ pub fn metadata(issuer: &str, paths: &Endpoints<'_>, resources: &[Resource]) -> 
         token_endpoint: endpoint(issuer, paths.token),
         userinfo_endpoint: endpoint(issuer, paths.userinfo),
         jwks_uri: endpoint(issuer, paths.jwks),
+        end_session_endpoint: endpoint(issuer, paths.end_session),
         scopes_supported: scopes,
         response_types_supported: vec!["code"],
         response_modes_supported: vec!["query"],
@@ -124,7 +129,13 @@ mod tests {
 
     #[test]
     fn issuer_is_kept_exactly() {
-        let paths = Endpoints { authorization: "/a", token: "/t", userinfo: "/u", jwks: "/j" };
+        let paths = Endpoints {
+            authorization: "/a",
+            token: "/t",
+            userinfo: "/u",
+            jwks: "/j",
+            end_session: "/l",
+        };
         let doc = metadata("https://id.example.com/", &paths, &[]);
         assert_eq!(doc.issuer, "https://id.example.com/");
         assert_eq!(doc.token_endpoint, "https://id.example.com/t");
