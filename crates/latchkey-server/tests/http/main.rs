@@ -6,6 +6,7 @@
 mod cli;
 mod code_flow;
 mod discovery;
+mod interop;
 mod nodes;
 mod process;
 

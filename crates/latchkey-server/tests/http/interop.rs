@@ -1,0 +1,105 @@
+//! The whole flow driven by the `openidconnect` crate, a strict third-party OIDC client with
+//! its own JOSE implementation: discovery, PKCE, id_token validation with nonce and at_hash,
+//! userinfo, refresh.
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+
+use crate::TestDb;
+use crate::code_flow::{SPA_REDIRECT, browser, decide, hidden, location_params, server, sign_in};
+
+/// openidconnect's HTTP client, over reqwest 0.13.
+async fn http(
+    request: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let (parts, body) = request.into_parts();
+    let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
+    for (name, value) in &parts.headers {
+        outgoing = outgoing.header(name, value);
+    }
+    let response = outgoing.send().await?;
+    let mut builder = http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = response.bytes().await?.to_vec();
+    Ok(builder.body(body).unwrap_or_default())
+}
+
+async fn openidconnect_crate_completes_the_flow(db: TestDb) {
+    let server = server(&db, "").await;
+    let provider =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(server.base.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let client = CoreClient::from_provider_metadata(provider, ClientId::new("spa".into()), None)
+        .set_redirect_uri(RedirectUrl::new(SPA_REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let browser = browser();
+    let page = browser.get(url.as_str()).send().await.unwrap().text().await.unwrap();
+    let consent = sign_in(&browser, &server, &page, "alice-password").await.text().await.unwrap();
+    assert!(!hidden(&consent, "csrf_token").is_empty());
+    let (_, params) = location_params(&decide(&browser, &server, &consent, "allow").await);
+    assert_eq!(&params["state"], csrf.secret());
+    assert_eq!(params["iss"], server.base);
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("id_token");
+    let verifier = client.id_token_verifier();
+    let claims = id_token.claims(&verifier, &nonce).expect("id_token validates");
+    let expected_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    assert!(claims.auth_time().is_some());
+
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject(), claims.subject());
+    assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.com"));
+    assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
+
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().expect("refresh token"))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        tokens.refresh_token().unwrap().secret()
+    );
+}
+
+crate::on_both_engines!(openidconnect_crate_completes_the_flow);
