@@ -149,19 +149,23 @@ fn keys_list_and_rotate_show_states() {
     let config = ConfigFile::sqlite("");
     let list = stdout(&run(&["keys", "list"], &config.path, ""));
     let states: Vec<&str> = list.lines().skip(1).map(|l| l.split('\t').nth(3).unwrap()).collect();
-    assert_eq!(states, ["current", "current"], "{list}");
+    assert_eq!(states, ["current"; 4], "{list}");
 
     let rotated = run(&["keys", "rotate"], &config.path, "");
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     let out = stdout(&rotated);
-    assert_eq!(out.matches("added ").count(), 2, "{out}");
+    assert_eq!(out.matches("added ").count(), 4, "{out}");
     let mut states: Vec<&str> = out
         .lines()
         .filter(|l| !l.starts_with("added") && !l.starts_with("KID"))
         .map(|l| l.split('\t').nth(3).unwrap())
         .collect();
     states.sort();
-    assert_eq!(states, ["current", "current", "next", "next"], "{out}");
+    assert_eq!(
+        states,
+        ["current", "current", "current", "current", "next", "next", "next", "next"],
+        "{out}"
+    );
 }
 
 #[test]

@@ -30,6 +30,20 @@ grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access", "read:photos"]
 
 [[clients]]
+client_id = "spa-es256"
+redirect_uris = ["https://spa.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+id_token_signed_response_alg = "ES256"
+
+[[clients]]
+client_id = "spa-eddsa"
+redirect_uris = ["https://spa.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+id_token_signed_response_alg = "EdDSA"
+
+[[clients]]
 client_id = "web"
 client_secret = "web-secret"
 redirect_uris = ["http://127.0.0.1:9000/callback"]

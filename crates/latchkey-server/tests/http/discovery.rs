@@ -20,7 +20,10 @@ async fn both_well_known_documents_match_the_issuer(db: TestDb) {
         assert_eq!(doc["issuer"], server.base, "issuer is exact (RFC 8414 §3.3)");
         assert_eq!(doc["jwks_uri"], server.url("/.well-known/jwks.json"));
         assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
-        assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            serde_json::json!(["RS256", "ES256", "EdDSA"])
+        );
         assert_eq!(doc["authorization_endpoint"], server.url("/authorize"));
         assert_eq!(doc["token_endpoint"], server.url("/oauth/token"));
         assert_eq!(doc["userinfo_endpoint"], server.url("/userinfo"));
@@ -62,7 +65,7 @@ async fn jwks_publishes_public_keys_that_a_jose_library_reads(db: TestDb) {
     assert_eq!(response.headers()["cache-control"], "public, max-age=300");
     let raw: Value = response.json().await.unwrap();
     let keys = raw["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 2, "one ES256 and one RS256 key: {raw}");
+    assert_eq!(keys.len(), 4, "access ES256; id_token RS256, ES256, EdDSA: {raw}");
     for key in keys {
         let fields: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
         for field in &fields {
@@ -80,7 +83,7 @@ async fn jwks_publishes_public_keys_that_a_jose_library_reads(db: TestDb) {
         algs.push(format!("{:?}", jwk.common.key_algorithm.unwrap()));
     }
     algs.sort();
-    assert_eq!(algs, ["ES256", "RS256"]);
+    assert_eq!(algs, ["ES256", "ES256", "EdDSA", "RS256"]);
 }
 
 async fn a_token_signed_by_the_server_verifies_with_the_published_key(db: TestDb) {

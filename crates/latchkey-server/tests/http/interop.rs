@@ -3,7 +3,8 @@
 //! userinfo, refresh.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -34,12 +35,23 @@ async fn http(
 
 async fn openidconnect_crate_completes_the_flow(db: TestDb) {
     let server = server(&db, "").await;
+    for (client_id, alg) in [
+        ("spa", CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256),
+        ("spa-es256", CoreJwsSigningAlgorithm::EcdsaP256Sha256),
+        ("spa-eddsa", CoreJwsSigningAlgorithm::EdDsa),
+    ] {
+        flow(&server, client_id, alg).await;
+    }
+}
+
+async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAlgorithm) {
     let provider =
         CoreProviderMetadata::discover_async(IssuerUrl::new(server.base.clone()).unwrap(), &http)
             .await
             .expect("discovery");
-    let client = CoreClient::from_provider_metadata(provider, ClientId::new("spa".into()), None)
-        .set_redirect_uri(RedirectUrl::new(SPA_REDIRECT.into()).unwrap());
+    let client =
+        CoreClient::from_provider_metadata(provider, ClientId::new(client_id.into()), None)
+            .set_redirect_uri(RedirectUrl::new(SPA_REDIRECT.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = client
         .authorize_url(
@@ -55,9 +67,9 @@ async fn openidconnect_crate_completes_the_flow(db: TestDb) {
 
     let browser = browser();
     let page = browser.get(url.as_str()).send().await.unwrap().text().await.unwrap();
-    let consent = sign_in(&browser, &server, &page, "alice-password").await.text().await.unwrap();
+    let consent = sign_in(&browser, server, &page, "alice-password").await.text().await.unwrap();
     assert!(!hidden(&consent, "csrf_token").is_empty());
-    let (_, params) = location_params(&decide(&browser, &server, &consent, "allow").await);
+    let (_, params) = location_params(&decide(&browser, server, &consent, "allow").await);
     assert_eq!(&params["state"], csrf.secret());
     assert_eq!(params["iss"], server.base);
 
@@ -69,7 +81,8 @@ async fn openidconnect_crate_completes_the_flow(db: TestDb) {
         .await
         .expect("code exchange");
     let id_token = tokens.id_token().expect("id_token");
-    let verifier = client.id_token_verifier();
+    let verifier = client.id_token_verifier().set_allowed_algs(vec![alg.clone()]);
+    assert_eq!(id_token.signing_alg().unwrap(), &alg);
     let claims = id_token.claims(&verifier, &nonce).expect("id_token validates");
     let expected_hash = AccessTokenHash::from_token(
         tokens.access_token(),

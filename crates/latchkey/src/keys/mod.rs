@@ -59,10 +59,14 @@ impl KeyPurpose {
 /// A rotation slot: keys of one purpose and one algorithm.
 pub type Slot = (KeyPurpose, SigningAlg);
 
-/// The slots latchkey keeps a key in: ES256 access tokens and RS256 id_tokens, OIDC's
-/// mandatory default (OIDC Core §15.1).
-pub const SLOTS: [Slot; 2] =
-    [(KeyPurpose::AccessToken, SigningAlg::ES256), (KeyPurpose::IdToken, SigningAlg::RS256)];
+/// The slots latchkey keeps a key in: ES256 access tokens; RS256 id_tokens, OIDC's mandatory
+/// default (OIDC Core §15.1), and ES256 and EdDSA ones for clients that register them.
+pub const SLOTS: [Slot; 4] = [
+    (KeyPurpose::AccessToken, SigningAlg::ES256),
+    (KeyPurpose::IdToken, SigningAlg::RS256),
+    (KeyPurpose::IdToken, SigningAlg::ES256),
+    (KeyPurpose::IdToken, SigningAlg::EdDSA),
+];
 
 /// A stored signing key.
 #[derive(Clone)]

@@ -9,7 +9,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,6 +50,7 @@ pub struct Signer {
 enum Pair {
     Es256(EcdsaKeyPair),
     Rs256(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
 }
 
 impl std::fmt::Debug for Signer {
@@ -72,6 +74,10 @@ pub fn generate(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
             let der = pair.as_der().map_err(failed)?;
             Ok(der.as_ref().to_vec())
         }
+        SigningAlg::EdDSA => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new()).map_err(failed)?;
+            Ok(pkcs8.as_ref().to_vec())
+        }
     }
 }
 
@@ -85,6 +91,7 @@ impl Signer {
                     .map_err(invalid)?,
             ),
             SigningAlg::RS256 => Pair::Rs256(RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?),
+            SigningAlg::EdDSA => Pair::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(invalid)?),
         };
         Ok(Signer { kid: kid.to_owned(), pair })
     }
@@ -99,6 +106,7 @@ impl Signer {
         match self.pair {
             Pair::Es256(_) => SigningAlg::ES256,
             Pair::Rs256(_) => SigningAlg::RS256,
+            Pair::Ed25519(_) => SigningAlg::EdDSA,
         }
     }
 
@@ -123,6 +131,11 @@ impl Signer {
                 jwk.crv = Some("P-256".into());
                 jwk.x = Some(URL_SAFE_NO_PAD.encode(&point[1..33]));
                 jwk.y = Some(URL_SAFE_NO_PAD.encode(&point[33..65]));
+            }
+            Pair::Ed25519(pair) => {
+                jwk.kty = "OKP".into();
+                jwk.crv = Some("Ed25519".into());
+                jwk.x = Some(URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()));
             }
             Pair::Rs256(pair) => {
                 let public = pair.public_key();
@@ -161,6 +174,7 @@ impl Signer {
         let rng = SystemRandom::new();
         match &self.pair {
             Pair::Es256(pair) => Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec()),
+            Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Pair::Rs256(pair) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature).map_err(failed)?;
@@ -228,8 +242,13 @@ mod tests {
     }
 
     #[test]
+    fn eddsa_tokens_verify_with_an_independent_library() {
+        verify_with_jsonwebtoken(SigningAlg::EdDSA, Algorithm::EdDSA);
+    }
+
+    #[test]
     fn public_jwk_has_no_private_parameters() {
-        for alg in [SigningAlg::ES256, SigningAlg::RS256] {
+        for alg in [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::EdDSA] {
             let signer = Signer::from_pkcs8("k", alg, &generate(alg).unwrap()).unwrap();
             let json = serde_json::to_value(signer.public_jwk()).unwrap();
             for private in ["d", "p", "q", "dp", "dq", "qi"] {

@@ -112,6 +112,8 @@ pub enum SigningAlg {
     ES256,
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     RS256,
+    /// Ed25519 (RFC 8037).
+    EdDSA,
 }
 
 impl SigningAlg {
@@ -120,6 +122,7 @@ impl SigningAlg {
         match self {
             SigningAlg::ES256 => "ES256",
             SigningAlg::RS256 => "RS256",
+            SigningAlg::EdDSA => "EdDSA",
         }
     }
 }
@@ -130,6 +133,7 @@ impl SigningAlg {
         match value {
             "ES256" => Some(SigningAlg::ES256),
             "RS256" => Some(SigningAlg::RS256),
+            "EdDSA" => Some(SigningAlg::EdDSA),
             _ => None,
         }
     }

@@ -304,7 +304,7 @@ impl Authority {
                 iat: now,
                 auth_time: grant.auth_time,
                 nonce: nonce.map(str::to_owned),
-                at_hash: Some(at_hash(&access_token)),
+                at_hash: Some(at_hash(alg, &access_token)),
                 azp: client.client_id.clone(),
             };
             Some(signer.sign_jwt("JWT", &claims).map_err(crypto)?)

@@ -94,7 +94,11 @@ pub fn metadata(issuer: &str, paths: &Endpoints<'_>, resources: &[Resource]) -> 
         ],
         code_challenge_methods_supported: vec!["S256"],
         subject_types_supported: vec!["public"],
-        id_token_signing_alg_values_supported: vec![SigningAlg::RS256],
+        id_token_signing_alg_values_supported: vec![
+            SigningAlg::RS256,
+            SigningAlg::ES256,
+            SigningAlg::EdDSA,
+        ],
         claims_supported: vec![
             "sub",
             "iss",

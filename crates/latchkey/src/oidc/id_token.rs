@@ -5,6 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use crate::model::SigningAlg;
+
 /// The claims of an id_token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdTokenClaims {
@@ -30,11 +32,17 @@ pub struct IdTokenClaims {
     pub azp: String,
 }
 
-/// `at_hash`: base64url of the left half of the SHA-256 of the access token, for the SHA-256
-/// based algorithms latchkey signs with (OIDC Core §3.1.3.6).
-pub fn at_hash(access_token: &str) -> String {
-    let digest = digest::digest(&digest::SHA256, access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+/// `at_hash`: base64url of the left half of the hash of the access token, with the hash of the
+/// id_token's `alg` (OIDC Core §3.1.3.6): SHA-256 for ES256 and RS256, SHA-512 for EdDSA with
+/// Ed25519 (as OpenID's errata and client libraries take it).
+pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    let algorithm = match alg {
+        SigningAlg::ES256 | SigningAlg::RS256 => &digest::SHA256,
+        SigningAlg::EdDSA => &digest::SHA512,
+    };
+    let digest = digest::digest(algorithm, access_token.as_bytes());
+    let bytes = digest.as_ref();
+    URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
 }
 
 #[cfg(test)]
@@ -45,8 +53,9 @@ mod tests {
     fn at_hash_is_the_left_half_of_sha256() {
         // Example from OIDC Core Appendix A.3/A.4 is for RS256 with this access token.
         assert_eq!(
-            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            at_hash(SigningAlg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+        assert_eq!(at_hash(SigningAlg::EdDSA, "token").len(), 43, "half of SHA-512 is 32 bytes");
     }
 }

@@ -92,6 +92,7 @@ impl Authority {
         let algorithm = match alg {
             SigningAlg::ES256 => Algorithm::ES256,
             SigningAlg::RS256 => Algorithm::RS256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
         };
         if header.alg != algorithm
             || header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))

@@ -40,6 +40,7 @@ impl Authority {
         let expected = match alg {
             SigningAlg::ES256 => Algorithm::ES256,
             SigningAlg::RS256 => Algorithm::RS256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
         };
         if header.alg != expected {
             return Err(invalid_token("the access token's alg does not match its key"));

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey::keys::{KeyManager, KeyPurpose, KeyRecord, KeyState, MasterKey, Policy};
+use latchkey::keys::{KeyManager, KeyPurpose, KeyRecord, KeyState, MasterKey, Policy, SLOTS};
 use latchkey::model::SigningAlg;
 
 use crate::TestDb;
@@ -78,7 +78,7 @@ async fn rotation_walks_next_current_retiring_gone(db: TestDb) {
     let manager = KeyManager::start(db.store.clone(), None, POLICY, T0).await.unwrap();
     // First start: one access-token key and one id_token key, both current at once.
     let first = signing_kid(&manager);
-    assert_eq!(published(&manager).len(), 2);
+    assert_eq!(published(&manager).len(), SLOTS.len());
     assert!(manager.snapshot().signer((KeyPurpose::IdToken, SigningAlg::RS256)).is_some());
 
     // Rotate: the successor is published immediately but does not sign yet.
@@ -118,9 +118,9 @@ async fn keys_rotate_automatically_on_schedule(db: TestDb) {
     let first = signing_kid(&manager);
     let due = T0 + POLICY.rotation_period - POLICY.prepublication;
     manager.refresh(due - 1).await.unwrap();
-    assert_eq!(published(&manager).len(), 2, "nothing due yet");
+    assert_eq!(published(&manager).len(), SLOTS.len(), "nothing due yet");
     manager.refresh(due).await.unwrap();
-    assert_eq!(published(&manager).len(), 4, "successors pre-published");
+    assert_eq!(published(&manager).len(), 2 * SLOTS.len(), "successors pre-published");
     assert_eq!(signing_kid(&manager), first);
     manager.refresh(T0 + POLICY.rotation_period).await.unwrap();
     assert_ne!(signing_kid(&manager), first);
@@ -128,7 +128,7 @@ async fn keys_rotate_automatically_on_schedule(db: TestDb) {
     // A second node refreshing at the same moment adds no second successor.
     let other = KeyManager::start(db.open_another().await, None, POLICY, due).await.unwrap();
     other.refresh(T0 + POLICY.rotation_period).await.unwrap();
-    assert_eq!(db.store.signing_keys().await.unwrap().len(), 4);
+    assert_eq!(db.store.signing_keys().await.unwrap().len(), 2 * SLOTS.len());
     assert_eq!(signing_kid(&other), signing_kid(&manager));
 }
 
@@ -139,7 +139,7 @@ async fn nodes_share_keys(db: TestDb) {
     a.rotate(T0 + 1).await.unwrap();
     b.refresh(T0 + 1).await.unwrap();
     assert_eq!(a.snapshot().jwks(), b.snapshot().jwks());
-    assert_eq!(published(&b).len(), 4);
+    assert_eq!(published(&b).len(), 2 * SLOTS.len());
 }
 
 async fn private_keys_are_sealed_under_the_master_key(db: TestDb) {
@@ -180,7 +180,7 @@ async fn nodes_starting_together_on_an_empty_database_agree(db: TestDb) {
         sets.push(manager.unwrap().snapshot().jwks().clone());
     }
     assert!(sets.windows(2).all(|pair| pair[0] == pair[1]));
-    assert_eq!(db.store.signing_keys().await.unwrap().len(), 2, "one key per slot");
+    assert_eq!(db.store.signing_keys().await.unwrap().len(), SLOTS.len(), "one key per slot");
 }
 
 crate::on_both_engines!(
