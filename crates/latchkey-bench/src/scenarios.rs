@@ -1,0 +1,189 @@
+//! The scenarios: one operation each, repeated by concurrent workers for a fixed time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::{Report, Server};
+
+/// Clients and the user the scenarios use. Public clients: client authentication by argon2
+/// would measure password hashing, not the flow.
+pub(crate) const CONFIG: &str = r#"
+[[clients]]
+client_id = "bench-rs256"
+redirect_uris = ["https://bench.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile"]
+
+[[clients]]
+client_id = "bench-es256"
+redirect_uris = ["https://bench.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile"]
+id_token_signed_response_alg = "ES256"
+
+[[users]]
+username = "bench"
+password = "bench-password"
+"#;
+
+const REDIRECT: &str = "https://bench.example.com/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A scenario.
+#[derive(Clone, Copy)]
+pub(crate) enum Scenario {
+    /// GET /authorize with a session and remembered consent, then the code exchange; RS256
+    /// id_token.
+    CodeFlowRs256,
+    /// The same for a client registered for ES256 id_tokens.
+    CodeFlowEs256,
+    /// GET /.well-known/jwks.json.
+    Jwks,
+}
+
+pub(crate) const ALL: [Scenario; 3] =
+    [Scenario::CodeFlowRs256, Scenario::CodeFlowEs256, Scenario::Jwks];
+
+fn authorize_url(base: &str, client_id: &str) -> String {
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile"),
+        ("state", "bench"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap_or_default();
+    format!("{base}/authorize?{query}")
+}
+
+fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).context("hidden field missing")? + marker.len();
+    let end = start + html[start..].find('"').context("unterminated field")?;
+    Ok(html[start..end]
+        .replace("&#38;", "&")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">"))
+}
+
+/// Signs in and consents once, so the measured flows find a session and a remembered consent.
+async fn signed_in_browser(base: &str, client_id: &str) -> anyhow::Result<reqwest::Client> {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()?;
+    let page = browser.get(authorize_url(base, client_id)).send().await?.text().await?;
+    let form = [
+        ("username", "bench".to_owned()),
+        ("password", "bench-password".to_owned()),
+        ("csrf_token", hidden(&page, "csrf_token")?),
+        ("request", hidden(&page, "request")?),
+    ];
+    let consent = browser.post(format!("{base}/login")).form(&form).send().await?.text().await?;
+    let form = [
+        ("decision", "allow".to_owned()),
+        ("csrf_token", hidden(&consent, "csrf_token")?),
+        ("request", hidden(&consent, "request")?),
+    ];
+    let done = browser.post(format!("{base}/consent")).form(&form).send().await?;
+    if done.status() != 303 {
+        bail!("sign-in for the benchmark failed: {}", done.status());
+    }
+    Ok(browser)
+}
+
+async fn code_flow(browser: &reqwest::Client, base: &str, client_id: &str) -> anyhow::Result<()> {
+    let response = browser.get(authorize_url(base, client_id)).send().await?;
+    let location = response.headers().get("location").context("no redirect")?.to_str()?;
+    let params: HashMap<String, String> =
+        url::Url::parse(location)?.query_pairs().into_owned().collect();
+    let code = params.get("code").context("no code")?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", client_id),
+        ("code_verifier", VERIFIER),
+    ];
+    let tokens: serde_json::Value =
+        browser.post(format!("{base}/oauth/token")).form(&form).send().await?.json().await?;
+    if tokens.get("id_token").is_none() {
+        bail!("no id_token: {tokens}");
+    }
+    Ok(())
+}
+
+/// Runs one scenario for `duration` with `concurrency` workers.
+pub(crate) async fn run(
+    scenario: Scenario,
+    server: &Server,
+    duration: Duration,
+    concurrency: usize,
+) -> anyhow::Result<Report> {
+    let (name, client_id) = match scenario {
+        Scenario::CodeFlowRs256 => ("code flow (RS256)", "bench-rs256"),
+        Scenario::CodeFlowEs256 => ("code flow (ES256)", "bench-es256"),
+        Scenario::Jwks => ("jwks", ""),
+    };
+    let browser = match scenario {
+        Scenario::Jwks => reqwest::Client::new(),
+        _ => signed_in_browser(&server.base, client_id).await?,
+    };
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let cpu_before = server.cpu_seconds()?;
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (browser, base, ok, errors) =
+            (browser.clone(), server.base.clone(), ok.clone(), errors.clone());
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            while started.elapsed() < duration {
+                let began = Instant::now();
+                let outcome = match scenario {
+                    Scenario::Jwks => browser
+                        .get(format!("{base}/.well-known/jwks.json"))
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(anyhow::Error::from),
+                    _ => code_flow(&browser, &base, client_id).await,
+                };
+                match outcome {
+                    Ok(()) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        latencies.push(began.elapsed());
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(result) = workers.join_next().await {
+        latencies.extend(result?);
+    }
+    let elapsed = started.elapsed();
+    let cpu = server.cpu_seconds()? - cpu_before;
+    Ok(Report {
+        name,
+        ok: ok.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        cpu,
+        latencies,
+    })
+}
