@@ -836,7 +836,38 @@ async fn cors_allows_only_registered_origins_without_credentials(db: TestDb) {
     assert_eq!(userinfo.headers()["access-control-allow-origin"], "https://spa.example.com");
 }
 
+async fn token_request_resource_must_be_within_the_grant(db: TestDb) {
+    let server = server(&db, "").await;
+    let browser = browser();
+    let code = spa_code(&browser, &server, &[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", SPA_REDIRECT),
+        ("client_id", "spa"),
+        ("code_verifier", VERIFIER),
+        ("resource", "https://elsewhere.example.com"),
+    ];
+    let (status, body) = token(&server, &form, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")));
+
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "spa"),
+        ("resource", "https://photos.example.com"),
+    ];
+    let (status, body) = token(&server, &refresh, None).await;
+    assert_eq!(status, 200, "{body}");
+    let payload = body["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["aud"], "https://photos.example.com");
+    assert_eq!(body["scope"], "openid profile email offline_access read:photos");
+}
+
 crate::on_both_engines!(
+    token_request_resource_must_be_within_the_grant,
     logout_ends_the_session_and_its_refresh_tokens,
     logout_without_a_hint_asks_first,
     cors_allows_only_registered_origins_without_credentials,

@@ -61,7 +61,7 @@ impl Authority {
         params: &Params,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
-        if let Some(name) = params.first_repeat(&[]) {
+        if let Some(name) = params.first_repeat(&["resource"]) {
             return Err(OAuthError::new(
                 ErrorCode::InvalidRequest,
                 format!("parameter {name} is given more than once"),
@@ -117,7 +117,9 @@ impl Authority {
             }
         };
         check_code(&record, client, params)?;
-        let scopes = Scopes::parse(&record.scopes).unwrap_or_default();
+        let granted = Scopes::parse(&record.scopes).unwrap_or_default();
+        let (scopes, audience) =
+            self.narrow_to_resources(client, &granted, &record.audience, params)?;
         let grant = Grant {
             id: secret::generate()?,
             client_id: client.client_id.clone(),
@@ -130,7 +132,8 @@ impl Authority {
             expires_at: now + self.settings.refresh_token_ttl,
             revoked_at: None,
         };
-        let minted = self.mint(client, &grant, &scopes, record.nonce.as_deref(), now)?;
+        let for_token = Grant { audience, ..grant.clone() };
+        let minted = self.mint(client, &for_token, &scopes, record.nonce.as_deref(), now)?;
         let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
             Some(secret::generate()?)
         } else {
@@ -241,6 +244,46 @@ impl Authority {
                 "the refresh token is invalid, expired or revoked: sign in again",
             )),
         }
+    }
+
+    /// The access token's scopes and audience: the grant's, or narrowed to the `resource`
+    /// parameters of the token request, each of which must be in the grant (RFC 8707 §2.2).
+    fn narrow_to_resources(
+        &self,
+        client: &Client,
+        scopes: &Scopes,
+        granted_audience: &[String],
+        params: &Params,
+    ) -> Result<(Scopes, Vec<String>), Failure> {
+        let requested: Vec<&str> = params.all("resource").collect();
+        if let Some(outside) = requested.iter().find(|r| !granted_audience.iter().any(|a| a == *r))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource {outside:?} was not part of the authorization"),
+            )
+            .into());
+        }
+        let resources: Vec<&str> = if requested.is_empty() {
+            // Without resource parameters: the granted APIs that still own one of the scopes.
+            granted_audience
+                .iter()
+                .filter(|id| {
+                    self.settings.resources.iter().any(|r| {
+                        &r.identifier == *id && r.scopes.iter().any(|s| scopes.contains(s))
+                    })
+                })
+                .map(String::as_str)
+                .collect()
+        } else {
+            requested
+        };
+        if resources.is_empty() {
+            return Ok((scopes.clone(), Vec::new()));
+        }
+        let target =
+            audience::resolve(scopes, &resources, &client.scopes, &self.settings.resources)?;
+        Ok((target.scopes, target.audience))
     }
 
     fn response(
