@@ -41,7 +41,7 @@ impl Server {
 }
 
 fn latchkey_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("LATCHKEY_BIN") {
+    if let Ok(path) = std::env::var("BENCH_LATCHKEY_BIN") {
         return Ok(path.into());
     }
     let beside = std::env::current_exe()?.with_file_name("latchkey");
@@ -49,7 +49,7 @@ fn latchkey_binary() -> anyhow::Result<PathBuf> {
         return Ok(beside);
     }
     bail!(
-        "latchkey binary not found next to latchkey-bench: run `cargo build --release` or set LATCHKEY_BIN"
+        "latchkey binary not found next to latchkey-bench: run `cargo build --release` or set BENCH_LATCHKEY_BIN"
     )
 }
 

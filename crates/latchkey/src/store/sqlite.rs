@@ -628,10 +628,10 @@ impl Store for SqliteStore {
                 return Ok(Redemption::Invalid);
             };
             let outcome = if redeemed_at.is_some() {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, ?1) WHERE code_hash = ?2",
-                    params![now, code_hash],
                 )
+                .and_then(|mut s| s.execute(params![now, code_hash]))
                 .map_err(backend)?;
                 if let Some(grant_id) = grant_id {
                     revoke_grant(&tx, &grant_id, now)?;
@@ -640,10 +640,8 @@ impl Store for SqliteStore {
             } else if code.expires_at <= now {
                 Redemption::Invalid
             } else {
-                tx.execute(
-                    "UPDATE authorization_codes SET redeemed_at = ?1 WHERE code_hash = ?2",
-                    params![now, code_hash],
-                )
+                tx.prepare_cached("UPDATE authorization_codes SET redeemed_at = ?1 WHERE code_hash = ?2")
+                    .and_then(|mut s| s.execute(params![now, code_hash]))
                 .map_err(backend)?;
                 Redemption::Fresh(Box::new(with_audience((code, audience), |c, a| c.audience = a)?))
             };
@@ -659,20 +657,15 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             if let Some(code_hash) = &issue.code_hash {
                 let replayed: Option<Option<i64>> = tx
-                    .query_row(
-                        "SELECT replayed_at FROM authorization_codes WHERE code_hash = ?1",
-                        [code_hash],
-                        |row| row.get(0),
-                    )
+                    .prepare_cached("SELECT replayed_at FROM authorization_codes WHERE code_hash = ?1")
+                    .and_then(|mut s| s.query_row([code_hash], |row| row.get(0)))
                     .optional()
                     .map_err(backend)?;
                 if !matches!(replayed, Some(None)) {
                     return Ok(false);
                 }
-                tx.execute(
-                    "UPDATE authorization_codes SET grant_id = ?1 WHERE code_hash = ?2",
-                    params![issue.grant.id, code_hash],
-                )
+                tx.prepare_cached("UPDATE authorization_codes SET grant_id = ?1 WHERE code_hash = ?2")
+                    .and_then(|mut s| s.execute(params![issue.grant.id, code_hash]))
                 .map_err(backend)?;
             }
             let g = &issue.grant;
@@ -770,10 +763,8 @@ impl Store for SqliteStore {
             if expires_at <= now || grant_expires_at <= now {
                 return Ok(Rotation::Invalid);
             }
-            tx.execute(
-                "UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3",
-                params![now, rotation.successor_sealed, token_hash],
-            )
+            tx.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3")
+                .and_then(|mut s| s.execute(params![now, rotation.successor_sealed, token_hash]))
             .map_err(backend)?;
             insert_refresh(&tx, &rotation.successor)?;
             insert_access(&tx, &rotation.access)?;
