@@ -864,6 +864,14 @@ async fn token_request_resource_must_be_within_the_grant(db: TestDb) {
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     assert_eq!(claims["aud"], "https://photos.example.com");
     assert_eq!(body["scope"], "openid profile email offline_access read:photos");
+    let outside = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        ("client_id", "spa"),
+        ("resource", "https://elsewhere.example.com"),
+    ];
+    let (status, body) = token(&server, &outside, None).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")));
 }
 
 crate::on_both_engines!(

@@ -133,7 +133,7 @@ impl Authority {
             revoked_at: None,
         };
         let for_token = Grant { audience, ..grant.clone() };
-        let minted = self.mint(client, &for_token, &scopes, record.nonce.as_deref(), now)?;
+        let minted = self.mint(client, &for_token, &scopes, record.nonce.as_deref(), now).await?;
         let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
             Some(secret::generate()?)
         } else {
@@ -194,11 +194,10 @@ impl Authority {
                 requested
             }
         };
-        let aud_refs: Vec<&str> = grant.audience.iter().map(String::as_str).collect();
-        let target =
-            audience::resolve(&scopes, &aud_refs, &client.scopes, &self.settings.resources)?;
-        let narrowed = Grant { audience: target.audience, ..grant.clone() };
-        let minted = self.mint(client, &narrowed, &target.scopes, None, now)?;
+        let (token_scopes, token_audience) =
+            self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
+        let narrowed = Grant { audience: token_audience, ..grant.clone() };
+        let minted = self.mint(client, &narrowed, &token_scopes, None, now).await?;
         let successor = secret::generate()?;
         let grace = client
             .refresh_grace_period_secs
@@ -219,7 +218,7 @@ impl Authority {
         match self.store.rotate_refresh_token(&token_hash, &rotation, now).await? {
             Rotation::Rotated => Ok(self.response(
                 minted.access_token,
-                &target.scopes,
+                &token_scopes,
                 Some(successor),
                 minted.id_token,
             )),
@@ -229,7 +228,7 @@ impl Authority {
                 self.store.insert_access_token(&minted.access).await?;
                 Ok(self.response(
                     minted.access_token,
-                    &target.scopes,
+                    &token_scopes,
                     Some(successor),
                     minted.id_token,
                 ))
@@ -304,7 +303,7 @@ impl Authority {
     }
 
     /// Signs the access token (and id_token when `openid` is granted) for a grant.
-    fn mint(
+    async fn mint(
         &self,
         client: &Client,
         grant: &Grant,
@@ -350,7 +349,7 @@ impl Authority {
                 at_hash: Some(at_hash(alg, &access_token)),
                 azp: client.client_id.clone(),
             };
-            Some(signer.sign_jwt("JWT", &claims).map_err(crypto)?)
+            Some(sign_id_token(signer.clone(), claims).await?)
         } else {
             None
         };
@@ -361,6 +360,22 @@ impl Authority {
             expires_at: now + self.settings.access_token_ttl,
         };
         Ok(Minted { access_token, access, id_token })
+    }
+}
+
+/// Signs an id_token. An RS256 signature costs about a millisecond of CPU, too long for the
+/// async runtime, so it runs on the blocking pool; ES256 and EdDSA take microseconds.
+async fn sign_id_token(
+    signer: std::sync::Arc<crate::keys::Signer>,
+    claims: IdTokenClaims,
+) -> Result<String, Failure> {
+    if signer.alg() == SigningAlg::RS256 {
+        tokio::task::spawn_blocking(move || signer.sign_jwt("JWT", &claims))
+            .await
+            .map_err(crypto)?
+            .map_err(crypto)
+    } else {
+        signer.sign_jwt("JWT", &claims).map_err(crypto)
     }
 }
 
