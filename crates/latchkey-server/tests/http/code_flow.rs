@@ -214,6 +214,16 @@ pub async fn token(
     (status, response.json().await.unwrap())
 }
 
+/// A refresh by the SPA with no other parameters.
+pub async fn refresh(server: &TestServer, refresh_token: &str) -> (StatusCode, Value) {
+    token(
+        server,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", "spa")],
+        None,
+    )
+    .await
+}
+
 pub async fn exchange_spa(server: &TestServer, code: &str) -> (StatusCode, Value) {
     token(
         server,
@@ -620,19 +630,9 @@ async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
     .await;
     assert_eq!(wider["error"], "invalid_scope");
     // The rotated token comes back: invalid_grant, and the whole family dies.
-    let (_, reuse) = token(
-        &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", &old), ("client_id", "spa")],
-        None,
-    )
-    .await;
+    let (_, reuse) = refresh(&server, &old).await;
     assert_eq!(reuse["error"], "invalid_grant");
-    let (_, after) = token(
-        &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", &new), ("client_id", "spa")],
-        None,
-    )
-    .await;
+    let (_, after) = refresh(&server, &new).await;
     assert_eq!(after["error"], "invalid_grant");
     assert_eq!(userinfo(&server, second["access_token"].as_str().unwrap()).await.status(), 401);
 }
@@ -682,12 +682,7 @@ async fn grace_window_gives_concurrent_refreshes_the_same_successor(db: TestDb) 
         results.iter().map(|(_, body)| body["refresh_token"].as_str().unwrap()).collect();
     assert_eq!(successors.len(), 1, "one family continues with one successor");
     let successor = successors.into_iter().next().unwrap().to_owned();
-    let (status, next) = token(
-        &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", &successor), ("client_id", "spa")],
-        None,
-    )
-    .await;
+    let (status, next) = refresh(&server, &successor).await;
     assert_eq!(status, 200, "{next}");
 }
 
