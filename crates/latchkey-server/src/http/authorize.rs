@@ -89,19 +89,14 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match form_with_csrf(&headers, &body) {
-        Ok(form) => form,
+    // Validate the request before touching credentials: a bad one never reaches the login.
+    let (form, raw, request) = match submission(&state, &headers, &body).await {
+        Ok(submitted) => submitted,
         Err(response) => return response,
     };
-    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
     let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
     let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
     let now = unix_now();
-    // Validate the request before touching credentials: a bad one never reaches the login.
-    let request = match load_request(&state, &raw).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
     if username.is_empty() || password.is_empty() || username.len() > 256 || password.len() > 1024 {
         return login_page(
             &state,
@@ -149,16 +144,11 @@ pub(super) async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match form_with_csrf(&headers, &body) {
-        Ok(form) => form,
+    let (form, raw, request) = match submission(&state, &headers, &body).await {
+        Ok(submitted) => submitted,
         Err(response) => return response,
     };
-    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
     let now = unix_now();
-    let request = match load_request(&state, &raw).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
     let session = match current_session(&state, &headers, now).await {
         Ok(Some(session)) => session,
         Ok(None) => {
@@ -303,6 +293,19 @@ async fn current_session(
         None => Ok(None),
         Some(value) => state.authority.session(value, now).await.map_err(internal),
     }
+}
+
+/// A login or consent submission: the form after the anti-CSRF check, the original request
+/// it carries, and that request validated again.
+async fn submission(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Params, String, AuthorizationRequest), Response> {
+    let form = form_with_csrf(headers, body)?;
+    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
+    let request = load_request(state, &raw).await?;
+    Ok((form, raw, request))
 }
 
 /// The form of a page submission, after the anti-CSRF check.
