@@ -60,14 +60,16 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         throttle: LoginThrottle::default(),
     });
-    tokio::spawn(load_static_registrations(config.clone(), store.clone(), loaded_tx));
+    // One bounded hashing pool for the process: start-up hashing and logins share its limit.
+    let hasher = authority.hasher.clone();
+    tokio::spawn(load_static_registrations(config.clone(), store.clone(), hasher, loaded_tx));
     tokio::spawn(refresh_keys(keys.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded })
 }
 
 /// The protocol settings derived from the config.
 pub fn settings(config: &Config) -> Settings {
-    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    use crate::config::secs;
     Settings {
         issuer: config.issuer.clone(),
         access_token_ttl: secs(config.tokens.access_token_ttl),
@@ -83,9 +85,9 @@ pub fn settings(config: &Config) -> Settings {
 async fn load_static_registrations(
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    hasher: Hasher,
     done: watch::Sender<bool>,
 ) {
-    let hasher = Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
     loop {
         match sync_static(&config, store.as_ref(), &hasher).await {
             Ok(()) => {

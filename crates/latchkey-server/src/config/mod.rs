@@ -195,7 +195,8 @@ impl Config {
     }
 }
 
-fn secs(duration: Duration) -> i64 {
+/// Whole seconds as the protocol layer counts them.
+pub(crate) fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 

@@ -126,15 +126,8 @@ pub fn location_params(response: &reqwest::Response) -> (String, HashMap<String,
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "expected a redirect");
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let url = url::Url::parse(&location).unwrap();
-    let base = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path());
-    let base = match url.port() {
-        Some(port) => base.replacen(
-            url.host_str().unwrap_or(""),
-            &format!("{}:{port}", url.host_str().unwrap_or("")),
-            1,
-        ),
-        None => base,
-    };
+    // The origin carries a non-default port; the path follows it.
+    let base = format!("{}{}", url.origin().ascii_serialization(), url.path());
     (base, url.query_pairs().into_owned().collect())
 }
 

@@ -208,7 +208,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     signers: HashMap<Slot, Arc<Signer>>,
-    verifiers: HashMap<String, (SigningAlg, Arc<jsonwebtoken::DecodingKey>)>,
+    verifiers: HashMap<String, (jsonwebtoken::Algorithm, Arc<jsonwebtoken::DecodingKey>)>,
     jwks: JwkSet,
     jwks_json: Bytes,
 }
@@ -221,7 +221,10 @@ impl Snapshot {
 
     /// The verification key and algorithm of a published key, by `kid`: tokens signed by a
     /// retiring key still verify.
-    pub fn verifier(&self, kid: &str) -> Option<&(SigningAlg, Arc<jsonwebtoken::DecodingKey>)> {
+    pub fn verifier(
+        &self,
+        kid: &str,
+    ) -> Option<&(jsonwebtoken::Algorithm, Arc<jsonwebtoken::DecodingKey>)> {
         self.verifiers.get(kid)
     }
 
@@ -383,7 +386,9 @@ impl KeyManager {
             let signer = self.signer(record)?;
             let jwk = signer.public_jwk();
             if let Some(key) = decoding_key(&jwk) {
-                snapshot.verifiers.insert(record.kid.clone(), (record.alg, Arc::new(key)));
+                snapshot
+                    .verifiers
+                    .insert(record.kid.clone(), (jws_algorithm(record.alg), Arc::new(key)));
             }
             snapshot.jwks.keys.push(jwk);
             if *state == KeyState::Current {
@@ -399,6 +404,15 @@ impl KeyManager {
             .map_err(|error| KeyError::Serialize(error.to_string()))?
             .into();
         Ok(snapshot)
+    }
+}
+
+/// The jsonwebtoken name of an algorithm latchkey signs with.
+fn jws_algorithm(alg: SigningAlg) -> jsonwebtoken::Algorithm {
+    match alg {
+        SigningAlg::ES256 => jsonwebtoken::Algorithm::ES256,
+        SigningAlg::RS256 => jsonwebtoken::Algorithm::RS256,
+        SigningAlg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
     }
 }
 

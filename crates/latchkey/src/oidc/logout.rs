@@ -1,10 +1,10 @@
 //! RP-Initiated Logout 1.0: which client asks, and where the user may be sent afterwards.
 
-use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use jsonwebtoken::{Validation, decode, decode_header};
 use serde::Deserialize;
 
 use crate::authority::{Authority, Failure};
-use crate::model::{Client, SigningAlg};
+use crate::model::Client;
 use crate::oauth::Params;
 
 /// A validated logout request.
@@ -88,18 +88,13 @@ impl Authority {
     fn verify_id_token_hint(&self, token: &str) -> Option<HintClaims> {
         let header = decode_header(token).ok()?;
         let snapshot = self.keys.snapshot();
-        let (alg, key) = snapshot.verifier(header.kid.as_deref()?)?;
-        let algorithm = match alg {
-            SigningAlg::ES256 => Algorithm::ES256,
-            SigningAlg::RS256 => Algorithm::RS256,
-            SigningAlg::EdDSA => Algorithm::EdDSA,
-        };
-        if header.alg != algorithm
+        let (algorithm, key) = snapshot.verifier(header.kid.as_deref()?)?;
+        if header.alg != *algorithm
             || header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
         {
             return None;
         }
-        let mut validation = Validation::new(algorithm);
+        let mut validation = Validation::new(*algorithm);
         validation.set_issuer(&[&self.settings.issuer]);
         validation.validate_exp = false;
         validation.validate_aud = false;
