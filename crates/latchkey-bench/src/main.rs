@@ -132,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let seconds: u64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10);
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(8);
+    // An optional third argument keeps only the scenarios whose name contains it.
+    let only = args.get(3).map(String::as_str).unwrap_or("");
     let server = start_server()?;
     wait_ready(&server.base).await?;
     println!(
@@ -142,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
         "{:<24} {:>9} {:>8} {:>8} {:>8} {:>7} {:>12}",
         "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "ops/CPU-s"
     );
-    for scenario in scenarios::ALL {
+    for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(only)) {
         let mut report =
             scenarios::run(scenario, &server, Duration::from_secs(seconds), concurrency).await?;
         report.print();

@@ -49,6 +49,22 @@ pub(crate) enum Scenario {
 pub(crate) const ALL: [Scenario; 3] =
     [Scenario::CodeFlowRs256, Scenario::CodeFlowEs256, Scenario::Jwks];
 
+impl Scenario {
+    /// The name printed in the report.
+    pub(crate) fn name(self) -> &'static str {
+        self.setup().0
+    }
+
+    /// The name and the client the scenario uses.
+    fn setup(self) -> (&'static str, &'static str) {
+        match self {
+            Scenario::CodeFlowRs256 => ("code flow (RS256)", "bench-rs256"),
+            Scenario::CodeFlowEs256 => ("code flow (ES256)", "bench-es256"),
+            Scenario::Jwks => ("jwks", ""),
+        }
+    }
+}
+
 fn authorize_url(base: &str, client_id: &str) -> String {
     let query = serde_urlencoded::to_string([
         ("response_type", "code"),
@@ -129,11 +145,7 @@ pub(crate) async fn run(
     duration: Duration,
     concurrency: usize,
 ) -> anyhow::Result<Report> {
-    let (name, client_id) = match scenario {
-        Scenario::CodeFlowRs256 => ("code flow (RS256)", "bench-rs256"),
-        Scenario::CodeFlowEs256 => ("code flow (ES256)", "bench-es256"),
-        Scenario::Jwks => ("jwks", ""),
-    };
+    let (name, client_id) = scenario.setup();
     let browser = match scenario {
         Scenario::Jwks => reqwest::Client::new(),
         _ => signed_in_browser(&server.base, client_id).await?,

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use latchkey::authority::{Authority, Settings};
+use latchkey::client_cache::ClientCache;
 use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::oidc::discovery;
@@ -59,6 +60,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         settings,
         hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         throttle: LoginThrottle::default(),
+        clients: ClientCache::default(),
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();

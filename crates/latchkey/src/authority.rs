@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::client_cache::ClientCache;
 use crate::keys::KeyManager;
-use crate::model::{Client, Resource, Session};
+use crate::model::{Client, ClientRecord, Resource, Session};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::scope::Scopes;
@@ -97,6 +98,8 @@ pub struct Authority {
     pub hasher: Hasher,
     /// Login throttling.
     pub throttle: LoginThrottle,
+    /// Registered clients, cached briefly.
+    pub clients: ClientCache,
 }
 
 impl Authority {
@@ -135,6 +138,18 @@ impl Authority {
     /// The live session behind a cookie value.
     pub async fn session(&self, cookie: &str, now: i64) -> Result<Option<Session>, Failure> {
         Ok(self.store.session(&secret::hash(cookie), now).await?)
+    }
+
+    /// The live session behind a cookie value, with the scopes its user already approved for
+    /// the client.
+    pub async fn session_and_consent(
+        &self,
+        cookie: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<(Session, Option<Scopes>)>, Failure> {
+        let found = self.store.session_and_consent(&secret::hash(cookie), client_id, now).await?;
+        Ok(found.map(|(session, scopes)| (session, scopes.and_then(|s| Scopes::parse(&s)))))
     }
 
     /// The scopes the user already approved for the client.
@@ -193,11 +208,16 @@ impl Authority {
         Ok(code)
     }
 
+    /// A registered client, possibly read up to [`crate::client_cache::CLIENT_CACHE_TTL`] ago.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, Failure> {
+        Ok(self.clients.get(self.store.as_ref(), client_id).await?)
+    }
+
     /// Authenticates the client of a token request with its registered method.
     pub async fn authenticate_client(&self, presented: &Presented) -> Result<Client, Failure> {
         let unknown =
             || OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials");
-        let Some(record) = self.store.client(&presented.client_id).await? else {
+        let Some(record) = self.client(&presented.client_id).await? else {
             return Err(unknown().into());
         };
         let secret = client_auth::check_method(presented, &record.client)?;
@@ -211,6 +231,6 @@ impl Authority {
                 return Err(unknown().into());
             }
         }
-        Ok(record.client)
+        Ok(record.client.clone())
     }
 }

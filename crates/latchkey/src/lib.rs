@@ -5,6 +5,7 @@
 //!
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
 //! - [`authority`]: the server's operations, one call per endpoint step.
+//! - [`client_cache`]: registered clients behind a short-lived cache.
 //! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
 //! - [`oauth`]: OAuth 2.0 rules: redirect URIs, scopes.
 //! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
@@ -14,6 +15,7 @@
 //! - [`throttle`]: login slow-down per account.
 
 pub mod authority;
+pub mod client_cache;
 pub mod keys;
 pub mod model;
 pub mod oauth;

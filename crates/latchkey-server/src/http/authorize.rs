@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use latchkey::authority::{Failure, Login};
 use latchkey::model::Session;
 use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
+use latchkey::oauth::scope::Scopes;
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
 use latchkey::secret;
 
@@ -66,15 +67,26 @@ pub(super) async fn page_without_request(
 
 async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
     let now = unix_now();
-    let session = match current_session(state, headers, now).await {
-        Ok(session) => session,
+    let request = match load_request(state, &raw).await {
+        Ok(request) => request,
         Err(response) => return response,
+    };
+    let client_id = &request.client.client_id;
+    let (session, consented) = match cookie(headers, SESSION_COOKIE) {
+        None => (None, None),
+        Some(value) => match state.authority.session_and_consent(value, client_id, now).await {
+            Ok(Some((session, consented))) => (Some(session), consented),
+            Ok(None) => (None, None),
+            Err(failure) => return internal(failure),
+        },
     };
     Flow {
         state,
         headers,
         raw,
+        request,
         session,
+        consented,
         fresh_login: false,
         fresh_consent: false,
         cookies: Vec::new(),
@@ -110,6 +122,11 @@ pub(super) async fn login(
     }
     match state.authority.login(&username, &password, now).await {
         Ok(Login::Success { session, cookie }) => {
+            let client_id = &request.client.client_id;
+            let consented = match state.authority.consented(&session.user_id, client_id).await {
+                Ok(consented) => consented,
+                Err(failure) => return internal(failure),
+            };
             let secure = state.secure_cookies();
             let ttl = state.authority.settings.session_ttl;
             let cookies = vec![set_cookie(SESSION_COOKIE, &cookie, secure, Some(ttl))];
@@ -117,7 +134,9 @@ pub(super) async fn login(
                 state: &state,
                 headers: &headers,
                 raw,
+                request,
                 session: Some(session),
+                consented,
                 fresh_login: true,
                 fresh_consent: false,
                 cookies,
@@ -156,7 +175,9 @@ pub(super) async fn consent(
                 state: &state,
                 headers: &headers,
                 raw,
+                request,
                 session: None,
+                consented: None,
                 fresh_login: false,
                 fresh_consent: false,
                 cookies: Vec::new(),
@@ -182,7 +203,9 @@ pub(super) async fn consent(
         state: &state,
         headers: &headers,
         raw,
+        request,
         session: Some(session),
+        consented: None,
         fresh_login,
         fresh_consent: true,
         cookies: Vec::new(),
@@ -191,12 +214,15 @@ pub(super) async fn consent(
     .await
 }
 
-/// One step of the flow for a request and the user's progress through it.
+/// One step of the flow for a validated request and the user's progress through it.
 struct Flow<'a> {
     state: &'a AppState,
     headers: &'a HeaderMap,
     raw: String,
+    request: AuthorizationRequest,
     session: Option<Session>,
+    /// The scopes the session's user already approved for the client.
+    consented: Option<Scopes>,
     fresh_login: bool,
     fresh_consent: bool,
     cookies: Vec<String>,
@@ -204,19 +230,17 @@ struct Flow<'a> {
 
 impl Flow<'_> {
     async fn next(self, now: i64) -> Response {
-        let Flow { state, headers, raw, session, fresh_login, fresh_consent, cookies } = self;
-        let request = match load_request(state, &raw).await {
-            Ok(request) => request,
-            Err(response) => return response,
-        };
-        let consented = match &session {
-            Some(s) => match state.authority.consented(&s.user_id, &request.client.client_id).await
-            {
-                Ok(consented) => consented,
-                Err(failure) => return internal(failure),
-            },
-            None => None,
-        };
+        let Flow {
+            state,
+            headers,
+            raw,
+            request,
+            session,
+            consented,
+            fresh_login,
+            fresh_consent,
+            cookies,
+        } = self;
         let progress = Progress { session: session.as_ref(), fresh_login, fresh_consent };
         match authorize::decide(&request, progress, consented.as_ref(), now) {
             Decision::NeedsLogin => {
@@ -265,13 +289,13 @@ async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationReques
     })?;
     let outcome = match authorize::client_id(&params) {
         Err(error) => Err(error),
-        Ok(client_id) => match state.store.client(client_id).await {
+        Ok(client_id) => match state.authority.client(client_id).await {
             Ok(record) => authorize::validate(
                 &params,
-                record.map(|r| r.client),
+                record.map(|r| r.client.clone()),
                 &state.authority.settings.resources,
             ),
-            Err(error) => return Err(internal(Failure::from(error))),
+            Err(failure) => return Err(internal(failure)),
         },
     };
     outcome.map_err(|error| match error {

@@ -93,6 +93,14 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, session: &Session) -> Result<()>;
     /// A session that has not expired.
     async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
+    /// A session that has not expired, with the scopes (space-separated) its user consented to
+    /// for `client_id`: what an authorization request needs, in one read.
+    async fn session_and_consent(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<(Session, Option<String>)>>;
     /// Ends a session and revokes every grant issued through it.
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
 

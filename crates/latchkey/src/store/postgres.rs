@@ -441,6 +441,36 @@ impl Store for PgStore {
         .transpose()
     }
 
+    async fn session_and_consent(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<(Session, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT s.id_hash, s.user_id, s.auth_time, s.created_at, s.expires_at, c.scopes
+             FROM sessions s LEFT JOIN consents c ON c.user_id = s.user_id AND c.client_id = $2
+             WHERE s.id_hash = $1 AND s.expires_at > $3",
+        )
+        .bind(id_hash)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|row| {
+            let session = Session {
+                id_hash: row.try_get("id_hash").map_err(backend)?,
+                user_id: row.try_get("user_id").map_err(backend)?,
+                auth_time: row.try_get("auth_time").map_err(backend)?,
+                created_at: row.try_get("created_at").map_err(backend)?,
+                expires_at: row.try_get("expires_at").map_err(backend)?,
+            };
+            Ok((session, row.try_get("scopes").map_err(backend)?))
+        })
+        .transpose()
+    }
+
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(

@@ -117,6 +117,24 @@ async fn consent_is_remembered_per_user_and_client(db: TestDb) {
     assert_eq!(store.consent("u1", "other").await.unwrap(), None);
 }
 
+async fn a_session_is_read_with_its_users_consent_for_one_client(db: TestDb) {
+    let store = &db.store;
+    store.create_session(&session("s1")).await.unwrap();
+    store.save_consent(&session("s1").user_id, "app", "openid profile", NOW).await.unwrap();
+    store.save_consent("someone-else", "other", "email", NOW).await.unwrap();
+    assert_eq!(
+        store.session_and_consent("s1", "app", NOW).await.unwrap(),
+        Some((session("s1"), Some("openid profile".to_owned())))
+    );
+    assert_eq!(
+        store.session_and_consent("s1", "other", NOW).await.unwrap(),
+        Some((session("s1"), None)),
+        "another user's consent for the client is not this user's"
+    );
+    assert_eq!(store.session_and_consent("s1", "app", NOW + 3600).await.unwrap(), None, "expired");
+    assert_eq!(store.session_and_consent("nope", "app", NOW).await.unwrap(), None);
+}
+
 async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
@@ -167,6 +185,42 @@ async fn concurrent_redemptions_of_one_code_have_one_winner(db: TestDb) {
         }
     }
     assert_eq!(fresh, 1);
+}
+
+/// Concurrent writes may share a transaction (SQLite's group commit): one that fails halfway
+/// must leave nothing behind, and must not take the others down with it.
+async fn a_failing_write_among_concurrent_ones_undoes_only_itself(db: TestDb) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let store: Arc<dyn Store> = db.store.clone();
+        // The first ten share one access-token id: the grant and refresh token go in first,
+        // then the access token collides for all but one of them.
+        let jti = if i < 10 { "j-shared".to_owned() } else { format!("j{i}") };
+        tasks.spawn(async move {
+            let outcome = store.issue(&issue(&format!("g{i}"), &format!("r{i}"), &jti, None)).await;
+            (i, outcome)
+        });
+    }
+    let mut shared_winners = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (i, outcome) = joined.unwrap();
+        let stored = db.store.refresh_token(&format!("r{i}")).await.unwrap();
+        match outcome {
+            Ok(issued) => {
+                assert!(issued);
+                assert!(stored.is_some(), "write {i} succeeded but its refresh token is missing");
+                if i < 10 {
+                    shared_winners += 1;
+                }
+            }
+            Err(error) => {
+                assert!(i < 10, "write {i} had nothing to collide with: {error}");
+                assert!(matches!(error, latchkey::store::Error::Conflict(_)), "{error}");
+                assert!(stored.is_none(), "failed write {i} left its refresh token behind");
+            }
+        }
+    }
+    assert_eq!(shared_winners, 1);
 }
 
 async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
@@ -247,10 +301,12 @@ async fn concurrent_strict_rotations_have_one_winner(db: TestDb) {
 crate::on_both_engines!(
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
+    a_session_is_read_with_its_users_consent_for_one_client,
     a_code_redeems_once_and_a_replay_revokes_what_it_issued,
     a_replay_before_issuing_stops_the_issue,
     expired_codes_do_not_redeem,
     concurrent_redemptions_of_one_code_have_one_winner,
+    a_failing_write_among_concurrent_ones_undoes_only_itself,
     strict_rotation_revokes_the_family_on_reuse,
     grace_window_returns_the_same_successor_then_revokes,
     expired_refresh_tokens_do_not_rotate,
