@@ -131,6 +131,21 @@ async fn a_user_id_is_unique(db: TestDb) {
     assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
 }
 
+/// The cache in front of the store: a change reaches it within its lifetime, unknown ids are
+/// looked up every time (so a new client works at once).
+async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
+    use latchkey::client_cache::{CLIENT_CACHE_TTL, ClientCache};
+    let cache = ClientCache::default();
+    let store = db.store.as_ref();
+    assert!(cache.get(store, "app").await.unwrap().is_none());
+    db.store.upsert_client(&client("app", ClientSource::Cli), 1).await.unwrap();
+    assert!(cache.get(store, "app").await.unwrap().is_some(), "a miss is not remembered");
+    db.store.remove_client("app").await.unwrap();
+    assert!(cache.get(store, "app").await.unwrap().is_some(), "served from the cache meanwhile");
+    tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
+    assert!(cache.get(store, "app").await.unwrap().is_none(), "removal seen after the lifetime");
+}
+
 #[tokio::test]
 async fn sqlite_files_are_created_in_wal_mode() {
     let db = crate::sqlite().await;
@@ -146,4 +161,5 @@ crate::on_both_engines!(
     config_clients_dropped_from_the_file_are_removed,
     users_round_trip_and_keep_their_subject,
     a_user_id_is_unique,
+    the_client_cache_sees_changes_within_its_lifetime,
 );
