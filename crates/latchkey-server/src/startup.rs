@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use latchkey::authority::{Authority, Settings};
 use latchkey::client_cache::ClientCache;
+use latchkey::client_keys::ClientKeys;
+use latchkey::client_secrets::VerifiedSecrets;
 use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::oidc::discovery;
@@ -49,6 +51,8 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         userinfo: paths::USERINFO,
         jwks: paths::JWKS,
         end_session: paths::LOGOUT,
+        introspection: paths::INTROSPECT,
+        revocation: paths::REVOKE,
     };
     let metadata = discovery::metadata(&config.issuer, &endpoints, &settings.resources);
     let metadata_json = serde_json::to_vec(&metadata).context("serializing metadata")?.into();
@@ -61,11 +65,15 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         throttle: LoginThrottle::default(),
         clients: ClientCache::default(),
+        client_keys: ClientKeys::default(),
+        verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
+        client_throttle: LoginThrottle::default(),
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();
     tokio::spawn(load_static_registrations(config.clone(), store.clone(), hasher, loaded_tx));
     tokio::spawn(refresh_keys(keys.clone()));
+    tokio::spawn(purge_expired(store.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded })
 }
 
@@ -81,6 +89,14 @@ pub fn settings(config: &Config) -> Settings {
         session_ttl: secs(config.tokens.session_ttl),
         refresh_grace_secs: config.tokens.refresh_grace_period.map_or(0, secs),
         resources: config.resources.clone(),
+        access_token_format: config.tokens.access_token_format,
+        // RFC 7523 §3: the assertion's audience identifies this server: its issuer, or the
+        // URL of the endpoint that authenticates the client.
+        assertion_audiences: [paths::TOKEN, paths::INTROSPECT, paths::REVOKE]
+            .iter()
+            .map(|path| discovery::endpoint(&config.issuer, path))
+            .chain(std::iter::once(config.issuer.clone()))
+            .collect(),
     }
 }
 
@@ -155,6 +171,23 @@ pub fn new_user_id() -> anyhow::Result<String> {
     use base64::Engine;
     let bytes = latchkey::secret::random_bytes::<16>()?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// How often expired rows are deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes expired codes, sessions, grants, tokens and assertion ids, so the database does not
+/// grow with traffic. The store deletes in small batches, each its own short transaction.
+async fn purge_expired(store: Arc<dyn Store>) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        interval.tick().await;
+        match store.purge(unix_now()).await {
+            Ok(purged) if purged.total() > 0 => tracing::info!(?purged, "purged expired records"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purging expired records failed; will retry"),
+        }
+    }
 }
 
 async fn refresh_keys(keys: Arc<KeyManager>) {

@@ -6,13 +6,16 @@
 use std::sync::Arc;
 
 use crate::client_cache::ClientCache;
+use crate::client_keys::ClientKeys;
+use crate::client_secrets::VerifiedSecrets;
 use crate::keys::KeyManager;
-use crate::model::{Client, ClientRecord, Resource, Session};
+use crate::model::{AuthMethod, Client, ClientRecord, Resource, Session, TokenFormat};
 use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::client_assertion;
 use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::scope::Scopes;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::password::Hasher;
+use crate::password::{self, Hasher};
 use crate::store::{self, Store};
 use crate::throttle::LoginThrottle;
 use crate::{model, secret};
@@ -36,6 +39,10 @@ pub struct Settings {
     pub refresh_grace_secs: i64,
     /// The APIs tokens are issued for.
     pub resources: Vec<Resource>,
+    /// Access-token format for clients that do not choose one.
+    pub access_token_format: TokenFormat,
+    /// Values a client assertion's `aud` may hold: the issuer and the endpoint URLs.
+    pub assertion_audiences: Vec<String>,
 }
 
 /// Failures that are the server's, not the client's: logged, answered with a generic 500.
@@ -100,12 +107,41 @@ pub struct Authority {
     pub throttle: LoginThrottle,
     /// Registered clients, cached briefly.
     pub clients: ClientCache,
+    /// Keys of `private_key_jwt` clients.
+    pub client_keys: ClientKeys,
+    /// Client secrets already verified.
+    pub verified_secrets: VerifiedSecrets,
+    /// Slow-down of failed client authentication, per client.
+    pub client_throttle: LoginThrottle,
 }
 
 impl Authority {
     /// Checks a username and password (same cost whether or not the user exists) and opens a
     /// session on success.
     pub async fn login(&self, username: &str, password: &str, now: i64) -> Result<Login, Failure> {
+        let Some(user) = self.verify_user(username, password, now).await? else {
+            return Ok(Login::Failed);
+        };
+        let cookie = secret::generate()?;
+        let session = Session {
+            id_hash: secret::hash(&cookie),
+            user_id: user.id,
+            auth_time: now,
+            created_at: now,
+            expires_at: now + self.settings.session_ttl,
+        };
+        self.store.create_session(&session).await?;
+        Ok(Login::Success { session, cookie })
+    }
+
+    /// Checks a username and password: the same cost whether or not the user exists, slowed
+    /// down after repeated failures for the account.
+    pub async fn verify_user(
+        &self,
+        username: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<Option<model::User>, Failure> {
         let delay = self.throttle.delay(username, now);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -120,19 +156,10 @@ impl Authority {
         let Some(user) = user.filter(|_| valid) else {
             let failures = self.throttle.failed(username, now);
             tracing::warn!(failures, "failed login");
-            return Ok(Login::Failed);
+            return Ok(None);
         };
         self.throttle.succeeded(username);
-        let cookie = secret::generate()?;
-        let session = Session {
-            id_hash: secret::hash(&cookie),
-            user_id: user.id,
-            auth_time: now,
-            created_at: now,
-            expires_at: now + self.settings.session_ttl,
-        };
-        self.store.create_session(&session).await?;
-        Ok(Login::Success { session, cookie })
+        Ok(Some(user))
     }
 
     /// The live session behind a cookie value.
@@ -213,24 +240,100 @@ impl Authority {
         Ok(self.clients.get(self.store.as_ref(), client_id).await?)
     }
 
-    /// Authenticates the client of a token request with its registered method.
-    pub async fn authenticate_client(&self, presented: &Presented) -> Result<Client, Failure> {
-        let unknown =
-            || OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials");
+    /// Authenticates a client with its registered method (RFC 6749 §2.3, RFC 7523 §2.2).
+    pub async fn authenticate_client(
+        &self,
+        presented: &Presented,
+        now: i64,
+    ) -> Result<Client, Failure> {
         let Some(record) = self.client(&presented.client_id).await? else {
-            return Err(unknown().into());
+            return Err(bad_credentials().into());
         };
         let secret = client_auth::check_method(presented, &record.client)?;
-        if let Some(secret) = secret {
-            let verified = self
-                .hasher
-                .verify(secret.to_owned(), record.secret_hash.clone())
-                .await
-                .map_err(|e| Internal::Crypto(e.to_string()))?;
-            if !verified {
-                return Err(unknown().into());
+        match (presented.method, secret, presented.assertion.as_deref()) {
+            (AuthMethod::None, _, _) => {}
+            (AuthMethod::PrivateKeyJwt, _, Some(assertion)) => {
+                self.verify_assertion(&record.client, assertion, now).await?;
             }
+            (_, Some(secret), _) => self.verify_secret(&record, secret, now).await?,
+            _ => return Err(bad_credentials().into()),
         }
         Ok(record.client.clone())
     }
+
+    /// A client secret: SHA-256 for generated ones, argon2id (once, then the verified cache)
+    /// for human-chosen ones; failures are throttled per client like logins per account.
+    async fn verify_secret(
+        &self,
+        record: &ClientRecord,
+        secret: &str,
+        now: i64,
+    ) -> Result<(), Failure> {
+        let client_id = &record.client.client_id;
+        let Some(stored) = record.secret_hash.as_deref() else {
+            return Err(bad_credentials().into());
+        };
+        if stored.starts_with("sha256:") {
+            if password::verify(secret, stored) {
+                return Ok(());
+            }
+        } else if self.verified_secrets.contains(client_id, secret, stored) {
+            return Ok(());
+        } else {
+            let delay = self.client_throttle.delay(client_id, now);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let verified = self
+                .hasher
+                .verify(secret.to_owned(), Some(stored.to_owned()))
+                .await
+                .map_err(|e| Internal::Crypto(e.to_string()))?;
+            if verified {
+                self.client_throttle.succeeded(client_id);
+                self.verified_secrets.remember(client_id, secret, stored);
+                return Ok(());
+            }
+        }
+        let failures = self.client_throttle.failed(client_id, now);
+        tracing::warn!(%client_id, failures, "failed client authentication");
+        Err(bad_credentials().into())
+    }
+
+    /// A `private_key_jwt` assertion: signature by a registered key, claims, single use.
+    async fn verify_assertion(
+        &self,
+        client: &Client,
+        assertion: &str,
+        now: i64,
+    ) -> Result<(), Failure> {
+        let kid = jsonwebtoken::decode_header(assertion).ok().and_then(|h| h.kid);
+        let keys = self.client_keys.keys(client, kid.as_deref()).await.map_err(|error| {
+            tracing::warn!(client_id = %client.client_id, %error, "client keys unavailable");
+            OAuthError::new(
+                ErrorCode::InvalidClient,
+                format!("cannot verify the client assertion: {error}"),
+            )
+        })?;
+        let audiences: Vec<&str> =
+            self.settings.assertion_audiences.iter().map(String::as_str).collect();
+        let verified =
+            client_assertion::verify(assertion, &client.client_id, &keys, &audiences, now)?;
+        if !self
+            .store
+            .use_client_assertion(&client.client_id, &verified.jti, verified.expires_at)
+            .await?
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "client_assertion was used before: every assertion needs a fresh jti",
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn bad_credentials() -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials")
 }

@@ -6,6 +6,8 @@
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
 //! - [`authority`]: the server's operations, one call per endpoint step.
 //! - [`client_cache`]: registered clients behind a short-lived cache.
+//! - [`client_keys`]: public keys of `private_key_jwt` clients, fetched and cached.
+//! - [`client_secrets`]: client secrets already verified, so argon2 runs once per secret.
 //! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
 //! - [`oauth`]: OAuth 2.0 rules: redirect URIs, scopes.
 //! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
@@ -16,6 +18,8 @@
 
 pub mod authority;
 pub mod client_cache;
+pub mod client_keys;
+pub mod client_secrets;
 pub mod keys;
 pub mod model;
 pub mod oauth;

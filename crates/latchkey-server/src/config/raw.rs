@@ -119,6 +119,8 @@ struct RawResource {
     identifier: String,
     #[serde(default)]
     scopes: Vec<String>,
+    /// The client the API authenticates as, e.g. to introspect the tokens meant for it.
+    client_id: Option<String>,
 }
 
 fn optional_duration(
@@ -282,7 +284,11 @@ fn validate_resources(raw: Vec<RawResource>) -> Result<Vec<Resource>, ConfigErro
                 ));
             }
         }
-        resources.push(Resource { identifier: resource.identifier, scopes: resource.scopes });
+        resources.push(Resource {
+            identifier: resource.identifier,
+            scopes: resource.scopes,
+            client_id: resource.client_id,
+        });
     }
     Ok(resources)
 }

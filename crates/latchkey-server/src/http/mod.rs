@@ -9,6 +9,7 @@ mod cors;
 mod discovery;
 mod error;
 mod health;
+mod introspect;
 mod jwks;
 mod logout;
 mod pages;
@@ -79,12 +80,14 @@ pub fn app(state: AppState) -> Router {
         .merge(
             Router::new()
                 .route(paths::TOKEN, post(token::token).options(no_content))
+                .route(paths::REVOKE, post(introspect::revoke).options(no_content))
                 .route(
                     paths::USERINFO,
                     get(userinfo::userinfo).post(userinfo::userinfo).options(no_content),
                 )
                 .route_layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors)),
         )
+        .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))

@@ -14,6 +14,10 @@ pub const READYZ: &str = "/readyz";
 pub const AUTHORIZE: &str = "/authorize";
 /// The token endpoint.
 pub const TOKEN: &str = "/oauth/token";
+/// Token introspection (RFC 7662).
+pub const INTROSPECT: &str = "/oauth/introspect";
+/// Token revocation (RFC 7009).
+pub const REVOKE: &str = "/oauth/revoke";
 /// The UserInfo endpoint.
 pub const USERINFO: &str = "/userinfo";
 /// The login page.

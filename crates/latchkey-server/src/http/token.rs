@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::authority::Failure;
+use latchkey::model::Client;
 use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
 
 use super::AppState;
@@ -46,14 +47,7 @@ pub(super) async fn token(
     body: Bytes,
 ) -> Response {
     match exchange(&state, &headers, query.as_deref(), &body).await {
-        Ok(response) => {
-            let mut response = Json(response).into_response();
-            let out = response.headers_mut();
-            // RFC 6749 §5.1: token responses must not be cached.
-            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            out.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(response) => no_store_json(response),
         Err(failure) => json_error(failure),
     }
 }
@@ -64,6 +58,18 @@ async fn exchange(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
+    let (client, params) = authenticated(state, headers, query, body).await?;
+    state.authority.token(&client, &params, unix_now()).await
+}
+
+/// The form of a client request to the token, introspection or revocation endpoint, and the
+/// client it authenticated as.
+pub(super) async fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(Client, Params), Failure> {
     let params = form_params(headers, query, body)?;
     let authorization = match headers.get(header::AUTHORIZATION) {
         None => None,
@@ -72,6 +78,15 @@ async fn exchange(
         })?),
     };
     let presented = client_auth::presented(authorization, &params)?;
-    let client = state.authority.authenticate_client(&presented).await?;
-    state.authority.token(&client, &params, unix_now()).await
+    let client = state.authority.authenticate_client(&presented, unix_now()).await?;
+    Ok((client, params))
+}
+
+/// A JSON answer that must not be cached (RFC 6749 §5.1, RFC 7662 §2.2).
+pub(super) fn no_store_json(value: impl serde::Serialize) -> Response {
+    let mut response = Json(value).into_response();
+    let out = response.headers_mut();
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    out.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }

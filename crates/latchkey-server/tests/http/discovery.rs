@@ -30,13 +30,34 @@ async fn both_well_known_documents_match_the_issuer(db: TestDb) {
         assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
-        // Nothing is advertised before it exists.
         assert_eq!(doc["end_session_endpoint"], server.url("/logout"));
-        for unbuilt in ["introspection_endpoint", "revocation_endpoint"] {
-            assert!(doc.get(unbuilt).is_none(), "{unbuilt} advertised too early");
-        }
-        let grants = doc["grant_types_supported"].as_array().unwrap();
-        assert!(!grants.iter().any(|g| g == "client_credentials" || g == "implicit"), "{grants:?}");
+        assert_eq!(doc["introspection_endpoint"], server.url("/oauth/introspect"));
+        assert_eq!(doc["revocation_endpoint"], server.url("/oauth/revoke"));
+        assert_eq!(
+            doc["grant_types_supported"],
+            serde_json::json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "password"
+            ]),
+            "never implicit"
+        );
+        // Exactly the methods implemented; public clients cannot introspect.
+        let methods = serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ]);
+        assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
+        assert_eq!(doc["revocation_endpoint_auth_methods_supported"], methods);
+        assert_eq!(
+            doc["introspection_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+        );
+        let algs = doc["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap();
+        assert!(!algs.iter().any(|a| a == "none" || a.as_str().unwrap().starts_with("HS")));
     }
 }
 

@@ -10,6 +10,8 @@ pub struct Resource {
     pub identifier: String,
     /// The scopes it defines.
     pub scopes: Vec<String>,
+    /// The client the API itself authenticates as (to introspect its tokens), if any.
+    pub client_id: Option<String>,
 }
 
 /// A signed-in browser.
@@ -103,12 +105,17 @@ pub struct RefreshToken {
     pub created_at: i64,
     /// Expires, Unix seconds.
     pub expires_at: i64,
+    /// When it was rotated (spent), if it was; ignored when a token is stored.
+    pub rotated_at: Option<i64>,
 }
 
 /// An issued access token, kept until it expires so that it can be revoked with its grant.
+///
+/// JWTs issued for a user are recorded (their grant can be revoked); client-credentials JWTs
+/// are recorded only once revoked. Opaque tokens are always recorded, with what they grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenRecord {
-    /// The `jti` claim (or, for opaque tokens, the token's hash).
+    /// The `jti` claim; for opaque tokens a random id of their own.
     pub jti: String,
     /// The grant it belongs to, if any.
     pub grant_id: Option<String>,
@@ -116,6 +123,89 @@ pub struct AccessTokenRecord {
     pub client_id: String,
     /// Expires, Unix seconds.
     pub expires_at: i64,
+    /// For opaque tokens: the token's hash and what it grants.
+    pub opaque: Option<OpaqueAccess>,
+}
+
+/// What an opaque access token stands for (a JWT carries the same in its claims).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpaqueAccess {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// The user, or the client itself for client credentials.
+    pub subject: String,
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// The APIs it is for.
+    pub audience: Vec<String>,
+    /// Issued, Unix seconds.
+    pub issued_at: i64,
+    /// When the user authenticated, for tokens issued for a user.
+    pub auth_time: Option<i64>,
+}
+
+/// A recorded access token with what introspection needs to know about it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAccess {
+    /// The record.
+    pub record: AccessTokenRecord,
+    /// Revoked itself or through its grant.
+    pub revoked: bool,
+    /// The login name of the user it was issued for, if any.
+    pub username: Option<String>,
+}
+
+/// What revoking a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRevocation {
+    /// Its grant (the whole family and its access tokens) is revoked now or was already.
+    Revoked,
+    /// The token belongs to another client: nothing changed.
+    OtherClient,
+    /// No such refresh token.
+    Unknown,
+}
+
+impl Purged {
+    /// Adds `removed` rows of `table` (a name from the purge's list).
+    pub fn add(&mut self, table: &str, removed: u64) {
+        let counter = match table {
+            "codes" => &mut self.codes,
+            "sessions" => &mut self.sessions,
+            "grants" => &mut self.grants,
+            "refresh_tokens" => &mut self.refresh_tokens,
+            "access_tokens" => &mut self.access_tokens,
+            _ => &mut self.client_assertions,
+        };
+        *counter += removed;
+    }
+
+    /// All rows removed.
+    pub fn total(&self) -> u64 {
+        self.codes
+            + self.sessions
+            + self.grants
+            + self.refresh_tokens
+            + self.access_tokens
+            + self.client_assertions
+    }
+}
+
+/// Rows the purge removed, by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Authorization codes.
+    pub codes: u64,
+    /// Login sessions.
+    pub sessions: u64,
+    /// Grants, with their refresh tokens.
+    pub grants: u64,
+    /// Refresh tokens.
+    pub refresh_tokens: u64,
+    /// Access-token and revocation records.
+    pub access_tokens: u64,
+    /// Client-assertion ids.
+    pub client_assertions: u64,
 }
 
 /// Everything one token response stores, in one transaction.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 mod flow;
 
 pub use flow::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, Redemption, RefreshToken, Resource,
-    Rotation, Session,
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, OpaqueAccess, Purged, Redemption,
+    RefreshRevocation, RefreshToken, Resource, Rotation, Session, StoredAccess,
 };
 
 /// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).

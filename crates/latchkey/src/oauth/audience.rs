@@ -83,8 +83,13 @@ mod tests {
             Resource {
                 identifier: "https://photos".into(),
                 scopes: vec!["read:photos".into(), "write:photos".into()],
+                client_id: None,
             },
-            Resource { identifier: "https://mail".into(), scopes: vec!["read:mail".into()] },
+            Resource {
+                identifier: "https://mail".into(),
+                scopes: vec!["read:mail".into()],
+                client_id: None,
+            },
         ]
     }
 

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::client_assertion;
 use super::params::Params;
 use super::{ErrorCode, OAuthError};
 use crate::model::{AuthMethod, Client};
@@ -17,6 +18,8 @@ pub struct Presented {
     pub client_id: String,
     /// The secret, for the `client_secret_*` methods.
     pub secret: Option<String>,
+    /// The signed assertion, for `private_key_jwt`.
+    pub assertion: Option<String>,
     /// How it was presented.
     pub method: AuthMethod,
 }
@@ -26,6 +29,7 @@ impl std::fmt::Debug for Presented {
         f.debug_struct("Presented")
             .field("client_id", &self.client_id)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("assertion", &self.assertion.as_ref().map(|_| "<redacted>"))
             .field("method", &self.method)
             .finish()
     }
@@ -39,6 +43,17 @@ fn invalid_client(description: impl Into<String>) -> OAuthError {
 pub fn presented(authorization: Option<&str>, params: &Params) -> Result<Presented, OAuthError> {
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
+    let assertion_type = params.get("client_assertion_type")?;
+    let assertion = params.get("client_assertion")?;
+    if assertion_type.is_some() || assertion.is_some() {
+        return assertion_credentials(
+            authorization,
+            body_id,
+            body_secret,
+            assertion_type,
+            assertion,
+        );
+    }
     if let Some(header) = authorization {
         let (id, secret) = parse_basic(header)?;
         if body_secret.is_some() {
@@ -56,6 +71,7 @@ pub fn presented(authorization: Option<&str>, params: &Params) -> Result<Present
         return Ok(Presented {
             client_id: id,
             secret: Some(secret),
+            assertion: None,
             method: AuthMethod::ClientSecretBasic,
         });
     }
@@ -69,7 +85,48 @@ pub fn presented(authorization: Option<&str>, params: &Params) -> Result<Present
     Ok(Presented {
         client_id: client_id.to_owned(),
         secret: body_secret.map(str::to_owned),
+        assertion: None,
         method,
+    })
+}
+
+/// `private_key_jwt` (RFC 7523 §2.2): the assertion names the client in `sub`.
+fn assertion_credentials(
+    authorization: Option<&str>,
+    body_id: Option<&str>,
+    body_secret: Option<&str>,
+    assertion_type: Option<&str>,
+    assertion: Option<&str>,
+) -> Result<Presented, OAuthError> {
+    if authorization.is_some() || body_secret.is_some() {
+        // RFC 6749 §2.3: one authentication method per request.
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "a client assertion was sent together with a client secret: use one method",
+        ));
+    }
+    let (Some(assertion_type), Some(assertion)) = (assertion_type, assertion) else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "client_assertion and client_assertion_type must be sent together",
+        ));
+    };
+    if assertion_type != client_assertion::JWT_BEARER {
+        return Err(invalid_client(format!(
+            "client_assertion_type must be {}",
+            client_assertion::JWT_BEARER
+        )));
+    }
+    let client_id = client_assertion::claimed_client(assertion)?;
+    // RFC 7521 §4.2: a client_id sent alongside must name the same client.
+    if body_id.is_some_and(|id| id != client_id) {
+        return Err(invalid_client("client_id differs from the client_assertion's sub"));
+    }
+    Ok(Presented {
+        client_id,
+        secret: None,
+        assertion: Some(assertion.to_owned()),
+        method: AuthMethod::PrivateKeyJwt,
     })
 }
 

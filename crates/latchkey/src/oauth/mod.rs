@@ -2,11 +2,14 @@
 
 pub mod audience;
 pub mod authorize;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod error;
+pub mod introspect;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod revoke;
 pub mod scope;
 pub mod token;
 

@@ -12,8 +12,8 @@ use super::{ErrorCode, OAuthError, pkce};
 use crate::authority::{Authority, Failure, Internal};
 use crate::keys::{KeyPurpose, MasterKey};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, Redemption,
-    RefreshToken, Rotation, SigningAlg,
+    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, OpaqueAccess,
+    Redemption, RefreshToken, Rotation, SigningAlg, TokenFormat,
 };
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
 use crate::secret;
@@ -40,6 +40,24 @@ pub struct TokenResponse {
 
 fn invalid_grant(description: &str) -> Failure {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+fn unauthorized(description: &str) -> Failure {
+    OAuthError::new(ErrorCode::UnauthorizedClient, description).into()
+}
+
+/// The `scope` parameter, if given (RFC 6749 §3.3).
+fn requested_scopes(params: &Params) -> Result<Option<Scopes>, Failure> {
+    match params.get("scope")? {
+        None => Ok(None),
+        Some(value) => Scopes::parse(value).map(Some).ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope must be scope names separated by single spaces",
+            )
+            .into()
+        }),
+    }
 }
 
 fn crypto(error: impl std::fmt::Display) -> Failure {
@@ -86,12 +104,135 @@ impl Authority {
         match grant {
             GrantType::AuthorizationCode => self.exchange_code(client, params, now).await,
             GrantType::RefreshToken => self.refresh(client, params, now).await,
-            GrantType::ClientCredentials | GrantType::Password => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {} is not available yet", grant.as_str()),
-            )
-            .into()),
+            GrantType::ClientCredentials => self.client_credentials(client, params, now).await,
+            GrantType::Password => self.password(client, params, now).await,
         }
+    }
+
+    /// RFC 6749 §4.4: a confidential client acting on its own behalf.
+    async fn client_credentials(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        if client.is_public() {
+            return Err(unauthorized("a public client cannot use client_credentials"));
+        }
+        let own_scopes: Vec<&str> = client
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !audience::OPENID_SCOPES.contains(s))
+            .collect();
+        let scopes = match requested_scopes(params)? {
+            None => Scopes::from_list(&own_scopes),
+            Some(requested) => {
+                // OpenID scopes describe a user; a client acting for itself has none.
+                if let Some(scope) = requested.iter().find(|s| !own_scopes.contains(s)) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope {scope:?} is not registered for this client's own use"),
+                    )
+                    .into());
+                }
+                requested
+            }
+        };
+        if scopes.is_empty() {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "no scope to grant: register API scopes for this client or request some",
+            )
+            .into());
+        }
+        let resources: Vec<&str> = params.all("resource").collect();
+        let target =
+            audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
+        let subject = Subject {
+            id: &client.client_id,
+            audience: &target.audience,
+            auth_time: None,
+            grant_id: None,
+        };
+        let minted = self.mint(client, &subject, &target.scopes, None, now).await?;
+        // A client-credentials JWT needs no record until it is revoked; an opaque token is
+        // nothing but its record.
+        if minted.access.opaque.is_some() {
+            self.store.insert_access_token(&minted.access).await?;
+        }
+        Ok(self.response(minted.access_token, &target.scopes, None, None))
+    }
+
+    /// RFC 6749 §4.3: only for clients registered for it (first-party apps that cannot use a
+    /// browser); never for public clients.
+    async fn password(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        if client.is_public() {
+            return Err(unauthorized("a public client cannot use the password grant"));
+        }
+        let username = params.require("username")?;
+        let password = params.require("password")?;
+        let scopes = match requested_scopes(params)? {
+            None => {
+                Scopes::from_list(&client.scopes.iter().map(String::as_str).collect::<Vec<_>>())
+            }
+            Some(requested) => {
+                if let Some(scope) =
+                    requested.iter().find(|s| !client.scopes.iter().any(|c| c == s))
+                {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope {scope:?} is not registered for this client"),
+                    )
+                    .into());
+                }
+                requested
+            }
+        };
+        let resources: Vec<&str> = params.all("resource").collect();
+        let target =
+            audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
+        let Some(user) = self.verify_user(username, password, now).await? else {
+            return Err(invalid_grant("wrong username or password"));
+        };
+        let grant = Grant {
+            id: secret::generate()?,
+            client_id: client.client_id.clone(),
+            user_id: user.id,
+            session_id_hash: None,
+            scopes: target.scopes.to_param(),
+            audience: target.audience.clone(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + self.settings.refresh_token_ttl,
+            revoked_at: None,
+        };
+        let subject = Subject::user(&grant, &target.audience);
+        let minted = self.mint(client, &subject, &target.scopes, None, now).await?;
+        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+            Some(secret::generate()?)
+        } else {
+            None
+        };
+        let issue = Issue {
+            refresh: refresh_token.as_ref().map(|token| RefreshToken {
+                token_hash: secret::hash(token),
+                grant_id: grant.id.clone(),
+                created_at: now,
+                expires_at: grant.expires_at,
+                rotated_at: None,
+            }),
+            grant,
+            access: minted.access,
+            code_hash: None,
+        };
+        self.store.issue(&issue).await?;
+        Ok(self.response(minted.access_token, &target.scopes, refresh_token, minted.id_token))
     }
 
     async fn exchange_code(
@@ -132,8 +273,8 @@ impl Authority {
             expires_at: now + self.settings.refresh_token_ttl,
             revoked_at: None,
         };
-        let for_token = Grant { audience, ..grant.clone() };
-        let minted = self.mint(client, &for_token, &scopes, record.nonce.as_deref(), now).await?;
+        let subject = Subject::user(&grant, &audience);
+        let minted = self.mint(client, &subject, &scopes, record.nonce.as_deref(), now).await?;
         let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
             Some(secret::generate()?)
         } else {
@@ -145,6 +286,7 @@ impl Authority {
                 grant_id: grant.id.clone(),
                 created_at: now,
                 expires_at: grant.expires_at,
+                rotated_at: None,
             }),
             grant,
             access: minted.access,
@@ -196,8 +338,8 @@ impl Authority {
         };
         let (token_scopes, token_audience) =
             self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
-        let narrowed = Grant { audience: token_audience, ..grant.clone() };
-        let minted = self.mint(client, &narrowed, &token_scopes, None, now).await?;
+        let subject = Subject::user(&grant, &token_audience);
+        let minted = self.mint(client, &subject, &token_scopes, None, now).await?;
         let successor = secret::generate()?;
         let grace = client
             .refresh_grace_period_secs
@@ -210,6 +352,7 @@ impl Authority {
                 grant_id: grant.id.clone(),
                 created_at: now,
                 expires_at: grant.expires_at,
+                rotated_at: None,
             },
             successor_sealed,
             access: minted.access.clone(),
@@ -302,64 +445,108 @@ impl Authority {
         }
     }
 
-    /// Signs the access token (and id_token when `openid` is granted) for a grant.
+    /// Makes the access token (a JWT or an opaque value, per the client's format) and, when
+    /// `openid` is granted, the id_token.
     async fn mint(
         &self,
         client: &Client,
-        grant: &Grant,
+        subject: &Subject<'_>,
         scopes: &Scopes,
         nonce: Option<&str>,
         now: i64,
     ) -> Result<Minted, Failure> {
         let snapshot = self.keys.snapshot();
         let jti = secret::generate()?;
-        let audience = match grant.audience.as_slice() {
-            [] => Audience::One(self.settings.issuer.clone()),
-            [one] => Audience::One(one.clone()),
-            many => Audience::Many(many.to_vec()),
+        let expires_at = now + self.settings.access_token_ttl;
+        let format = client.access_token_format.unwrap_or(self.settings.access_token_format);
+        let (access_token, opaque) = match format {
+            TokenFormat::Jwt => {
+                let audience = match subject.audience {
+                    [] => Audience::One(self.settings.issuer.clone()),
+                    [one] => Audience::One(one.clone()),
+                    many => Audience::Many(many.to_vec()),
+                };
+                let claims = AccessTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: subject.id.to_owned(),
+                    aud: audience,
+                    exp: expires_at,
+                    iat: now,
+                    jti: jti.clone(),
+                    client_id: client.client_id.clone(),
+                    scope: Some(scopes.to_param()),
+                    auth_time: subject.auth_time,
+                };
+                let signer = snapshot
+                    .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
+                    .ok_or_else(|| crypto("no current access-token key"))?;
+                (signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?, None)
+            }
+            TokenFormat::Opaque => {
+                let token = secret::generate()?;
+                let opaque = OpaqueAccess {
+                    token_hash: secret::hash(&token),
+                    subject: subject.id.to_owned(),
+                    scopes: scopes.to_param(),
+                    audience: subject.audience.to_vec(),
+                    issued_at: now,
+                    auth_time: subject.auth_time,
+                };
+                (token, Some(opaque))
+            }
         };
-        let claims = AccessTokenClaims {
-            iss: self.settings.issuer.clone(),
-            sub: grant.user_id.clone(),
-            aud: audience,
-            exp: now + self.settings.access_token_ttl,
-            iat: now,
-            jti: jti.clone(),
-            client_id: client.client_id.clone(),
-            scope: Some(scopes.to_param()),
-            auth_time: Some(grant.auth_time),
-        };
-        let signer = snapshot
-            .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
-            .ok_or_else(|| crypto("no current access-token key"))?;
-        let access_token = signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?;
-        let id_token = if scopes.contains("openid") {
-            let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
-            let signer = snapshot
-                .signer((KeyPurpose::IdToken, alg))
-                .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
-            let claims = IdTokenClaims {
-                iss: self.settings.issuer.clone(),
-                sub: grant.user_id.clone(),
-                aud: client.client_id.clone(),
-                exp: now + self.settings.id_token_ttl,
-                iat: now,
-                auth_time: grant.auth_time,
-                nonce: nonce.map(str::to_owned),
-                at_hash: Some(at_hash(alg, &access_token)),
-                azp: client.client_id.clone(),
-            };
-            Some(sign_id_token(signer.clone(), claims).await?)
-        } else {
-            None
+        let id_token = match (scopes.contains("openid"), subject.auth_time) {
+            (true, Some(auth_time)) => {
+                let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
+                let signer = snapshot
+                    .signer((KeyPurpose::IdToken, alg))
+                    .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
+                let claims = IdTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: subject.id.to_owned(),
+                    aud: client.client_id.clone(),
+                    exp: now + self.settings.id_token_ttl,
+                    iat: now,
+                    auth_time,
+                    nonce: nonce.map(str::to_owned),
+                    at_hash: Some(at_hash(alg, &access_token)),
+                    azp: client.client_id.clone(),
+                };
+                Some(sign_id_token(signer.clone(), claims).await?)
+            }
+            _ => None,
         };
         let access = AccessTokenRecord {
             jti,
-            grant_id: Some(grant.id.clone()),
+            grant_id: subject.grant_id.map(str::to_owned),
             client_id: client.client_id.clone(),
-            expires_at: now + self.settings.access_token_ttl,
+            expires_at,
+            opaque,
         };
         Ok(Minted { access_token, access, id_token })
+    }
+}
+
+/// Whom an access token is for.
+struct Subject<'a> {
+    /// The user, or the client itself (client credentials).
+    id: &'a str,
+    /// The APIs it is for.
+    audience: &'a [String],
+    /// When the user authenticated; `None` for client credentials.
+    auth_time: Option<i64>,
+    /// The grant (refresh-token family) it belongs to.
+    grant_id: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    fn user(grant: &'a Grant, audience: &'a [String]) -> Self {
+        Subject {
+            id: &grant.user_id,
+            audience,
+            auth_time: Some(grant.auth_time),
+            grant_id: Some(&grant.id),
+        }
     }
 }
 

@@ -23,6 +23,10 @@ pub struct Metadata {
     pub jwks_uri: String,
     /// RP-Initiated Logout.
     pub end_session_endpoint: String,
+    /// Token introspection (RFC 7662).
+    pub introspection_endpoint: String,
+    /// Token revocation (RFC 7009).
+    pub revocation_endpoint: String,
     /// Scopes clients may ask for.
     pub scopes_supported: Vec<String>,
     /// Only the code flow: the implicit and hybrid flows are refused (RFC 9700 §2.1.2).
@@ -33,6 +37,12 @@ pub struct Metadata {
     pub grant_types_supported: Vec<&'static str>,
     /// How clients authenticate at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Algorithms accepted for `private_key_jwt` assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    /// How callers authenticate at the introspection endpoint (public clients cannot).
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// How clients authenticate at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     /// PKCE: S256 only (RFC 7636; `plain` is refused).
     pub code_challenge_methods_supported: Vec<&'static str>,
     /// OIDC Discovery: pairwise subjects are not offered.
@@ -64,7 +74,18 @@ pub struct Endpoints<'a> {
     pub jwks: &'a str,
     /// Logout path.
     pub end_session: &'a str,
+    /// Introspection path.
+    pub introspection: &'a str,
+    /// Revocation path.
+    pub revocation: &'a str,
 }
+
+/// Client authentication methods, at every endpoint that authenticates clients.
+const AUTH_METHODS: [&str; 4] =
+    ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+
+/// Signature algorithms accepted in client assertions (RFC 7523); never `none` or HMAC.
+pub const ASSERTION_ALGS: [&str; 6] = ["RS256", "PS256", "ES256", "ES384", "EdDSA", "RS384"];
 
 /// Absolute URL of `path` under `issuer`; every URL latchkey publishes is built here, from the
 /// configured issuer and never from request headers.
@@ -83,15 +104,21 @@ pub fn metadata(issuer: &str, paths: &Endpoints<'_>, resources: &[Resource]) -> 
         userinfo_endpoint: endpoint(issuer, paths.userinfo),
         jwks_uri: endpoint(issuer, paths.jwks),
         end_session_endpoint: endpoint(issuer, paths.end_session),
+        introspection_endpoint: endpoint(issuer, paths.introspection),
+        revocation_endpoint: endpoint(issuer, paths.revocation),
         scopes_supported: scopes,
         response_types_supported: vec!["code"],
         response_modes_supported: vec!["query"],
-        grant_types_supported: vec!["authorization_code", "refresh_token"],
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
+        grant_types_supported: vec![
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password",
         ],
+        token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS[..3].to_vec(),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
         code_challenge_methods_supported: vec!["S256"],
         subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec![
@@ -138,6 +165,8 @@ mod tests {
             token: "/t",
             userinfo: "/u",
             jwks: "/j",
+            introspection: "/i",
+            revocation: "/r",
             end_session: "/l",
         };
         let doc = metadata("https://id.example.com/", &paths, &[]);

@@ -1,9 +1,7 @@
 //! The UserInfo endpoint (OIDC Core §5.3): the claims of the granted scopes, for access
 //! tokens that carry `openid`. Errors follow RFC 6750 §3.1.
 
-use jsonwebtoken::{Validation, decode, decode_header};
 use latchkey_resource::AccessTokenClaims;
-use latchkey_resource::claims::ACCESS_TOKEN_TYP;
 use serde_json::{Map, Value};
 
 use crate::authority::{Authority, Failure};
@@ -14,51 +12,16 @@ fn invalid_token(description: &str) -> Failure {
 }
 
 impl Authority {
-    /// Verifies one of latchkey's own access tokens: signature by a published key, `typ`,
-    /// issuer, expiry, and that neither it nor its grant was revoked.
+    /// Verifies one of latchkey's own access tokens (JWT or opaque) and checks it is live.
     pub async fn verify_access_token(
         &self,
         token: &str,
         now: i64,
     ) -> Result<AccessTokenClaims, Failure> {
-        let header =
-            decode_header(token).map_err(|_| invalid_token("the access token is not a JWT"))?;
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(invalid_token(
-                "not an access token (typ must be at+jwt): an id_token cannot call userinfo",
-            ));
+        match self.inspect_access_token(token, now).await? {
+            Ok(live) => Ok(live.claims),
+            Err(dead) => Err(invalid_token(dead.describe())),
         }
-        let snapshot = self.keys.snapshot();
-        let (expected, key) =
-            header.kid.as_deref().and_then(|kid| snapshot.verifier(kid)).ok_or_else(|| {
-                invalid_token("the access token was not signed by a key of this server")
-            })?;
-        if header.alg != *expected {
-            return Err(invalid_token("the access token's alg does not match its key"));
-        }
-        let mut validation = Validation::new(*expected);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = decode::<AccessTokenClaims>(token, key, &validation)
-            .map_err(|error| match error.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    invalid_token("the access token has expired")
-                }
-                _ => invalid_token("the access token is invalid"),
-            })?
-            .claims;
-        if claims.exp <= now {
-            return Err(invalid_token("the access token has expired"));
-        }
-        if !self.store.access_token_active(&claims.jti, now).await? {
-            return Err(invalid_token("the access token was revoked"));
-        }
-        Ok(claims)
     }
 
     /// The userinfo claims for a bearer token.

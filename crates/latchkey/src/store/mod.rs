@@ -13,8 +13,8 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Redemption,
-    RefreshToken, Rotation, Session, SigningAlg, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Purged,
+    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, SigningAlg, StoredAccess, User,
 };
 
 /// Store errors, kept to what callers can act on.
@@ -137,8 +137,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Rotation>;
     /// Records an access token issued outside [`Store::issue`] and rotation.
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
-    /// Whether an access token is unexpired and neither it nor its grant is revoked.
-    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool>;
+    /// The recorded access token with this `jti`, unless it has expired.
+    async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
+    /// The opaque access token with this hash, unless it has expired.
+    async fn access_token_by_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<StoredAccess>>;
+    /// Revokes one access token, recording it first if it was not (a client-credentials JWT).
+    async fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
+    /// Revokes the grant of a refresh token of `client_id`: its family and access tokens.
+    async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<RefreshRevocation>;
+    /// Records the `jti` of a client assertion; `false` if this client used it before.
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool>;
+    /// Deletes what expired before `now`: codes, sessions, grants and their tokens, access-token
+    /// and revocation records, client-assertion ids. Runs in small batches so that requests are
+    /// not held up.
+    async fn purge(&self, now: i64) -> Result<Purged>;
 }
 
 /// The new state a refresh-token rotation stores.

@@ -18,13 +18,14 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Redemption, RefreshToken,
-    Rotation, Session, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, OpaqueAccess, Purged,
+    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "code flow", include_str!("../../migrations/postgres/0002_code_flow.sql")),
+    (3, "tokens", include_str!("../../migrations/postgres/0003_tokens.sql")),
 ];
 
 /// Serializes signing-key inserts across nodes (an arbitrary constant: "latchkey keys").
@@ -165,18 +166,105 @@ async fn insert_access<'c, E: sqlx::PgExecutor<'c>>(
     executor: E,
     access: &AccessTokenRecord,
 ) -> Result<()> {
+    let opaque = access.opaque.as_ref();
     sqlx::query(
-        "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, token_hash, subject, scopes,
+             audience, issued_at, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&access.jti)
     .bind(&access.grant_id)
     .bind(&access.client_id)
     .bind(access.expires_at)
+    .bind(opaque.map(|o| &o.token_hash))
+    .bind(opaque.map(|o| &o.subject))
+    .bind(opaque.map(|o| &o.scopes))
+    .bind(opaque.map(|o| audience_json(&o.audience)))
+    .bind(opaque.map(|o| o.issued_at))
+    .bind(opaque.and_then(|o| o.auth_time))
     .execute(executor)
     .await
     .map(drop)
     .map_err(backend)
 }
+
+/// Columns of an access-token row joined with its grant and the grant's user (a macro so
+/// that the queries stay static strings).
+macro_rules! access_select {
+    ($condition:literal) => {
+        concat!(
+            "SELECT a.jti, a.grant_id, a.client_id, a.expires_at, a.token_hash, a.subject,
+                 a.scopes, a.audience, a.issued_at, a.auth_time,
+                 (a.revoked_at IS NOT NULL OR g.revoked_at IS NOT NULL) AS revoked, u.username
+             FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+                 LEFT JOIN users u ON u.id = g.user_id WHERE ",
+            $condition
+        )
+    };
+}
+
+fn stored_access_from_row(row: &PgRow) -> Result<StoredAccess> {
+    let token_hash: Option<String> = row.try_get("token_hash").map_err(backend)?;
+    let opaque = match token_hash {
+        Some(token_hash) => {
+            let audience: Option<String> = row.try_get("audience").map_err(backend)?;
+            Some(OpaqueAccess {
+                token_hash,
+                subject: row
+                    .try_get::<Option<String>, _>("subject")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                scopes: row
+                    .try_get::<Option<String>, _>("scopes")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                audience: audience
+                    .as_deref()
+                    .map(audience_from_json)
+                    .transpose()?
+                    .unwrap_or_default(),
+                issued_at: row
+                    .try_get::<Option<i64>, _>("issued_at")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                auth_time: row.try_get("auth_time").map_err(backend)?,
+            })
+        }
+        None => None,
+    };
+    Ok(StoredAccess {
+        record: AccessTokenRecord {
+            jti: row.try_get("jti").map_err(backend)?,
+            grant_id: row.try_get("grant_id").map_err(backend)?,
+            client_id: row.try_get("client_id").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+            opaque,
+        },
+        revoked: row.try_get("revoked").map_err(backend)?,
+        username: row.try_get("username").map_err(backend)?,
+    })
+}
+
+/// Rows deleted per purge statement.
+const PURGE_BATCH: i64 = 500;
+
+/// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
+/// `SKIP LOCKED`: nodes purging at the same time share the work instead of waiting.
+const PURGE: [(&str, &str); 6] = [
+    ("codes", "DELETE FROM authorization_codes WHERE code_hash IN
+        (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    ("sessions", "DELETE FROM sessions WHERE id_hash IN
+        (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    ("refresh_tokens", "DELETE FROM refresh_tokens WHERE token_hash IN
+        (SELECT rt.token_hash FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
+         WHERE rt.expires_at <= $1 OR g.expires_at <= $1 OR g.id IS NULL LIMIT $2 FOR UPDATE OF rt SKIP LOCKED)"),
+    ("access_tokens", "DELETE FROM access_tokens WHERE jti IN
+        (SELECT jti FROM access_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    ("grants", "DELETE FROM grants WHERE id IN
+        (SELECT g.id FROM grants g WHERE g.expires_at <= $1
+         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    ("client_assertions", "DELETE FROM client_assertions WHERE (client_id, jti) IN
+        (SELECT client_id, jti FROM client_assertions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+];
 
 async fn revoke_grant(tx: &mut Tx<'_>, grant_id: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -628,7 +716,7 @@ impl Store for PgStore {
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
         let row = sqlx::query(
-            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at,
+            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
                     g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
                     g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
                     g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
@@ -645,6 +733,7 @@ impl Store for PgStore {
             grant_id: row.try_get("grant_id").map_err(backend)?,
             created_at: row.try_get("created_at").map_err(backend)?,
             expires_at: row.try_get("expires_at").map_err(backend)?,
+            rotated_at: row.try_get("rotated_at").map_err(backend)?,
         };
         Ok(Some((token, grant_from_row(&row)?)))
     }
@@ -707,17 +796,110 @@ impl Store for PgStore {
         insert_access(&self.pool, access).await
     }
 
-    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool> {
-        let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-             WHERE a.jti = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL
-               AND (a.grant_id IS NULL OR g.revoked_at IS NULL)",
+    async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>> {
+        let row = sqlx::query(access_select!("a.jti = $1 AND a.expires_at > $2"))
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored_access_from_row).transpose()
+    }
+
+    async fn access_token_by_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<StoredAccess>> {
+        let row = sqlx::query(access_select!("a.token_hash = $1 AND a.expires_at > $2"))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored_access_from_row).transpose()
+    }
+
+    async fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = COALESCE(access_tokens.revoked_at, excluded.revoked_at)",
         )
-        .bind(jti)
+        .bind(&access.jti)
+        .bind(&access.grant_id)
+        .bind(&access.client_id)
+        .bind(access.expires_at)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(backend)
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<RefreshRevocation> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let owner: Option<(String, String)> = sqlx::query_as(
+            "SELECT g.id, g.client_id FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             WHERE rt.token_hash = $1 FOR UPDATE OF g",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(found.is_some())
+        let outcome = match owner {
+            None => RefreshRevocation::Unknown,
+            Some((_, owner)) if owner != client_id => RefreshRevocation::OtherClient,
+            Some((grant_id, _)) => {
+                revoke_grant(&mut tx, &grant_id, now).await?;
+                RefreshRevocation::Revoked
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn purge(&self, now: i64) -> Result<Purged> {
+        let mut purged = Purged::default();
+        for (table, sql) in PURGE {
+            loop {
+                let removed = sqlx::query(sql)
+                    .bind(now)
+                    .bind(PURGE_BATCH)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
+                purged.add(table, removed);
+                if removed < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 }

@@ -34,6 +34,7 @@ fn resources() -> Vec<Resource> {
     vec![Resource {
         identifier: "https://photos".into(),
         scopes: vec!["read:photos".into(), "write:photos".into()],
+        client_id: None,
     }]
 }
 

@@ -19,8 +19,8 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Redemption, RefreshToken,
-    Rotation, Session, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, OpaqueAccess, Purged,
+    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
 mod writer;
@@ -30,6 +30,7 @@ use writer::Writer;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../../migrations/sqlite/0001_initial.sql")),
     (2, "code flow", include_str!("../../../migrations/sqlite/0002_code_flow.sql")),
+    (3, "tokens", include_str!("../../../migrations/sqlite/0003_tokens.sql")),
 ];
 
 const READERS: usize = 4;
@@ -249,12 +250,122 @@ fn insert_refresh(c: &Connection, token: &RefreshToken) -> Result<()> {
 }
 
 fn insert_access(connection: &Connection, access: &AccessTokenRecord) -> Result<()> {
+    let opaque = access.opaque.as_ref();
     connection
-        .prepare_cached("INSERT INTO access_tokens (jti, grant_id, client_id, expires_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![access.jti, access.grant_id, access.client_id, access.expires_at]))
+        .prepare_cached(
+            "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, token_hash, subject, scopes,
+                 audience, issued_at, auth_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                access.jti,
+                access.grant_id,
+                access.client_id,
+                access.expires_at,
+                opaque.map(|o| &o.token_hash),
+                opaque.map(|o| &o.subject),
+                opaque.map(|o| &o.scopes),
+                opaque.map(|o| audience_json(&o.audience)),
+                opaque.map(|o| o.issued_at),
+                opaque.and_then(|o| o.auth_time),
+            ])
+        })
         .map(drop)
         .map_err(backend)
 }
+
+/// Columns of an access-token row joined with its grant and the grant's user.
+macro_rules! ACCESS_COLUMNS {
+    () => {
+        "a.jti, a.grant_id, a.client_id, a.expires_at, a.token_hash, a.subject, a.scopes, a.audience,
+         a.issued_at, a.auth_time, a.revoked_at IS NOT NULL OR COALESCE(g.revoked_at IS NOT NULL, 0), u.username
+         FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id LEFT JOIN users u ON u.id = g.user_id"
+    };
+}
+
+/// An access-token row before its audience JSON is parsed.
+struct StoredRow {
+    stored: StoredAccess,
+    audience: Option<String>,
+}
+
+impl StoredRow {
+    fn into_stored(mut self) -> Result<StoredAccess> {
+        if let (Some(opaque), Some(audience)) = (&mut self.stored.record.opaque, &self.audience) {
+            opaque.audience = audience_from_json(audience)?;
+        }
+        Ok(self.stored)
+    }
+}
+
+fn stored_access_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRow> {
+    let token_hash: Option<String> = row.get(4)?;
+    let opaque = match token_hash {
+        Some(token_hash) => Some(OpaqueAccess {
+            token_hash,
+            subject: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            scopes: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            audience: Vec::new(),
+            issued_at: row.get::<_, Option<i64>>(8)?.unwrap_or_default(),
+            auth_time: row.get(9)?,
+        }),
+        None => None,
+    };
+    Ok(StoredRow {
+        stored: StoredAccess {
+            record: AccessTokenRecord {
+                jti: row.get(0)?,
+                grant_id: row.get(1)?,
+                client_id: row.get(2)?,
+                expires_at: row.get(3)?,
+                opaque,
+            },
+            revoked: row.get(10)?,
+            username: row.get(11)?,
+        },
+        audience: row.get(7)?,
+    })
+}
+
+/// Rows deleted per purge statement.
+const PURGE_BATCH: i64 = 500;
+
+/// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
+/// Grants go once expired (their refresh tokens cannot outlive them), with their tokens.
+const PURGE: [(&str, &str); 6] = [
+    (
+        "codes",
+        "DELETE FROM authorization_codes WHERE rowid IN
+        (SELECT rowid FROM authorization_codes WHERE expires_at <= ?1 LIMIT ?2)",
+    ),
+    (
+        "sessions",
+        "DELETE FROM sessions WHERE rowid IN
+        (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+    ),
+    (
+        "refresh_tokens",
+        "DELETE FROM refresh_tokens WHERE rowid IN
+        (SELECT rt.rowid FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
+         WHERE rt.expires_at <= ?1 OR g.expires_at <= ?1 OR g.id IS NULL LIMIT ?2)",
+    ),
+    (
+        "access_tokens",
+        "DELETE FROM access_tokens WHERE rowid IN
+        (SELECT rowid FROM access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    ),
+    (
+        "grants",
+        "DELETE FROM grants WHERE rowid IN
+        (SELECT g.rowid FROM grants g WHERE g.expires_at <= ?1
+         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT ?2)",
+    ),
+    (
+        "client_assertions",
+        "DELETE FROM client_assertions WHERE rowid IN
+        (SELECT rowid FROM client_assertions WHERE expires_at <= ?1 LIMIT ?2)",
+    ),
+];
 
 fn revoke_grant(connection: &Connection, grant_id: &str, now: i64) -> Result<()> {
     connection
@@ -725,7 +836,7 @@ impl Store for SqliteStore {
         let row = self
             .read(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, {GRANT_COLUMNS}
+                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at, {GRANT_COLUMNS}
                      FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = ?1"
                 ))
                 .and_then(|mut s| {
@@ -735,8 +846,9 @@ impl Store for SqliteStore {
                             grant_id: row.get(1)?,
                             created_at: row.get(2)?,
                             expires_at: row.get(3)?,
+                            rotated_at: row.get(4)?,
                         };
-                        Ok((token, grant_from_row(row, 4)?))
+                        Ok((token, grant_from_row(row, 5)?))
                     })
                     .optional()
                 })
@@ -799,17 +911,126 @@ impl Store for SqliteStore {
         self.write(move |c| insert_access(c, &access)).await
     }
 
-    async fn access_token_active(&self, jti: &str, now: i64) -> Result<bool> {
+    async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>> {
         let jti = jti.to_owned();
         self.read(move |c| {
+            c.prepare_cached(concat!(
+                "SELECT ",
+                ACCESS_COLUMNS!(),
+                " WHERE a.jti = ?1 AND a.expires_at > ?2"
+            ))
+            .and_then(|mut s| s.query_row(params![jti, now], stored_access_from_row).optional())
+            .map_err(backend)?
+            .map(StoredRow::into_stored)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn access_token_by_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<StoredAccess>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(concat!(
+                "SELECT ",
+                ACCESS_COLUMNS!(),
+                " WHERE a.token_hash = ?1 AND a.expires_at > ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![token_hash, now], stored_access_from_row).optional()
+            })
+            .map_err(backend)?
+            .map(StoredRow::into_stored)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()> {
+        let access = access.clone();
+        self.write(move |c| {
             c.prepare_cached(
-                "SELECT 1 FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
-                 WHERE a.jti = ?1 AND a.expires_at > ?2 AND a.revoked_at IS NULL
-                   AND (a.grant_id IS NULL OR g.revoked_at IS NULL)",
+                "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (jti) DO UPDATE SET revoked_at = COALESCE(access_tokens.revoked_at, excluded.revoked_at)",
             )
-            .and_then(|mut s| s.exists(params![jti, now]))
+            .and_then(|mut s| {
+                s.execute(params![access.jti, access.grant_id, access.client_id, access.expires_at, now])
+            })
+            .map(drop)
             .map_err(backend)
         })
         .await
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<RefreshRevocation> {
+        let (token_hash, client_id) = (token_hash.to_owned(), client_id.to_owned());
+        self.write(move |c| {
+            let owner: Option<(String, String)> = c
+                .prepare_cached(
+                    "SELECT g.id, g.client_id FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+                     WHERE rt.token_hash = ?1",
+                )
+                .and_then(|mut s| s.query_row([&token_hash], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(backend)?;
+            match owner {
+                None => Ok(RefreshRevocation::Unknown),
+                Some((_, owner)) if owner != client_id => Ok(RefreshRevocation::OtherClient),
+                Some((grant_id, _)) => {
+                    revoke_grant(c, &grant_id, now)?;
+                    Ok(RefreshRevocation::Revoked)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![client_id, jti, expires_at]))
+            .map(|inserted| inserted == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge(&self, now: i64) -> Result<Purged> {
+        let mut purged = Purged::default();
+        // Small batches, each its own write: a purge of a large backlog never holds the writer
+        // for long, and requests interleave between batches.
+        for (table, sql) in PURGE {
+            loop {
+                let removed = self
+                    .write(move |c| {
+                        c.prepare_cached(sql)
+                            .and_then(|mut s| s.execute(params![now, PURGE_BATCH]))
+                            .map_err(backend)
+                    })
+                    .await? as u64;
+                purged.add(table, removed);
+                if removed < PURGE_BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 }
