@@ -10,6 +10,7 @@ mod discovery;
 mod interop;
 mod nodes;
 mod process;
+mod service;
 
 use latchkey_server::config::Config;
 use latchkey_server::http::{self, AppState};

@@ -10,14 +10,14 @@ use latchkey::store::{RotationRequest, Store};
 
 use crate::TestDb;
 
-const NOW: i64 = 1_800_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000;
 
 /// Whether the access token `jti` is recorded, unexpired and not revoked.
-async fn live(store: &Arc<dyn Store>, jti: &str, now: i64) -> bool {
+pub(crate) async fn live(store: &Arc<dyn Store>, jti: &str, now: i64) -> bool {
     store.access_token_by_jti(jti, now).await.unwrap().is_some_and(|stored| !stored.revoked)
 }
 
-fn session(id: &str) -> Session {
+pub(crate) fn session(id: &str) -> Session {
     Session {
         id_hash: id.into(),
         user_id: "u1".into(),
@@ -27,7 +27,7 @@ fn session(id: &str) -> Session {
     }
 }
 
-fn code(hash: &str) -> AuthorizationCode {
+pub(crate) fn code(hash: &str) -> AuthorizationCode {
     AuthorizationCode {
         code_hash: hash.into(),
         client_id: "app".into(),
@@ -44,7 +44,7 @@ fn code(hash: &str) -> AuthorizationCode {
     }
 }
 
-fn grant(id: &str) -> Grant {
+pub(crate) fn grant(id: &str) -> Grant {
     Grant {
         id: id.into(),
         client_id: "app".into(),
@@ -59,7 +59,7 @@ fn grant(id: &str) -> Grant {
     }
 }
 
-fn refresh(hash: &str, grant_id: &str) -> RefreshToken {
+pub(crate) fn refresh(hash: &str, grant_id: &str) -> RefreshToken {
     RefreshToken {
         token_hash: hash.into(),
         grant_id: grant_id.into(),
@@ -69,7 +69,7 @@ fn refresh(hash: &str, grant_id: &str) -> RefreshToken {
     }
 }
 
-fn access(jti: &str, grant_id: &str) -> AccessTokenRecord {
+pub(crate) fn access(jti: &str, grant_id: &str) -> AccessTokenRecord {
     AccessTokenRecord {
         jti: jti.into(),
         grant_id: Some(grant_id.into()),
@@ -79,7 +79,12 @@ fn access(jti: &str, grant_id: &str) -> AccessTokenRecord {
     }
 }
 
-fn issue(grant_id: &str, refresh_hash: &str, jti: &str, code_hash: Option<&str>) -> Issue {
+pub(crate) fn issue(
+    grant_id: &str,
+    refresh_hash: &str,
+    jti: &str,
+    code_hash: Option<&str>,
+) -> Issue {
     Issue {
         grant: grant(grant_id),
         refresh: Some(refresh(refresh_hash, grant_id)),

@@ -8,6 +8,7 @@
 mod conformance;
 mod flow;
 mod keys;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -1,0 +1,138 @@
+//! Opaque access tokens, revocation, client-assertion ids and the purge of expired records.
+
+use latchkey::model::{AccessTokenRecord, OpaqueAccess, RefreshRevocation};
+
+use crate::TestDb;
+use crate::flow::{NOW, access, code, grant, issue, live, refresh, session};
+
+fn opaque(jti: &str, hash: &str) -> AccessTokenRecord {
+    AccessTokenRecord {
+        jti: jti.into(),
+        grant_id: None,
+        client_id: "machine".into(),
+        expires_at: NOW + 900,
+        opaque: Some(OpaqueAccess {
+            token_hash: hash.into(),
+            subject: "machine".into(),
+            scopes: "read:photos".into(),
+            audience: vec!["https://photos.example.com".into()],
+            issued_at: NOW,
+            auth_time: None,
+        }),
+    }
+}
+
+async fn opaque_tokens_are_found_by_hash_until_they_expire(db: TestDb) {
+    let store = &db.store;
+    store.insert_access_token(&opaque("o1", "hash-1")).await.unwrap();
+    let found = store.access_token_by_hash("hash-1", NOW).await.unwrap().unwrap();
+    assert_eq!(found.record, opaque("o1", "hash-1"));
+    assert!(!found.revoked);
+    assert_eq!(found.username, None);
+    assert!(store.access_token_by_hash("hash-2", NOW).await.unwrap().is_none());
+    assert!(store.access_token_by_hash("hash-1", NOW + 900).await.unwrap().is_none(), "expired");
+    store.revoke_access_token(&opaque("o1", "hash-1"), NOW + 1).await.unwrap();
+    assert!(store.access_token_by_hash("hash-1", NOW + 1).await.unwrap().unwrap().revoked);
+}
+
+async fn revoking_an_unrecorded_jwt_records_it_revoked(db: TestDb) {
+    let store = &db.store;
+    let jwt = AccessTokenRecord { grant_id: None, ..access("cc-jti", "unused") };
+    assert!(store.access_token_by_jti("cc-jti", NOW).await.unwrap().is_none());
+    store.revoke_access_token(&jwt, NOW).await.unwrap();
+    store.revoke_access_token(&jwt, NOW + 5).await.unwrap();
+    let stored = store.access_token_by_jti("cc-jti", NOW).await.unwrap().unwrap();
+    assert!(stored.revoked);
+}
+
+async fn revoking_a_refresh_token_checks_its_client_and_revokes_its_grant(db: TestDb) {
+    let store = &db.store;
+    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    let outcome = store.revoke_refresh_token("r1", "someone-else", NOW).await.unwrap();
+    assert_eq!(outcome, RefreshRevocation::OtherClient);
+    assert!(live(store, "j1", NOW).await, "another client changed nothing");
+    assert_eq!(
+        store.revoke_refresh_token("nope", "app", NOW).await.unwrap(),
+        RefreshRevocation::Unknown
+    );
+    assert_eq!(
+        store.revoke_refresh_token("r1", "app", NOW).await.unwrap(),
+        RefreshRevocation::Revoked
+    );
+    assert!(!live(store, "j1", NOW).await, "the family's access token went with it");
+    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    assert!(grant.revoked_at.is_some());
+}
+
+async fn a_client_assertion_id_is_used_once_per_client(db: TestDb) {
+    let store = &db.store;
+    assert!(store.use_client_assertion("signed", "jti-1", NOW + 60).await.unwrap());
+    assert!(!store.use_client_assertion("signed", "jti-1", NOW + 60).await.unwrap());
+    assert!(store.use_client_assertion("other", "jti-1", NOW + 60).await.unwrap());
+}
+
+async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
+    let store = &db.store;
+    // Expired: a code, a session, a whole grant with its tokens, a revocation record, an
+    // assertion id.
+    store.insert_code(&code("old-code")).await.unwrap();
+    store.create_session(&session("old-session")).await.unwrap();
+    let mut old = issue("old-grant", "old-refresh", "old-jti", None);
+    old.grant.expires_at = NOW + 10;
+    old.refresh = Some(latchkey::model::RefreshToken {
+        expires_at: NOW + 10,
+        ..refresh("old-refresh", "old-grant")
+    });
+    old.access.expires_at = NOW + 10;
+    assert!(store.issue(&old).await.unwrap());
+    store.use_client_assertion("signed", "old-assertion", NOW + 10).await.unwrap();
+    // Live at the time of the purge.
+    let later = NOW + 100_000;
+    let mut young = issue("young-grant", "young-refresh", "young-jti", None);
+    young.grant = latchkey::model::Grant { expires_at: later + 86_400, ..grant("young-grant") };
+    young.refresh = Some(latchkey::model::RefreshToken {
+        expires_at: later + 86_400,
+        ..refresh("young-refresh", "young-grant")
+    });
+    young.access.expires_at = later + 900;
+    assert!(store.issue(&young).await.unwrap());
+    store.use_client_assertion("signed", "young-assertion", later + 60).await.unwrap();
+    let mut live_session = session("young-session");
+    live_session.expires_at = later + 3600;
+    store.create_session(&live_session).await.unwrap();
+
+    let purged = store.purge(later).await.unwrap();
+    assert_eq!(
+        (
+            purged.codes,
+            purged.sessions,
+            purged.grants,
+            purged.refresh_tokens,
+            purged.access_tokens,
+            purged.client_assertions
+        ),
+        (1, 1, 1, 1, 1, 1),
+        "{purged:?}"
+    );
+    assert!(store.refresh_token("old-refresh").await.unwrap().is_none());
+    assert!(store.refresh_token("young-refresh").await.unwrap().is_some());
+    assert!(live(store, "young-jti", later).await);
+    assert!(store.session("young-session", later).await.unwrap().is_some());
+    assert!(
+        !store.use_client_assertion("signed", "young-assertion", later + 60).await.unwrap(),
+        "kept"
+    );
+    assert!(
+        store.use_client_assertion("signed", "old-assertion", later + 60).await.unwrap(),
+        "forgotten"
+    );
+    assert_eq!(store.purge(later).await.unwrap().total(), 0, "nothing left to purge");
+}
+
+crate::on_both_engines!(
+    opaque_tokens_are_found_by_hash_until_they_expire,
+    revoking_an_unrecorded_jwt_records_it_revoked,
+    revoking_a_refresh_token_checks_its_client_and_revokes_its_grant,
+    a_client_assertion_id_is_used_once_per_client,
+    the_purge_removes_what_expired_and_nothing_else,
+);
