@@ -25,6 +25,36 @@ grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile"]
 id_token_signed_response_alg = "ES256"
 
+[[resources]]
+identifier = "https://api.bench.example.com"
+scopes = ["read:things"]
+client_id = "bench-api"
+
+[[clients]]
+client_id = "bench-machine"
+client_secret = "bench-machine-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:things"]
+
+[[clients]]
+client_id = "bench-machine-opaque"
+client_secret = "bench-opaque-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:things"]
+access_token_format = "opaque"
+
+[[clients]]
+client_id = "bench-api"
+client_secret = "bench-api-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:things"]
+
+[[clients]]
+client_id = "bench-first-party"
+client_secret = "bench-first-party-secret"
+grant_types = ["password", "refresh_token"]
+scopes = ["openid", "offline_access", "read:things"]
+
 [[users]]
 username = "bench"
 password = "bench-password"
@@ -44,10 +74,25 @@ pub(crate) enum Scenario {
     CodeFlowEs256,
     /// GET /.well-known/jwks.json.
     Jwks,
+    /// POST /oauth/token, client_credentials, JWT access token; client secret in Basic auth.
+    ClientCredentials,
+    /// POST /oauth/introspect of an opaque access token, by the API's client.
+    IntrospectOpaque,
+    /// POST /oauth/introspect of a JWT access token, by the API's client.
+    IntrospectJwt,
+    /// POST /oauth/token, refresh_token: each worker follows its own rotation chain.
+    Refresh,
 }
 
-pub(crate) const ALL: [Scenario; 3] =
-    [Scenario::CodeFlowRs256, Scenario::CodeFlowEs256, Scenario::Jwks];
+pub(crate) const ALL: [Scenario; 7] = [
+    Scenario::CodeFlowRs256,
+    Scenario::CodeFlowEs256,
+    Scenario::Jwks,
+    Scenario::ClientCredentials,
+    Scenario::IntrospectOpaque,
+    Scenario::IntrospectJwt,
+    Scenario::Refresh,
+];
 
 impl Scenario {
     /// The name printed in the report.
@@ -61,6 +106,10 @@ impl Scenario {
             Scenario::CodeFlowRs256 => ("code flow (RS256)", "bench-rs256"),
             Scenario::CodeFlowEs256 => ("code flow (ES256)", "bench-es256"),
             Scenario::Jwks => ("jwks", ""),
+            Scenario::ClientCredentials => ("client_credentials (JWT)", "bench-machine"),
+            Scenario::IntrospectOpaque => ("introspect (opaque)", "bench-machine-opaque"),
+            Scenario::IntrospectJwt => ("introspect (JWT)", "bench-machine"),
+            Scenario::Refresh => ("refresh", "bench-first-party"),
         }
     }
 }
@@ -138,6 +187,127 @@ async fn code_flow(browser: &reqwest::Client, base: &str, client_id: &str) -> an
     Ok(())
 }
 
+fn secret_of(client_id: &str) -> &'static str {
+    match client_id {
+        "bench-machine" => "bench-machine-secret",
+        "bench-machine-opaque" => "bench-opaque-secret",
+        "bench-first-party" => "bench-first-party-secret",
+        _ => "bench-api-secret",
+    }
+}
+
+async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    form: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
+    let response = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(client_id, Some(secret_of(client_id)))
+        .form(form)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("token request failed: {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+fn field(value: &serde_json::Value, name: &str) -> anyhow::Result<String> {
+    Ok(value.get(name).and_then(|v| v.as_str()).context("missing field")?.to_owned())
+}
+
+/// A worker's state between operations.
+enum Prepared {
+    /// Nothing to carry.
+    Nothing,
+    /// The token introspected each time.
+    Token(String),
+    /// The current refresh token of the chain.
+    Refresh(String),
+}
+
+async fn prepare(
+    scenario: Scenario,
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+) -> anyhow::Result<Prepared> {
+    Ok(match scenario {
+        Scenario::IntrospectOpaque | Scenario::IntrospectJwt => {
+            let tokens =
+                token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
+            Prepared::Token(field(&tokens, "access_token")?)
+        }
+        Scenario::Refresh => {
+            let tokens = token(
+                http,
+                base,
+                client_id,
+                &[
+                    ("grant_type", "password"),
+                    ("username", "bench"),
+                    ("password", "bench-password"),
+                    ("scope", "openid offline_access read:things"),
+                ],
+            )
+            .await?;
+            Prepared::Refresh(field(&tokens, "refresh_token")?)
+        }
+        _ => Prepared::Nothing,
+    })
+}
+
+async fn operate(
+    scenario: Scenario,
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    prepared: &mut Prepared,
+) -> anyhow::Result<()> {
+    match (scenario, prepared) {
+        (Scenario::Jwks, _) => {
+            let response = http.get(format!("{base}/.well-known/jwks.json")).send().await?;
+            response.bytes().await?;
+            Ok(())
+        }
+        (Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256, _) => {
+            code_flow(http, base, client_id).await
+        }
+        (Scenario::ClientCredentials, _) => {
+            let tokens =
+                token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
+            field(&tokens, "access_token").map(drop)
+        }
+        (Scenario::IntrospectOpaque | Scenario::IntrospectJwt, Prepared::Token(token)) => {
+            let response = http
+                .post(format!("{base}/oauth/introspect"))
+                .basic_auth("bench-api", Some(secret_of("bench-api")))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await?;
+            let body: serde_json::Value = response.json().await?;
+            if body.get("active") != Some(&serde_json::Value::Bool(true)) {
+                bail!("token not active: {body}");
+            }
+            Ok(())
+        }
+        (Scenario::Refresh, Prepared::Refresh(current)) => {
+            let tokens = token(
+                http,
+                base,
+                client_id,
+                &[("grant_type", "refresh_token"), ("refresh_token", current.as_str())],
+            )
+            .await?;
+            *current = field(&tokens, "refresh_token")?;
+            Ok(())
+        }
+        _ => bail!("scenario not prepared"),
+    }
+}
+
 /// Runs one scenario for `duration` with `concurrency` workers.
 pub(crate) async fn run(
     scenario: Scenario,
@@ -146,32 +316,29 @@ pub(crate) async fn run(
     concurrency: usize,
 ) -> anyhow::Result<Report> {
     let (name, client_id) = scenario.setup();
-    let browser = match scenario {
-        Scenario::Jwks => reqwest::Client::new(),
-        _ => signed_in_browser(&server.base, client_id).await?,
+    let http = match scenario {
+        Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256 => {
+            signed_in_browser(&server.base, client_id).await?
+        }
+        _ => reqwest::Client::new(),
     };
+    let mut prepared = Vec::new();
+    for _ in 0..concurrency {
+        prepared.push(prepare(scenario, &http, &server.base, client_id).await?);
+    }
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let cpu_before = server.cpu_seconds()?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (browser, base, ok, errors) =
-            (browser.clone(), server.base.clone(), ok.clone(), errors.clone());
+    for mut state in prepared {
+        let (http, base, ok, errors) =
+            (http.clone(), server.base.clone(), ok.clone(), errors.clone());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             while started.elapsed() < duration {
                 let began = Instant::now();
-                let outcome = match scenario {
-                    Scenario::Jwks => browser
-                        .get(format!("{base}/.well-known/jwks.json"))
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(anyhow::Error::from),
-                    _ => code_flow(&browser, &base, client_id).await,
-                };
-                match outcome {
+                match operate(scenario, &http, &base, client_id, &mut state).await {
                     Ok(()) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         latencies.push(began.elapsed());

@@ -608,6 +608,7 @@ async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
     .await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["scope"], "openid read:photos", "narrower scope");
+    assert!(second.get("id_token").is_none(), "OIDC Core §12.2: refresh omits the id_token");
     let new = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     let (_, wider) = token(

@@ -155,7 +155,7 @@ impl Authority {
             auth_time: None,
             grant_id: None,
         };
-        let minted = self.mint(client, &subject, &target.scopes, None, now).await?;
+        let minted = self.mint(client, &subject, &target.scopes, IdToken::Skip, now).await?;
         // A client-credentials JWT needs no record until it is revoked; an opaque token is
         // nothing but its record.
         if minted.access.opaque.is_some() {
@@ -213,7 +213,9 @@ impl Authority {
             revoked_at: None,
         };
         let subject = Subject::user(&grant, &target.audience);
-        let minted = self.mint(client, &subject, &target.scopes, None, now).await?;
+        let minted = self
+            .mint(client, &subject, &target.scopes, IdToken::Issue { nonce: None }, now)
+            .await?;
         let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
             Some(secret::generate()?)
         } else {
@@ -274,7 +276,8 @@ impl Authority {
             revoked_at: None,
         };
         let subject = Subject::user(&grant, &audience);
-        let minted = self.mint(client, &subject, &scopes, record.nonce.as_deref(), now).await?;
+        let id_token = IdToken::Issue { nonce: record.nonce.as_deref() };
+        let minted = self.mint(client, &subject, &scopes, id_token, now).await?;
         let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
             Some(secret::generate()?)
         } else {
@@ -339,7 +342,9 @@ impl Authority {
         let (token_scopes, token_audience) =
             self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
         let subject = Subject::user(&grant, &token_audience);
-        let minted = self.mint(client, &subject, &token_scopes, None, now).await?;
+        // OIDC Core §12.2: a refresh response may omit the id_token. The client has one for
+        // this sign-in already, and an RS256 signature would be most of the refresh's cost.
+        let minted = self.mint(client, &subject, &token_scopes, IdToken::Skip, now).await?;
         let successor = secret::generate()?;
         let grace = client
             .refresh_grace_period_secs
@@ -452,7 +457,7 @@ impl Authority {
         client: &Client,
         subject: &Subject<'_>,
         scopes: &Scopes,
-        nonce: Option<&str>,
+        id_token: IdToken<'_>,
         now: i64,
     ) -> Result<Minted, Failure> {
         let snapshot = self.keys.snapshot();
@@ -495,8 +500,8 @@ impl Authority {
                 (token, Some(opaque))
             }
         };
-        let id_token = match (scopes.contains("openid"), subject.auth_time) {
-            (true, Some(auth_time)) => {
+        let id_token = match (id_token, scopes.contains("openid"), subject.auth_time) {
+            (IdToken::Issue { nonce }, true, Some(auth_time)) => {
                 let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
                 let signer = snapshot
                     .signer((KeyPurpose::IdToken, alg))
@@ -525,6 +530,18 @@ impl Authority {
         };
         Ok(Minted { access_token, access, id_token })
     }
+}
+
+/// Whether a token response carries an id_token (when `openid` is granted to a user).
+#[derive(Clone, Copy)]
+enum IdToken<'a> {
+    /// Yes, with the authorization request's nonce.
+    Issue {
+        /// The `nonce` to echo (OIDC Core §3.1.3.6).
+        nonce: Option<&'a str>,
+    },
+    /// No.
+    Skip,
 }
 
 /// Whom an access token is for.

@@ -23,8 +23,10 @@ use crate::model::{
     Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
+mod checkpoint;
 mod writer;
 
+use checkpoint::Checkpointer;
 use writer::Writer;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -38,6 +40,7 @@ const READERS: usize = 4;
 /// A SQLite database file.
 pub struct SqliteStore {
     writer: Writer,
+    _checkpointer: Checkpointer,
     readers: Arc<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
 }
@@ -58,11 +61,14 @@ impl SqliteStore {
                 })?;
             }
             let writer = open_connection(&path, synchronous)?;
+            writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(backend)?;
+            let checkpointer = Checkpointer::start(open_connection(&path, synchronous)?)?;
             let readers = (0..READERS)
                 .map(|_| open_connection(&path, synchronous).map(Mutex::new))
                 .collect::<Result<Vec<_>>>()?;
             Ok(SqliteStore {
                 writer: Writer::start(writer)?,
+                _checkpointer: checkpointer,
                 readers: readers.into(),
                 next_reader: AtomicUsize::new(0),
             })

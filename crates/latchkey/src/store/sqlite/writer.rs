@@ -18,7 +18,7 @@ use super::backend;
 use crate::store::{Error, Result};
 
 /// The most writes one transaction groups; bounds the latency a single commit adds.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 16;
 
 /// Sends a job's outcome once the fate of its transaction is known.
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
