@@ -462,6 +462,31 @@ async fn public_clients_revoke_their_own_tokens(db: TestDb) {
     );
 }
 
+async fn wrong_client_secrets_are_slowed_down_per_client(db: TestDb) {
+    let server = server(&db, "").await;
+    let cc = [("grant_type", "client_credentials")];
+    for _ in 0..5 {
+        assert_error(
+            post(&server, "/oauth/token", Some(("machine", "wrong")), &cc).await,
+            401,
+            "invalid_client",
+        );
+    }
+    let started = std::time::Instant::now();
+    assert_error(
+        post(&server, "/oauth/token", Some(("machine", "wrong")), &cc).await,
+        401,
+        "invalid_client",
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "no slow-down after 5 failures"
+    );
+    // Another client is not affected, and the right secret still works.
+    client_credentials(&server, "other", "other-secret", "").await;
+    client_credentials(&server, "machine", "machine-secret", "").await;
+}
+
 /// An ES256 key pair for a private_key_jwt client: the JWK for its registration, and the
 /// key to sign assertions with.
 fn client_key(kid: &str) -> (Value, EncodingKey) {
@@ -670,6 +695,7 @@ crate::on_both_engines!(
     the_password_grant_works_only_for_its_clients_with_one_error_for_bad_credentials,
     revoking_a_refresh_token_revokes_its_family_and_access_tokens,
     public_clients_revoke_their_own_tokens,
+    wrong_client_secrets_are_slowed_down_per_client,
     private_key_jwt_clients_authenticate_once_per_assertion,
     private_key_jwt_keys_come_from_the_jwks_uri,
     the_oauth2_crate_gets_a_client_credentials_token,
