@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use crate::store::{Error, Result};
 
 /// How often the WAL is copied into the database file.
-const INTERVAL: Duration = Duration::from_millis(250);
+const INTERVAL: Duration = Duration::from_millis(1000);
 
 /// Runs checkpoints until dropped.
 pub(super) struct Checkpointer {
