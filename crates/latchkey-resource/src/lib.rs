@@ -5,10 +5,36 @@
 //! - [`claims`]: the claims of a JWT access token (RFC 9068), shared with the issuer so that
 //!   what latchkey signs and what this crate accepts cannot drift apart.
 //! - [`jwk`]: JSON Web Keys and key sets (RFC 7517) as published at the issuer's `jwks_uri`.
+//! - [`validator`]: [`Validator`], which checks JWT access tokens against the issuer's keys.
+//! - [`rejection`]: [`Rejection`], why a token was refused, as RFC 6750 errors.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use latchkey_resource::{Rejection, Validator, ValidatorConfig, bearer_token};
+//!
+//! # async fn handle(authorization: Option<&str>) -> Result<String, Rejection> {
+//! // Once, at start-up: the issuer and this API's identifier (the tokens' `aud`).
+//! let validator = Validator::new(ValidatorConfig::new(
+//!     "https://auth.example.com",
+//!     "https://photos.example.com/api",
+//! ));
+//! // Per request: the bearer token, validated, with the scope this route needs.
+//! let token = validator.validate_with_scope(bearer_token(authorization)?, "read:photos").await?;
+//! Ok(format!("photos of {} (asked by {})", token.sub(), token.client_id()))
+//! # }
+//! ```
+//!
+//! A [`Rejection`] knows its HTTP status and its RFC 6750 `WWW-Authenticate` challenge.
 #![warn(missing_docs)]
 
 pub mod claims;
 pub mod jwk;
+mod keys;
+pub mod rejection;
+pub mod validator;
 
 pub use claims::{AccessTokenClaims, Audience};
 pub use jwk::{Jwk, JwkSet};
+pub use rejection::Rejection;
+pub use validator::{AccessToken, Validator, ValidatorConfig, bearer_token};

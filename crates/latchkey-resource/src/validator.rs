@@ -1,0 +1,181 @@
+//! Validation of JWT access tokens (RFC 9068 §4) against the issuer's published keys.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+
+use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::keys::{KeyCache, Lookup};
+use crate::rejection::Rejection;
+
+/// The token in an `Authorization: Bearer <token>` header value (RFC 6750 §2.1; the scheme is
+/// case-insensitive). No header is [`Rejection::Missing`]; any other shape is
+/// [`Rejection::MalformedHeader`].
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, Rejection> {
+    let value = authorization.ok_or(Rejection::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(Rejection::MalformedHeader)?;
+    let token = token.trim_start_matches(' ');
+    // token68 (RFC 7235 §2.1): base64url characters, '.', and trailing '='.
+    let token68 = !token.is_empty()
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    if !scheme.eq_ignore_ascii_case("bearer") || !token68 {
+        return Err(Rejection::MalformedHeader);
+    }
+    Ok(token)
+}
+
+/// What a [`Validator`] checks tokens against.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// The issuer identifier, exactly as in its metadata (`iss` must equal it).
+    pub issuer: String,
+    /// This API's identifier: `aud` must contain it.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Signature algorithms accepted; never `none` or HMAC, whatever is listed here.
+    pub algorithms: Vec<Algorithm>,
+    /// The least time between two fetches of the issuer's keys.
+    pub min_refetch_interval: Duration,
+}
+
+impl ValidatorConfig {
+    /// Defaults: 5 s leeway; ES256, ES384, RS256, PS256 and EdDSA; keys fetched at most once
+    /// every 10 s.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        ValidatorConfig {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(5),
+            algorithms: vec![
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::RS256,
+                Algorithm::PS256,
+                Algorithm::EdDSA,
+            ],
+            min_refetch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A validated access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// All claims.
+    pub claims: AccessTokenClaims,
+}
+
+impl AccessToken {
+    /// The user, or the client itself for client-credentials tokens.
+    pub fn sub(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// The client the token was issued to.
+    pub fn client_id(&self) -> &str {
+        &self.claims.client_id
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.claims.scopes().any(|granted| granted == scope)
+    }
+
+    /// `Ok` if the token grants `scope`, else the 403 rejection that names it.
+    pub fn require_scope(&self, scope: &str) -> Result<(), Rejection> {
+        if self.has_scope(scope) { Ok(()) } else { Err(Rejection::InsufficientScope(scope.into())) }
+    }
+}
+
+/// Validates JWT access tokens of one issuer for one API. Cheap to share (`Arc`); keys are
+/// fetched on first use and cached.
+pub struct Validator {
+    config: ValidatorConfig,
+    keys: KeyCache,
+}
+
+const FORBIDDEN: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+impl Validator {
+    /// A validator that fetches keys with its own HTTP client.
+    pub fn new(config: ValidatorConfig) -> Self {
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Validator::with_http_client(config, http)
+    }
+
+    /// A validator that fetches keys with `http`.
+    pub fn with_http_client(config: ValidatorConfig, http: reqwest::Client) -> Self {
+        let allowed: Vec<Algorithm> =
+            config.algorithms.iter().copied().filter(|alg| !FORBIDDEN.contains(alg)).collect();
+        let keys = KeyCache::new(http, config.issuer.clone(), allowed, config.min_refetch_interval);
+        Validator { config, keys }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ValidatorConfig {
+        &self.config
+    }
+
+    /// Validates `token`: signature by a published key with that key's algorithm, `typ`,
+    /// `iss`, `aud`, `exp`, `nbf`, `iat`.
+    pub async fn validate(&self, token: &str) -> Result<AccessToken, Rejection> {
+        let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
+        // RFC 9068 §4: typ must be at+jwt (an id_token must not pass as an access token).
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if FORBIDDEN.contains(&header.alg) || !self.config.algorithms.contains(&header.alg) {
+            return Err(Rejection::AlgorithmNotAllowed);
+        }
+        if !typ_ok {
+            return Err(Rejection::NotAnAccessToken);
+        }
+        let kid = header.kid.as_deref().ok_or(Rejection::UnknownKey)?;
+        let key = match self.keys.key(kid).await {
+            Lookup::Found(key) => key,
+            Lookup::Unknown => return Err(Rejection::UnknownKey),
+            Lookup::Unavailable => return Err(Rejection::IssuerUnavailable),
+        };
+        // The algorithm is the key's, never the token's choice (RFC 8725 §3.1).
+        if header.alg != key.alg {
+            return Err(Rejection::AlgorithmNotAllowed);
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.leeway = self.config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = decode::<AccessTokenClaims>(token, &key.key, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => Rejection::Expired,
+                ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+                ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
+                ErrorKind::InvalidAudience => Rejection::WrongAudience,
+                ErrorKind::InvalidSignature => Rejection::BadSignature,
+                ErrorKind::InvalidAlgorithm => Rejection::AlgorithmNotAllowed,
+                _ => Rejection::Malformed,
+            })?
+            .claims;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        if claims.iat > now + self.config.leeway.as_secs() as i64 {
+            return Err(Rejection::NotYetValid);
+        }
+        Ok(AccessToken { claims })
+    }
+
+    /// Validates `token` and requires `scope`.
+    pub async fn validate_with_scope(
+        &self,
+        token: &str,
+        scope: &str,
+    ) -> Result<AccessToken, Rejection> {
+        let token = self.validate(token).await?;
+        token.require_scope(scope)?;
+        Ok(token)
+    }
+}
