@@ -7,6 +7,9 @@
 //! - [`jwk`]: JSON Web Keys and key sets (RFC 7517) as published at the issuer's `jwks_uri`.
 //! - [`validator`]: [`Validator`], which checks JWT access tokens against the issuer's keys.
 //! - [`rejection`]: [`Rejection`], why a token was refused, as RFC 6750 errors.
+//! - [`introspection`]: [`Introspector`], for opaque tokens (RFC 7662) with a bounded cache.
+//! - [`verifier`]: [`Verifier`], either of the two, chosen by configuration.
+//! - `axum` (feature `axum`): [`AccessToken`] as an extractor, [`Rejection`] as a response.
 //!
 //! # Example
 //!
@@ -28,13 +31,19 @@
 //! A [`Rejection`] knows its HTTP status and its RFC 6750 `WWW-Authenticate` challenge.
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod claims;
+pub mod introspection;
 pub mod jwk;
 mod keys;
 pub mod rejection;
 pub mod validator;
+pub mod verifier;
 
 pub use claims::{AccessTokenClaims, Audience};
+pub use introspection::{Introspector, IntrospectorConfig};
 pub use jwk::{Jwk, JwkSet};
 pub use rejection::Rejection;
 pub use validator::{AccessToken, Validator, ValidatorConfig, bearer_token};
+pub use verifier::Verifier;

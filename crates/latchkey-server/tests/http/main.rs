@@ -9,6 +9,7 @@ mod code_flow;
 mod discovery;
 mod interop;
 mod nodes;
+mod photo_api;
 mod process;
 mod service;
 

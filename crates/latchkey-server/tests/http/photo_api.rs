@@ -1,0 +1,184 @@
+//! The guide end to end: latchkey issues tokens, the PhotoAPI (latchkey-resource) checks them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_resource::{Introspector, IntrospectorConfig, Validator, ValidatorConfig, Verifier};
+use serde_json::{Value, json};
+
+use crate::{TestDb, TestServer, client};
+
+const API: &str = "https://photos.example.com";
+
+const CONFIG: &str = r#"
+[[resources]]
+identifier = "https://photos.example.com"
+scopes = ["read:photos", "write:photos"]
+client_id = "photo-api"
+
+[[clients]]
+client_id = "reader"
+client_secret = "reader-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+
+[[clients]]
+client_id = "writer"
+client_secret = "writer-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos", "write:photos"]
+
+[[clients]]
+client_id = "opaque-reader"
+client_secret = "opaque-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+access_token_format = "opaque"
+
+[[clients]]
+client_id = "photo-api"
+client_secret = "photo-api-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+"#;
+
+async fn latchkey(db: &TestDb, extra: &str) -> TestServer {
+    let server = TestServer::start(db, &format!("{extra}\n{CONFIG}")).await;
+    let mut loaded = server.state.static_loaded.clone();
+    loaded.wait_for(|done| *done).await.unwrap();
+    server
+}
+
+/// Starts the PhotoAPI with `verifier` on 127.0.0.1; returns its base URL.
+async fn photo_api(verifier: Verifier) -> String {
+    let seed = HashMap::from([("reader".to_owned(), vec!["service banner".to_owned()])]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = photo_api::app(Arc::new(verifier), seed);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+fn jwt_verifier(issuer: &str) -> Verifier {
+    let mut config = ValidatorConfig::new(issuer, API);
+    config.leeway = Duration::ZERO;
+    Verifier::Jwt(Validator::new(config))
+}
+
+async fn token(server: &TestServer, id: &str, secret: &str) -> String {
+    let body: Value = client()
+        .post(server.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn call(method: reqwest::Method, url: &str, token: Option<&str>) -> (u16, String, Value) {
+    let mut request = client().request(method.clone(), url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if method == reqwest::Method::POST {
+        request = request.json(&json!({ "title": "sunset" }));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, challenge, body)
+}
+
+async fn the_photo_api_serves_only_valid_tokens_with_the_right_scope(db: TestDb) {
+    let server = latchkey(&db, "").await;
+    let api = photo_api(jwt_verifier(&server.base)).await;
+    let photos = format!("{api}/photos");
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    let reader = token(&server, "reader", "reader-secret").await;
+    let (status, _, body) = call(get.clone(), &photos, Some(&reader)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["title"], "service banner", "a service sees the service's view");
+
+    let (status, challenge, _) = call(get.clone(), &photos, None).await;
+    assert_eq!((status, challenge.as_str()), (401, "Bearer realm=\"api\""), "bare challenge");
+
+    let (status, challenge, _) = call(post.clone(), &photos, Some(&reader)).await;
+    assert_eq!(status, 403);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"write:photos\""),
+        "{challenge}"
+    );
+
+    let writer = token(&server, "writer", "writer-secret").await;
+    let (status, _, body) = call(post.clone(), &photos, Some(&writer)).await;
+    assert_eq!((status, body["owner"].as_str()), (201, Some("writer")), "{body}");
+
+    let (status, challenge, _) = call(get.clone(), &photos, Some("not.a.token")).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // A token from another latchkey (another issuer, other keys) is refused.
+    let foreign_db = crate::sqlite_db();
+    let foreign = latchkey(&foreign_db, "").await;
+    let stranger = token(&foreign, "reader", "reader-secret").await;
+    let (status, challenge, _) = call(get.clone(), &photos, Some(&stranger)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+async fn an_expired_token_is_refused_as_expired(db: TestDb) {
+    let server = latchkey(&db, "[tokens]\naccess_token_ttl = \"1s\"").await;
+    let api = photo_api(jwt_verifier(&server.base)).await;
+    let reader = token(&server, "reader", "reader-secret").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, challenge, _) =
+        call(reqwest::Method::GET, &format!("{api}/photos"), Some(&reader)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("invalid_token") && challenge.contains("expired"), "{challenge}");
+}
+
+async fn opaque_tokens_are_checked_by_introspection(db: TestDb) {
+    let server = latchkey(&db, "").await;
+    let introspector = Introspector::new(IntrospectorConfig {
+        issuer: server.base.clone(),
+        endpoint: server.url("/oauth/introspect"),
+        client_id: "photo-api".into(),
+        client_secret: "photo-api-secret".into(),
+        audience: API.into(),
+        max_cache: Duration::ZERO,
+    });
+    let api = photo_api(Verifier::Introspection(introspector)).await;
+    let photos = format!("{api}/photos");
+    let opaque = token(&server, "opaque-reader", "opaque-secret").await;
+    let (status, _, body) = call(reqwest::Method::GET, &photos, Some(&opaque)).await;
+    assert_eq!(status, 200, "{body}");
+    let revoked = client()
+        .post(server.url("/oauth/revoke"))
+        .basic_auth("opaque-reader", Some("opaque-secret"))
+        .form(&[("token", opaque.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let (status, challenge, _) = call(reqwest::Method::GET, &photos, Some(&opaque)).await;
+    assert_eq!(status, 401, "revoked: {challenge}");
+}
+
+crate::on_both_engines!(
+    the_photo_api_serves_only_valid_tokens_with_the_right_scope,
+    an_expired_token_is_refused_as_expired,
+    opaque_tokens_are_checked_by_introspection,
+);
