@@ -1,8 +1,14 @@
 //! `latchkey demo`: a working server on this machine in seconds, with a demo user and clients.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use latchkey_resource::{Validator, ValidatorConfig, Verifier};
 
 use crate::config::{Config, ConfigError};
+use crate::demo_client::DemoClient;
 use crate::run;
 
 /// The demo user's password and the demo clients' secrets: public knowledge, for this machine.
@@ -61,24 +67,43 @@ name = "Alice Example"
     Config::from_parts(&text, &vars)
 }
 
-/// Runs the demo until Ctrl-C.
+/// Where the demo's other two roles listen.
+const PHOTO_API: &str = "127.0.0.1:8081";
+const WEB_CLIENT: &str = "127.0.0.1:8082";
+
+/// Runs the demo until Ctrl-C: latchkey on 8080, the PhotoAPI on 8081, the demo web client on
+/// 8082.
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let config = config(data_dir)?;
-    run::serve(config, |state| {
-        let issuer = &state.config.issuer;
+    let issuer = config.issuer.clone();
+    let bind = |address: &'static str| async move {
+        tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on {address}: is another demo or program using it?")
+        })
+    };
+    let (api_listener, client_listener) = (bind(PHOTO_API).await?, bind(WEB_CLIENT).await?);
+    let api_base = format!("http://{PHOTO_API}");
+    let verifier = Verifier::Jwt(Validator::new(ValidatorConfig::new(&issuer, &api_base)));
+    let api = photo_api::app(Arc::new(verifier), HashMap::new());
+    tokio::spawn(async move { axum::serve(api_listener, api).await });
+    let client_base = format!("http://{WEB_CLIENT}");
+    let client = DemoClient::new(&issuer, &api_base, &client_base, "demo-web", DEMO_WEB_SECRET);
+    tokio::spawn(async move { axum::serve(client_listener, client.app()).await });
+    run::serve(config, |_| {
         println!(
             "\nlatchkey demo is running (Ctrl-C stops it; data in {dir})\n\n\
-             \x20 authorization server  {issuer}\n\
-             \x20 discovery             {issuer}/.well-known/openid-configuration\n\
-             \x20 signing keys          {issuer}/.well-known/jwks.json\n\n\
+             \x20 demo web app          {client_base}   <- open this and sign in\n\
+             \x20 authorization server  {issuer}   (discovery: {issuer}/.well-known/openid-configuration)\n\
+             \x20 PhotoAPI              {api_base}/photos   (needs read:photos / write:photos)\n\n\
              \x20 demo user             alice / {DEMO_PASSWORD}\n\
              \x20 web client            demo-web / {DEMO_WEB_SECRET}\n\
              \x20 native client         demo-native (public, PKCE)\n\
-             \x20 machine client        demo-machine / {DEMO_MACHINE_SECRET}\n\n\
+             \x20 machine client        demo-machine / {DEMO_MACHINE_SECRET}   (read:photos only)\n\n\
              Try:\n\
-             \x20 curl -s {issuer}/.well-known/openid-configuration\n\
-             \x20 curl -s {issuer}/.well-known/jwks.json\n",
+             \x20 TOKEN=$(curl -s -u demo-machine:{DEMO_MACHINE_SECRET} -d grant_type=client_credentials {issuer}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+             \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {api_base}/photos\n\
+             \x20 curl -s -i -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"title\":\"x\"}}' {api_base}/photos   # 403: no write:photos\n",
             dir = data_dir.display()
         );
     })

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_client;
 pub mod http;
 pub mod run;
 pub mod startup;

@@ -57,21 +57,21 @@ async fn callback_listener() -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_signs_in_and_consents_in_headless_chromium() {
-    if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var("CI").map_or(true, |ci| ci != "true"),
-            "CI must run the browser test: install chromium and chromium-driver"
-        );
-        eprintln!("skipped: chromium or chromedriver is not installed");
-        return;
+/// Whether the browser tests can run here; under `CI=true` they must.
+fn browser_available() -> bool {
+    if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
+        return true;
     }
-    let db = sqlite_db();
-    let server = TestServer::start(&db, CONFIG).await;
-    server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
-    let callback_port = callback_listener().await;
+    assert!(
+        std::env::var("CI").map_or(true, |ci| ci != "true"),
+        "CI must run the browser test: install chromium and chromium-driver"
+    );
+    eprintln!("skipped: chromium or chromedriver is not installed");
+    false
+}
 
+/// Headless Chromium behind chromedriver; both go away when the returned values drop.
+async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
     let port = free_port();
     let driver = Driver(
         Command::new(CHROMEDRIVER)
@@ -107,6 +107,19 @@ async fn a_user_signs_in_and_consents_in_headless_chromium() {
             }
         }
     };
+    (driver, browser, profile)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_and_consents_in_headless_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let db = sqlite_db();
+    let server = TestServer::start(&db, CONFIG).await;
+    server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
+    let callback_port = callback_listener().await;
+    let (driver, browser, _profile) = start_browser().await;
 
     let redirect = format!("http://127.0.0.1:{callback_port}/callback");
     let challenge = pkce::s256(VERIFIER);
@@ -162,4 +175,77 @@ async fn a_user_signs_in_and_consents_in_headless_chromium() {
     assert_eq!(params["iss"], server.base);
     browser.close().await.unwrap();
     drop(driver);
+}
+
+/// Stops the demo with SIGINT (Ctrl-C) if the test ends early.
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `latchkey demo` as a user runs it: sign in at the demo web app in a real browser and land
+/// on the photo list fetched from the PhotoAPI; then Ctrl-C stops everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_signs_in_and_shows_photos_in_headless_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .arg("demo")
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = http.get("http://127.0.0.1:8080/readyz").send().await;
+        let client = http.get("http://127.0.0.1:8082/").send().await;
+        if ready.is_ok_and(|r| r.status() == 200) && client.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo did not come up on 8080-8082");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (driver, browser, _profile) = start_browser().await;
+    browser.goto("http://127.0.0.1:8082/").await.unwrap();
+    browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    let username = browser.wait().for_element(Locator::Css("input[name=username]")).await.unwrap();
+    username.send_keys("alice").await.unwrap();
+    let password = browser.find(Locator::Css("input[name=password]")).await.unwrap();
+    password.send_keys("demo-password").await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let allow = browser.wait().for_element(Locator::Css("button[value=allow]")).await.unwrap();
+    allow.click().await.unwrap();
+    let list = browser.wait().for_element(Locator::Id("photos")).await.unwrap();
+    let text = list.text().await.unwrap();
+    assert!(text.contains("Welcome to latchkey"), "{text}");
+    let page = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Signed in as alice"), "{page}");
+    std::fs::write(artifacts().join("demo-photos.png"), browser.screenshot().await.unwrap())
+        .unwrap();
+    browser.close().await.unwrap();
+    drop(driver);
+
+    // Ctrl-C: the demo stops on its own, cleanly.
+    let interrupted = Command::new("kill").arg("-INT").arg(demo.0.id().to_string()).status();
+    assert!(interrupted.unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop on Ctrl-C");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
 }
