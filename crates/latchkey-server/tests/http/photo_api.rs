@@ -177,8 +177,45 @@ async fn opaque_tokens_are_checked_by_introspection(db: TestDb) {
     assert_eq!(status, 401, "revoked: {challenge}");
 }
 
+/// The demo's web client: sign in with code + PKCE, see the photos, and keep seeing them after
+/// the access token expired (the client refreshes it when the API says so).
+async fn the_demo_client_refreshes_an_expired_access_token(db: TestDb) {
+    use latchkey_server::demo_client::DemoClient;
+
+    use crate::code_flow::{browser, sign_in};
+
+    let client_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client_base = format!("http://{}", client_listener.local_addr().unwrap());
+    let registration = format!(
+        "[tokens]\naccess_token_ttl = \"1s\"\n\n[[clients]]\nclient_id = \"demo-web\"\nclient_secret = \"demo-secret\"\nredirect_uris = [\"{client_base}/callback\"]\ngrant_types = [\"authorization_code\", \"refresh_token\"]\nscopes = [\"openid\", \"profile\", \"offline_access\", \"read:photos\", \"write:photos\"]\nrequire_consent = false\n\n[[users]]\nusername = \"alice\"\npassword = \"alice-password\"\n"
+    );
+    let server = latchkey(&db, &registration).await;
+    let api = photo_api(jwt_verifier(&server.base)).await;
+    let demo = DemoClient::new(&server.base, &api, &client_base, "demo-web", "demo-secret");
+    tokio::spawn(async move { axum::serve(client_listener, demo.app()).await });
+
+    let browser = browser();
+    let follow = |response: reqwest::Response| {
+        assert_eq!(response.status(), 303, "expected a redirect");
+        response.headers()["location"].to_str().unwrap().to_owned()
+    };
+    let to_issuer = follow(browser.get(format!("{client_base}/login")).send().await.unwrap());
+    let login_page = browser.get(to_issuer).send().await.unwrap().text().await.unwrap();
+    let back = follow(sign_in(&browser, &server, &login_page, "alice-password").await);
+    assert!(back.starts_with(&format!("{client_base}/callback?")), "{back}");
+    let to_photos = follow(browser.get(back).send().await.unwrap());
+    let photos_url = format!("{client_base}{to_photos}");
+    let page = browser.get(&photos_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Welcome to latchkey") && page.contains("alice"), "{page}");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let page = browser.get(&photos_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Welcome to latchkey"), "not refreshed:\n{page}");
+}
+
 crate::on_both_engines!(
     the_photo_api_serves_only_valid_tokens_with_the_right_scope,
     an_expired_token_is_refused_as_expired,
     opaque_tokens_are_checked_by_introspection,
+    the_demo_client_refreshes_an_expired_access_token,
 );
