@@ -15,7 +15,9 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use criterion::{Criterion, black_box};
+use std::hint::black_box;
+
+use criterion::Criterion;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use latchkey_resource::{Validator, ValidatorConfig};
 use serde_json::json;

@@ -116,8 +116,7 @@ async fn a_user_signs_in_and_consents_in_headless_chromium() {
         return;
     }
     let db = sqlite_db();
-    let server = TestServer::start(&db, CONFIG).await;
-    server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
+    let server = TestServer::start_ready(&db, CONFIG).await;
     let callback_port = callback_listener().await;
     let (driver, browser, _profile) = start_browser().await;
 

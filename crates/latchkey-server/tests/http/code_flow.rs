@@ -75,10 +75,7 @@ pub fn browser() -> reqwest::Client {
 
 /// Starts a server with [`CONFIG`] (plus `extra`) and waits for its static registrations.
 pub async fn server(db: &TestDb, extra: &str) -> TestServer {
-    let server = TestServer::start(db, &format!("{extra}\n{CONFIG}")).await;
-    let mut loaded = server.state.static_loaded.clone();
-    loaded.wait_for(|done| *done).await.unwrap();
-    server
+    TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
 }
 
 pub fn authorize_url(

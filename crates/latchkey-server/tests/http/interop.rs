@@ -14,25 +14,6 @@ use openidconnect::{
 use crate::TestDb;
 use crate::code_flow::{SPA_REDIRECT, browser, decide, hidden, location_params, server, sign_in};
 
-/// openidconnect's HTTP client, over reqwest 0.13.
-async fn http(
-    request: openidconnect::HttpRequest,
-) -> Result<openidconnect::HttpResponse, reqwest::Error> {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let (parts, body) = request.into_parts();
-    let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
-    for (name, value) in &parts.headers {
-        outgoing = outgoing.header(name, value);
-    }
-    let response = outgoing.send().await?;
-    let mut builder = http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        builder = builder.header(name, value);
-    }
-    let body = response.bytes().await?.to_vec();
-    Ok(builder.body(body).unwrap_or_default())
-}
-
 async fn openidconnect_crate_completes_the_flow(db: TestDb) {
     let server = server(&db, "").await;
     for (client_id, alg) in [
@@ -45,10 +26,12 @@ async fn openidconnect_crate_completes_the_flow(db: TestDb) {
 }
 
 async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAlgorithm) {
-    let provider =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(server.base.clone()).unwrap(), &http)
-            .await
-            .expect("discovery");
+    let provider = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(server.base.clone()).unwrap(),
+        &crate::oauth_http,
+    )
+    .await
+    .expect("discovery");
     let client =
         CoreClient::from_provider_metadata(provider, ClientId::new(client_id.into()), None)
             .set_redirect_uri(RedirectUrl::new(SPA_REDIRECT.into()).unwrap());
@@ -77,7 +60,7 @@ async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAl
         .exchange_code(AuthorizationCode::new(params["code"].clone()))
         .unwrap()
         .set_pkce_verifier(verifier)
-        .request_async(&http)
+        .request_async(&crate::oauth_http)
         .await
         .expect("code exchange");
     let id_token = tokens.id_token().expect("id_token");
@@ -96,7 +79,7 @@ async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAl
     let info: CoreUserInfoClaims = client
         .user_info(tokens.access_token().clone(), None)
         .unwrap()
-        .request_async(&http)
+        .request_async(&crate::oauth_http)
         .await
         .expect("userinfo");
     assert_eq!(info.subject(), claims.subject());
@@ -106,7 +89,7 @@ async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAl
     let refreshed = client
         .exchange_refresh_token(tokens.refresh_token().expect("refresh token"))
         .unwrap()
-        .request_async(&http)
+        .request_async(&crate::oauth_http)
         .await
         .expect("refresh");
     assert_ne!(

@@ -89,9 +89,36 @@ impl TestServer {
         TestServer { base, state, shutdown: Some(tx) }
     }
 
+    /// [`TestServer::start`], then waits until the static clients and users are stored.
+    pub async fn start_ready(db: &TestDb, extra: &str) -> TestServer {
+        let server = TestServer::start(db, extra).await;
+        server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
+        server
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+}
+
+/// The HTTP client of the `oauth2` and `openidconnect` crates (the same `http` request and
+/// response types), over reqwest 0.13.
+pub async fn oauth_http(
+    request: ::http::Request<Vec<u8>>,
+) -> Result<::http::Response<Vec<u8>>, reqwest::Error> {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let (parts, body) = request.into_parts();
+    let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
+    for (name, value) in &parts.headers {
+        outgoing = outgoing.header(name, value);
+    }
+    let response = outgoing.send().await?;
+    let mut builder = ::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = response.bytes().await?.to_vec();
+    Ok(builder.body(body).unwrap_or_default())
 }
 
 impl Drop for TestServer {

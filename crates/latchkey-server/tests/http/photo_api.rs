@@ -44,10 +44,7 @@ scopes = ["read:photos"]
 "#;
 
 async fn latchkey(db: &TestDb, extra: &str) -> TestServer {
-    let server = TestServer::start(db, &format!("{extra}\n{CONFIG}")).await;
-    let mut loaded = server.state.static_loaded.clone();
-    loaded.wait_for(|done| *done).await.unwrap();
-    server
+    TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
 }
 
 /// Starts the PhotoAPI with `verifier` on 127.0.0.1; returns its base URL.

@@ -67,10 +67,7 @@ password = "alice-password"
 "#;
 
 async fn server(db: &TestDb, extra: &str) -> TestServer {
-    let server = TestServer::start(db, &format!("{extra}\n{CONFIG}")).await;
-    let mut loaded = server.state.static_loaded.clone();
-    loaded.wait_for(|done| *done).await.unwrap();
-    server
+    TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
 }
 
 /// A form POST to `path`, with HTTP Basic credentials when `basic` is given.
@@ -657,25 +654,10 @@ async fn the_oauth2_crate_gets_a_client_credentials_token(db: TestDb) {
     let oauth = BasicClient::new(ClientId::new("machine".into()))
         .set_client_secret(ClientSecret::new("machine-secret".into()))
         .set_token_uri(TokenUrl::new(server.url("/oauth/token")).unwrap());
-    let http = |request: oauth2::HttpRequest| async move {
-        let client = reqwest::Client::new();
-        let (parts, body) = request.into_parts();
-        let mut outgoing = client.request(parts.method, parts.uri.to_string()).body(body);
-        for (name, value) in &parts.headers {
-            outgoing = outgoing.header(name, value);
-        }
-        let response = outgoing.send().await?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let body = response.bytes().await?.to_vec();
-        Ok::<_, reqwest::Error>(builder.body(body).unwrap_or_default())
-    };
     let token = oauth
         .exchange_client_credentials()
         .add_scope(Scope::new("read:photos".into()))
-        .request_async(&http)
+        .request_async(&crate::oauth_http)
         .await
         .unwrap();
     assert_eq!(token.scopes().unwrap()[0].as_str(), "read:photos");

@@ -216,23 +216,7 @@ impl Authority {
         let minted = self
             .mint(client, &subject, &target.scopes, IdToken::Issue { nonce: None }, now)
             .await?;
-        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-            Some(secret::generate()?)
-        } else {
-            None
-        };
-        let issue = Issue {
-            refresh: refresh_token.as_ref().map(|token| RefreshToken {
-                token_hash: secret::hash(token),
-                grant_id: grant.id.clone(),
-                created_at: now,
-                expires_at: grant.expires_at,
-                rotated_at: None,
-            }),
-            grant,
-            access: minted.access,
-            code_hash: None,
-        };
+        let (issue, refresh_token) = new_grant(client, grant, minted.access, None, now)?;
         self.store.issue(&issue).await?;
         Ok(self.response(minted.access_token, &target.scopes, refresh_token, minted.id_token))
     }
@@ -278,23 +262,7 @@ impl Authority {
         let subject = Subject::user(&grant, &audience);
         let id_token = IdToken::Issue { nonce: record.nonce.as_deref() };
         let minted = self.mint(client, &subject, &scopes, id_token, now).await?;
-        let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
-            Some(secret::generate()?)
-        } else {
-            None
-        };
-        let issue = Issue {
-            refresh: refresh_token.as_ref().map(|token| RefreshToken {
-                token_hash: secret::hash(token),
-                grant_id: grant.id.clone(),
-                created_at: now,
-                expires_at: grant.expires_at,
-                rotated_at: None,
-            }),
-            grant,
-            access: minted.access,
-            code_hash: Some(code_hash),
-        };
+        let (issue, refresh_token) = new_grant(client, grant, minted.access, Some(code_hash), now)?;
         if !self.store.issue(&issue).await? {
             return Err(invalid_grant(
                 "the authorization code was already used; tokens issued with it are revoked",
@@ -565,6 +533,27 @@ impl<'a> Subject<'a> {
             grant_id: Some(&grant.id),
         }
     }
+}
+
+/// What storing a new grant takes: the grant, its first access token, and a refresh token
+/// (returned in the clear, stored hashed) when the client may refresh.
+fn new_grant(
+    client: &Client,
+    grant: Grant,
+    access: AccessTokenRecord,
+    code_hash: Option<String>,
+    now: i64,
+) -> Result<(Issue, Option<String>), Failure> {
+    let refresh_token =
+        if client.allows_grant(GrantType::RefreshToken) { Some(secret::generate()?) } else { None };
+    let refresh = refresh_token.as_ref().map(|token| RefreshToken {
+        token_hash: secret::hash(token),
+        grant_id: grant.id.clone(),
+        created_at: now,
+        expires_at: grant.expires_at,
+        rotated_at: None,
+    });
+    Ok((Issue { grant, refresh, access, code_hash }, refresh_token))
 }
 
 /// Signs an id_token. An RS256 signature costs about a millisecond of CPU, too long for the
