@@ -28,6 +28,10 @@ pub struct AccessTokenClaims {
     /// When the user authenticated, seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// latchkey's identifier of the sign-in (grant) the token belongs to: revoking the grant
+    /// (logout, refresh-token reuse, code replay) revokes the token. Not a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// The `aud` claim: a single string or an array of strings (RFC 7519 §4.1.3).

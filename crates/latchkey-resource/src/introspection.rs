@@ -126,6 +126,7 @@ impl Introspector {
                 client_id: answer.client_id.unwrap_or_default(),
                 scope: answer.scope,
                 auth_time: None,
+                grant_id: None,
             },
         })
     }

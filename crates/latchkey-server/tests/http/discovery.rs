@@ -119,6 +119,7 @@ async fn a_token_signed_by_the_server_verifies_with_the_published_key(db: TestDb
         client_id: "photo-app".into(),
         scope: Some("read:photos".into()),
         auth_time: None,
+        grant_id: None,
     };
     let snapshot = server.state.keys.snapshot();
     let signer = snapshot.signer((KeyPurpose::AccessToken, SigningAlg::ES256)).unwrap();

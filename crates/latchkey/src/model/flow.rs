@@ -215,8 +215,9 @@ pub struct Issue {
     pub grant: Grant,
     /// Its first refresh token, when one is issued.
     pub refresh: Option<RefreshToken>,
-    /// The access token.
-    pub access: AccessTokenRecord,
+    /// The access token's record, for the tokens that have one (opaque ones; a JWT is
+    /// recorded only if revoked).
+    pub access: Option<AccessTokenRecord>,
     /// The code being exchanged: if it was replayed meanwhile, nothing is stored.
     pub code_hash: Option<String>,
 }

@@ -118,14 +118,23 @@ impl Authority {
             Ok(claims) => claims,
             Err(dead) => return Ok(Err(dead)),
         };
+        // A token issued for a user lives as long as its grant (logout, refresh-token reuse
+        // and code replay revoke the grant) unless revoked itself.
+        if let Some(grant_id) = claims.grant_id.as_deref() {
+            let (revoked, username) = self.store.jwt_status(&claims.jti, grant_id, now).await?;
+            return Ok(if revoked {
+                Err(Dead::Revoked)
+            } else {
+                Ok(LiveAccess { claims, username })
+            });
+        }
+        // A client-credentials token has no grant and is recorded only once revoked.
         Ok(match self.store.access_token_by_jti(&claims.jti, now).await? {
             Some(stored) if stored.revoked || stored.record.client_id != claims.client_id => {
                 Err(Dead::Revoked)
             }
             Some(stored) => Ok(LiveAccess { claims, username: stored.username }),
-            // Tokens issued for a user are recorded when issued (and kept until they expire),
-            // so one without a record is not live. Client-credentials tokens are recorded only
-            // when revoked.
+            // A user's token always names its grant; one that does not is not ours to trust.
             None if claims.auth_time.is_some() => Err(Dead::Revoked),
             None => Ok(LiveAccess { claims, username: None }),
         })
@@ -282,6 +291,7 @@ fn opaque_claims(stored: StoredAccess, issuer: &str) -> Result<LiveAccess, Dead>
             client_id: record.client_id,
             scope: Some(opaque.scopes),
             auth_time: opaque.auth_time,
+            grant_id: record.grant_id,
         },
         username,
     })

@@ -53,7 +53,7 @@ impl Authority {
         // `jti` until then makes introspection and /userinfo answer that it is revoked.
         let record = AccessTokenRecord {
             jti: live.claims.jti,
-            grant_id: None,
+            grant_id: live.claims.grant_id,
             client_id: live.claims.client_id,
             expires_at: live.claims.exp,
             opaque: None,

@@ -67,7 +67,9 @@ fn crypto(error: impl std::fmt::Display) -> Failure {
 /// What a grant produces before it is stored.
 struct Minted {
     access_token: String,
-    access: AccessTokenRecord,
+    /// The record to store: opaque tokens only. A JWT carries everything in its claims, and its
+    /// grant id makes revoking the grant revoke it; it is recorded only if revoked itself.
+    access: Option<AccessTokenRecord>,
     id_token: Option<String>,
 }
 
@@ -158,8 +160,8 @@ impl Authority {
         let minted = self.mint(client, &subject, &target.scopes, IdToken::Skip, now).await?;
         // A client-credentials JWT needs no record until it is revoked; an opaque token is
         // nothing but its record.
-        if minted.access.opaque.is_some() {
-            self.store.insert_access_token(&minted.access).await?;
+        if let Some(access) = &minted.access {
+            self.store.insert_access_token(access).await?;
         }
         Ok(self.response(minted.access_token, &target.scopes, None, None))
     }
@@ -341,7 +343,9 @@ impl Authority {
             Rotation::Retry { successor_sealed } => {
                 // A retry inside the grace window: the same successor, a fresh access token.
                 let successor = open_successor(presented, &grant.id, &successor_sealed)?;
-                self.store.insert_access_token(&minted.access).await?;
+                if let Some(access) = &minted.access {
+                    self.store.insert_access_token(access).await?;
+                }
                 Ok(self.response(
                     minted.access_token,
                     &token_scopes,
@@ -449,6 +453,7 @@ impl Authority {
                     client_id: client.client_id.clone(),
                     scope: Some(scopes.to_param()),
                     auth_time: subject.auth_time,
+                    grant_id: subject.grant_id.map(str::to_owned),
                 };
                 let signer = snapshot
                     .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
@@ -489,13 +494,13 @@ impl Authority {
             }
             _ => None,
         };
-        let access = AccessTokenRecord {
+        let access = opaque.map(|opaque| AccessTokenRecord {
             jti,
             grant_id: subject.grant_id.map(str::to_owned),
             client_id: client.client_id.clone(),
             expires_at,
-            opaque,
-        };
+            opaque: Some(opaque),
+        });
         Ok(Minted { access_token, access, id_token })
     }
 }
@@ -540,7 +545,7 @@ impl<'a> Subject<'a> {
 fn new_grant(
     client: &Client,
     grant: Grant,
-    access: AccessTokenRecord,
+    access: Option<AccessTokenRecord>,
     code_hash: Option<String>,
     now: i64,
 ) -> Result<(Issue, Option<String>), Failure> {

@@ -137,6 +137,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Rotation>;
     /// Records an access token issued outside [`Store::issue`] and rotation.
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
+    /// Whether a JWT access token issued within grant `grant_id` is revoked (itself, with its
+    /// grant, or because the grant is gone or expired), and the login name of its user.
+    async fn jwt_status(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(bool, Option<String>)>;
     /// The recorded access token with this `jti`, unless it has expired.
     async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
     /// The opaque access token with this hash, unless it has expired.
@@ -174,8 +182,8 @@ pub struct RotationRequest {
     pub successor: RefreshToken,
     /// The successor sealed for retries inside the grace window (`None` without one).
     pub successor_sealed: Option<Vec<u8>>,
-    /// The access token issued with it.
-    pub access: AccessTokenRecord,
+    /// The record of the access token issued with it, if it has one (opaque tokens).
+    pub access: Option<AccessTokenRecord>,
     /// The grace window in seconds (0: strict rotation).
     pub grace_secs: i64,
 }

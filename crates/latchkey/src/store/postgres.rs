@@ -709,7 +709,9 @@ impl Store for PgStore {
         if let Some(refresh) = &issue.refresh {
             insert_refresh(&mut tx, refresh).await?;
         }
-        insert_access(&mut *tx, &issue.access).await?;
+        if let Some(access) = &issue.access {
+            insert_access(&mut *tx, access).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
@@ -787,13 +789,36 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         insert_refresh(&mut tx, &rotation.successor).await?;
-        insert_access(&mut *tx, &rotation.access).await?;
+        if let Some(access) = &rotation.access {
+            insert_access(&mut *tx, access).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(Rotation::Rotated)
     }
 
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {
         insert_access(&self.pool, access).await
+    }
+
+    async fn jwt_status(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(bool, Option<String>)> {
+        let found: Option<(bool, Option<String>)> = sqlx::query_as(
+            "SELECT (g.revoked_at IS NOT NULL OR g.expires_at <= $3
+                     OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.jti = $1 AND a.revoked_at IS NOT NULL)),
+                    u.username
+             FROM grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.id = $2",
+        )
+        .bind(jti)
+        .bind(grant_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(found.unwrap_or((true, None)))
     }
 
     async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>> {

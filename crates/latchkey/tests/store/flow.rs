@@ -88,7 +88,7 @@ pub(crate) fn issue(
     Issue {
         grant: grant(grant_id),
         refresh: Some(refresh(refresh_hash, grant_id)),
-        access: access(jti, grant_id),
+        access: Some(access(jti, grant_id)),
         code_hash: code_hash.map(str::to_owned),
     }
 }
@@ -97,7 +97,7 @@ fn rotation(successor: &str, jti: &str, grace_secs: i64) -> RotationRequest {
     RotationRequest {
         successor: refresh(successor, "g1"),
         successor_sealed: (grace_secs > 0).then(|| successor.as_bytes().to_vec()),
-        access: access(jti, "g1"),
+        access: Some(access(jti, "g1")),
         grace_secs,
     }
 }

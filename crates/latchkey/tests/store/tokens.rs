@@ -64,6 +64,27 @@ async fn revoking_a_refresh_token_checks_its_client_and_revokes_its_grant(db: Te
     assert!(grant.revoked_at.is_some());
 }
 
+async fn a_users_jwt_lives_with_its_grant_unless_revoked_itself(db: TestDb) {
+    let store = &db.store;
+    let mut first = issue("g1", "r1", "j1", None);
+    first.access = None; // a JWT: nothing recorded at issuance
+    assert!(store.issue(&first).await.unwrap());
+    assert_eq!(store.jwt_status("j1", "g1", NOW).await.unwrap(), (false, None));
+    assert!(store.jwt_status("j1", "unknown-grant", NOW).await.unwrap().0, "no such grant");
+    assert!(store.jwt_status("j1", "g1", NOW + 86_400).await.unwrap().0, "grant expired");
+    // Revoking the token itself records it.
+    let jwt = AccessTokenRecord { grant_id: Some("g1".into()), ..access("j1", "g1") };
+    store.revoke_access_token(&jwt, NOW).await.unwrap();
+    assert!(store.jwt_status("j1", "g1", NOW).await.unwrap().0);
+    assert!(
+        !store.jwt_status("j2", "g1", NOW).await.unwrap().0,
+        "another token of the grant lives"
+    );
+    // Revoking the grant (logout here) takes every token of it.
+    store.end_session("s1", NOW).await.unwrap();
+    assert!(store.jwt_status("j2", "g1", NOW).await.unwrap().0);
+}
+
 async fn a_client_assertion_id_is_used_once_per_client(db: TestDb) {
     let store = &db.store;
     assert!(store.use_client_assertion("signed", "jti-1", NOW + 60).await.unwrap());
@@ -83,7 +104,9 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
         expires_at: NOW + 10,
         ..refresh("old-refresh", "old-grant")
     });
-    old.access.expires_at = NOW + 10;
+    if let Some(access) = old.access.as_mut() {
+        access.expires_at = NOW + 10;
+    }
     assert!(store.issue(&old).await.unwrap());
     store.use_client_assertion("signed", "old-assertion", NOW + 10).await.unwrap();
     // Live at the time of the purge.
@@ -94,7 +117,9 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
         expires_at: later + 86_400,
         ..refresh("young-refresh", "young-grant")
     });
-    young.access.expires_at = later + 900;
+    if let Some(access) = young.access.as_mut() {
+        access.expires_at = later + 900;
+    }
     assert!(store.issue(&young).await.unwrap());
     store.use_client_assertion("signed", "young-assertion", later + 60).await.unwrap();
     let mut live_session = session("young-session");
@@ -134,5 +159,6 @@ crate::on_both_engines!(
     revoking_an_unrecorded_jwt_records_it_revoked,
     revoking_a_refresh_token_checks_its_client_and_revokes_its_grant,
     a_client_assertion_id_is_used_once_per_client,
+    a_users_jwt_lives_with_its_grant_unless_revoked_itself,
     the_purge_removes_what_expired_and_nothing_else,
 );

@@ -831,7 +831,9 @@ impl Store for SqliteStore {
             if let Some(refresh) = &issue.refresh {
                 insert_refresh(c, refresh)?;
             }
-            insert_access(c, &issue.access)?;
+            if let Some(access) = &issue.access {
+                insert_access(c, access)?;
+            }
             Ok(true)
         })
         .await
@@ -906,7 +908,9 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.execute(params![now, rotation.successor_sealed, token_hash]))
             .map_err(backend)?;
             insert_refresh(c, &rotation.successor)?;
-            insert_access(c, &rotation.access)?;
+            if let Some(access) = &rotation.access {
+                insert_access(c, access)?;
+            }
             Ok(Rotation::Rotated)
         })
         .await
@@ -915,6 +919,27 @@ impl Store for SqliteStore {
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {
         let access = access.clone();
         self.write(move |c| insert_access(c, &access)).await
+    }
+
+    async fn jwt_status(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(bool, Option<String>)> {
+        let (jti, grant_id) = (jti.to_owned(), grant_id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT g.revoked_at IS NOT NULL OR g.expires_at <= ?3
+                        OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.jti = ?1 AND a.revoked_at IS NOT NULL),
+                        u.username
+                 FROM grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.id = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![jti, grant_id, now], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map(|found| found.unwrap_or((true, None)))
+            .map_err(backend)
+        })
+        .await
     }
 
     async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>> {
