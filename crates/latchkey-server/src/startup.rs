@@ -38,6 +38,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// in the background (argon2 costs ~40 ms each) while discovery and the JWKS already answer;
 /// `/readyz` reports when they are in.
 pub async fn boot(config: Config) -> anyhow::Result<AppState> {
+    // Before anything counts: the metrics recorder for /metrics.
+    crate::http::metrics::handle();
     let store = open_store(&config).await?;
     let master = config.master_key()?;
     let keys = KeyManager::start(store.clone(), master, config.key_policy(), unix_now())

@@ -144,6 +144,9 @@ impl Authority {
     ) -> Result<Option<model::User>, Failure> {
         let delay = self.throttle.delay(username, now);
         if !delay.is_zero() {
+            metrics::counter!("latchkey_throttled_total", "kind" => "login").increment(1);
+        }
+        if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let user = self.store.user_by_username(username).await?;
@@ -155,6 +158,7 @@ impl Authority {
             .map_err(|e| Internal::Crypto(e.to_string()))?;
         let Some(user) = user.filter(|_| valid) else {
             let failures = self.throttle.failed(username, now);
+            metrics::counter!("latchkey_login_failures_total").increment(1);
             tracing::warn!(failures, "failed login");
             return Ok(None);
         };
@@ -282,6 +286,9 @@ impl Authority {
         } else {
             let delay = self.client_throttle.delay(client_id, now);
             if !delay.is_zero() {
+                metrics::counter!("latchkey_throttled_total", "kind" => "client").increment(1);
+            }
+            if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let verified = self
@@ -296,6 +303,7 @@ impl Authority {
             }
         }
         let failures = self.client_throttle.failed(client_id, now);
+        metrics::counter!("latchkey_client_auth_failures_total").increment(1);
         tracing::warn!(%client_id, failures, "failed client authentication");
         Err(bad_credentials().into())
     }

@@ -12,6 +12,7 @@ mod health;
 mod introspect;
 mod jwks;
 mod logout;
+pub(crate) mod metrics;
 mod pages;
 pub mod paths;
 mod session;
@@ -90,9 +91,11 @@ pub fn app(state: AppState) -> Router {
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
         .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::METRICS, get(metrics::render))
         .route(paths::READYZ, get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(security_header("x-content-type-options", "nosniff"))

@@ -8,6 +8,8 @@ pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-s
 pub const JWKS: &str = "/.well-known/jwks.json";
 /// Liveness.
 pub const HEALTHZ: &str = "/healthz";
+/// Prometheus metrics.
+pub const METRICS: &str = "/metrics";
 /// Readiness: the database answers and static registrations are loaded.
 pub const READYZ: &str = "/readyz";
 /// The authorization endpoint.

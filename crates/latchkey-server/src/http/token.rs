@@ -59,7 +59,11 @@ async fn exchange(
     body: &[u8],
 ) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
     let (client, params) = authenticated(state, headers, query, body).await?;
-    state.authority.token(&client, &params, unix_now()).await
+    let response = state.authority.token(&client, &params, unix_now()).await?;
+    // The grant type is one of the four known ones here: the request succeeded.
+    let grant_type = params.get("grant_type").ok().flatten().unwrap_or("").to_owned();
+    metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
+    Ok(response)
 }
 
 /// The form of a client request to the token, introspection or revocation endpoint, and the

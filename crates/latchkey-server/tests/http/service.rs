@@ -682,3 +682,55 @@ crate::on_both_engines!(
     private_key_jwt_keys_come_from_the_jwks_uri,
     the_oauth2_crate_gets_a_client_credentials_token,
 );
+
+mod limits {
+    use crate::{TestServer, client, sqlite_db};
+
+    /// Every endpoint that takes a body refuses a 1 MB one with 413, before reading it all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_megabyte_bodies_are_refused_with_413() {
+        let db = sqlite_db();
+        let server = TestServer::start_ready(&db, super::CONFIG).await;
+        let big = format!("token={}", "a".repeat(1024 * 1024));
+        for path in [
+            "/oauth/token",
+            "/oauth/introspect",
+            "/oauth/revoke",
+            "/authorize",
+            "/login",
+            "/consent",
+            "/userinfo",
+            "/logout",
+        ] {
+            let response = client()
+                .post(server.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(big.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 413, "{path}");
+        }
+    }
+
+    /// `/metrics` speaks the Prometheus text format and counts requests and issued tokens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_count_requests_and_tokens() {
+        let db = sqlite_db();
+        let server = TestServer::start_ready(&db, super::CONFIG).await;
+        super::client_credentials(&server, "machine", "machine-secret", "").await;
+        let response = client().get(server.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("latchkey_tokens_issued_total{grant_type=\"client_credentials\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latchkey_http_requests_total{endpoint=\"/oauth/token\",status=\"200\"}"),
+            "{text}"
+        );
+        assert!(!text.contains("machine-secret"));
+    }
+}

@@ -234,7 +234,13 @@ impl Authority {
         let record = match self.store.redeem_code(&code_hash, now).await? {
             Redemption::Fresh(record) => record,
             Redemption::Replayed => {
-                tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking what it issued");
+                metrics::counter!("latchkey_code_replays_total").increment(1);
+                tracing::warn!(
+                    target: "latchkey::security",
+                    event = "authorization_code_replay",
+                    client_id = %client.client_id,
+                    reason = "a spent code was presented again; what it issued is revoked",
+                );
                 return Err(invalid_grant(
                     "the authorization code was already used; tokens issued with it are revoked",
                 ));
@@ -354,7 +360,14 @@ impl Authority {
                 ))
             }
             Rotation::Reused => {
-                tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking its family");
+                metrics::counter!("latchkey_refresh_reuse_total").increment(1);
+                tracing::warn!(
+                    target: "latchkey::security",
+                    event = "refresh_token_reuse",
+                    client_id = %client.client_id,
+                    family = %grant.id,
+                    reason = "a rotated refresh token was presented again; its family is revoked",
+                );
                 Err(invalid_grant(
                     "the refresh token was already used; every token of this sign-in is now revoked: sign in again",
                 ))
