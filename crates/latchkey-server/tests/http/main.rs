@@ -5,6 +5,7 @@
 
 mod browser;
 mod cli;
+mod cluster;
 mod code_flow;
 mod discovery;
 mod interop;
