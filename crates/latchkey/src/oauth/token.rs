@@ -46,18 +46,25 @@ fn unauthorized(description: &str) -> Failure {
     OAuthError::new(ErrorCode::UnauthorizedClient, description).into()
 }
 
-/// The `scope` parameter, if given (RFC 6749 §3.3).
-fn requested_scopes(params: &Params) -> Result<Option<Scopes>, Failure> {
-    match params.get("scope")? {
-        None => Ok(None),
-        Some(value) => Scopes::parse(value).map(Some).ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidScope,
-                "scope must be scope names separated by single spaces",
-            )
-            .into()
-        }),
+/// The scopes a token request asks for (RFC 6749 §3.3): the `scope` parameter, each of which
+/// must be in `allowed` (else `invalid_scope` naming it, then `why`), or all of `allowed`
+/// when it is absent.
+fn scopes_within(params: &Params, allowed: Scopes, why: &str) -> Result<Scopes, Failure> {
+    let Some(value) = params.get("scope")? else {
+        return Ok(allowed);
+    };
+    let requested = Scopes::parse(value).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope must be scope names separated by single spaces",
+        )
+    })?;
+    if let Some(scope) = requested.iter().find(|s| !allowed.contains(s)) {
+        return Err(
+            OAuthError::new(ErrorCode::InvalidScope, format!("scope {scope:?} {why}")).into()
+        );
     }
+    Ok(requested)
 }
 
 fn crypto(error: impl std::fmt::Display) -> Failure {
@@ -121,26 +128,18 @@ impl Authority {
         if client.is_public() {
             return Err(unauthorized("a public client cannot use client_credentials"));
         }
+        // OpenID scopes describe a user; a client acting for itself has none.
         let own_scopes: Vec<&str> = client
             .scopes
             .iter()
             .map(String::as_str)
             .filter(|s| !audience::OPENID_SCOPES.contains(s))
             .collect();
-        let scopes = match requested_scopes(params)? {
-            None => Scopes::from_list(&own_scopes),
-            Some(requested) => {
-                // OpenID scopes describe a user; a client acting for itself has none.
-                if let Some(scope) = requested.iter().find(|s| !own_scopes.contains(s)) {
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        format!("scope {scope:?} is not registered for this client's own use"),
-                    )
-                    .into());
-                }
-                requested
-            }
-        };
+        let scopes = scopes_within(
+            params,
+            Scopes::from_list(&own_scopes),
+            "is not registered for this client's own use",
+        )?;
         if scopes.is_empty() {
             return Err(OAuthError::new(
                 ErrorCode::InvalidScope,
@@ -179,23 +178,11 @@ impl Authority {
         }
         let username = params.require("username")?;
         let password = params.require("password")?;
-        let scopes = match requested_scopes(params)? {
-            None => {
-                Scopes::from_list(&client.scopes.iter().map(String::as_str).collect::<Vec<_>>())
-            }
-            Some(requested) => {
-                if let Some(scope) =
-                    requested.iter().find(|s| !client.scopes.iter().any(|c| c == s))
-                {
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        format!("scope {scope:?} is not registered for this client"),
-                    )
-                    .into());
-                }
-                requested
-            }
-        };
+        let scopes = scopes_within(
+            params,
+            Scopes::from_list(&client.scopes),
+            "is not registered for this client",
+        )?;
         let resources: Vec<&str> = params.all("resource").collect();
         let target =
             audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
@@ -296,25 +283,11 @@ impl Authority {
             return Err(invalid_grant("the refresh token was issued to another client"));
         }
         let granted = Scopes::parse(&grant.scopes).unwrap_or_default();
-        let scopes = match params.get("scope")? {
-            None => granted.clone(),
-            Some(value) => {
-                let requested = Scopes::parse(value).ok_or_else(|| {
-                    OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        "scope must be scope names separated by single spaces",
-                    )
-                })?;
-                if !requested.is_subset_of(&granted) {
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidScope,
-                        "a refresh may narrow the scope, never widen it (RFC 6749 §6)",
-                    )
-                    .into());
-                }
-                requested
-            }
-        };
+        let scopes = scopes_within(
+            params,
+            granted,
+            "was not granted: a refresh may narrow the scope, never widen it (RFC 6749 §6)",
+        )?;
         let (token_scopes, token_audience) =
             self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
         let subject = Subject::user(&grant, &token_audience);
