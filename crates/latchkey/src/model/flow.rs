@@ -167,19 +167,6 @@ pub enum RefreshRevocation {
 }
 
 impl Purged {
-    /// Adds `removed` rows of `table` (a name from the purge's list).
-    pub fn add(&mut self, table: &str, removed: u64) {
-        let counter = match table {
-            "codes" => &mut self.codes,
-            "sessions" => &mut self.sessions,
-            "grants" => &mut self.grants,
-            "refresh_tokens" => &mut self.refresh_tokens,
-            "access_tokens" => &mut self.access_tokens,
-            _ => &mut self.client_assertions,
-        };
-        *counter += removed;
-    }
-
     /// All rows removed.
     pub fn total(&self) -> u64 {
         self.codes

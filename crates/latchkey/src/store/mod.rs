@@ -175,6 +175,9 @@ pub trait Store: Send + Sync + 'static {
     async fn purge(&self, now: i64) -> Result<Purged>;
 }
 
+/// Which count of [`Purged`] a purge statement adds to.
+type PurgeCounter = fn(&mut Purged) -> &mut u64;
+
 /// The new state a refresh-token rotation stores.
 #[derive(Debug, Clone)]
 pub struct RotationRequest {

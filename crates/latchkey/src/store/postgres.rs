@@ -13,8 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, SqlSafeStr};
 
 use super::{
-    Error, Result, RotationRequest, Store, StoredKey, audience_from_json, audience_json,
-    client_record,
+    Error, PurgeCounter, Result, RotationRequest, Store, StoredKey, audience_from_json,
+    audience_json, client_record,
 };
 use crate::keys::KeyRecord;
 use crate::model::{
@@ -85,6 +85,16 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
     let metadata: String = row.try_get("metadata").map_err(backend)?;
     let source: String = row.try_get("source").map_err(backend)?;
     client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
+}
+
+fn session_from_row(row: &PgRow) -> Result<Session> {
+    Ok(Session {
+        id_hash: row.try_get("id_hash").map_err(backend)?,
+        user_id: row.try_get("user_id").map_err(backend)?,
+        auth_time: row.try_get("auth_time").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+    })
 }
 
 fn user_from_row(row: &PgRow) -> Result<User> {
@@ -249,20 +259,20 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// `SKIP LOCKED`: nodes purging at the same time share the work instead of waiting.
-const PURGE: [(&str, &str); 6] = [
-    ("codes", "DELETE FROM authorization_codes WHERE code_hash IN
+const PURGE: [(PurgeCounter, &str); 6] = [
+    (|purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    ("sessions", "DELETE FROM sessions WHERE id_hash IN
+    (|purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
         (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    ("refresh_tokens", "DELETE FROM refresh_tokens WHERE token_hash IN
+    (|purged| &mut purged.refresh_tokens, "DELETE FROM refresh_tokens WHERE token_hash IN
         (SELECT rt.token_hash FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
          WHERE rt.expires_at <= $1 OR g.expires_at <= $1 OR g.id IS NULL LIMIT $2 FOR UPDATE OF rt SKIP LOCKED)"),
-    ("access_tokens", "DELETE FROM access_tokens WHERE jti IN
+    (|purged| &mut purged.access_tokens, "DELETE FROM access_tokens WHERE jti IN
         (SELECT jti FROM access_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    ("grants", "DELETE FROM grants WHERE id IN
+    (|purged| &mut purged.grants, "DELETE FROM grants WHERE id IN
         (SELECT g.id FROM grants g WHERE g.expires_at <= $1
          AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    ("client_assertions", "DELETE FROM client_assertions WHERE (client_id, jti) IN
+    (|purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN
         (SELECT client_id, jti FROM client_assertions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
 
@@ -517,16 +527,7 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|row| {
-            Ok(Session {
-                id_hash: row.try_get("id_hash").map_err(backend)?,
-                user_id: row.try_get("user_id").map_err(backend)?,
-                auth_time: row.try_get("auth_time").map_err(backend)?,
-                created_at: row.try_get("created_at").map_err(backend)?,
-                expires_at: row.try_get("expires_at").map_err(backend)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(session_from_row).transpose()
     }
 
     async fn session_and_consent(
@@ -546,17 +547,8 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|row| {
-            let session = Session {
-                id_hash: row.try_get("id_hash").map_err(backend)?,
-                user_id: row.try_get("user_id").map_err(backend)?,
-                auth_time: row.try_get("auth_time").map_err(backend)?,
-                created_at: row.try_get("created_at").map_err(backend)?,
-                expires_at: row.try_get("expires_at").map_err(backend)?,
-            };
-            Ok((session, row.try_get("scopes").map_err(backend)?))
-        })
-        .transpose()
+        row.map(|row| Ok((session_from_row(&row)?, row.try_get("scopes").map_err(backend)?)))
+            .transpose()
     }
 
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
@@ -910,7 +902,7 @@ impl Store for PgStore {
 
     async fn purge(&self, now: i64) -> Result<Purged> {
         let mut purged = Purged::default();
-        for (table, sql) in PURGE {
+        for (counter, sql) in PURGE {
             loop {
                 let removed = sqlx::query(sql)
                     .bind(now)
@@ -919,7 +911,7 @@ impl Store for PgStore {
                     .await
                     .map_err(backend)?
                     .rows_affected();
-                purged.add(table, removed);
+                *counter(&mut purged) += removed;
                 if removed < PURGE_BATCH as u64 {
                     break;
                 }

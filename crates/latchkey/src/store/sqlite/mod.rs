@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    Error, Result, RotationRequest, Store, StoredKey, Synchronous, audience_from_json,
-    audience_json, client_record,
+    Error, PurgeCounter, Result, RotationRequest, Store, StoredKey, Synchronous,
+    audience_from_json, audience_json, client_record,
 };
 use crate::keys::KeyRecord;
 use crate::model::{
@@ -181,6 +181,17 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// A session from the first five columns: id_hash, user_id, auth_time, created_at, expires_at.
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id_hash: row.get(0)?,
+        user_id: row.get(1)?,
+        auth_time: row.get(2)?,
+        created_at: row.get(3)?,
+        expires_at: row.get(4)?,
+    })
+}
+
 const USER_COLUMNS: &str = "id, username, password_hash, email, name";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoredKey> {
@@ -338,36 +349,36 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// Grants go once expired (their refresh tokens cannot outlive them), with their tokens.
-const PURGE: [(&str, &str); 6] = [
+const PURGE: [(PurgeCounter, &str); 6] = [
     (
-        "codes",
+        |purged| &mut purged.codes,
         "DELETE FROM authorization_codes WHERE rowid IN
         (SELECT rowid FROM authorization_codes WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
-        "sessions",
+        |purged| &mut purged.sessions,
         "DELETE FROM sessions WHERE rowid IN
         (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
-        "refresh_tokens",
+        |purged| &mut purged.refresh_tokens,
         "DELETE FROM refresh_tokens WHERE rowid IN
         (SELECT rt.rowid FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
          WHERE rt.expires_at <= ?1 OR g.expires_at <= ?1 OR g.id IS NULL LIMIT ?2)",
     ),
     (
-        "access_tokens",
+        |purged| &mut purged.access_tokens,
         "DELETE FROM access_tokens WHERE rowid IN
         (SELECT rowid FROM access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
-        "grants",
+        |purged| &mut purged.grants,
         "DELETE FROM grants WHERE rowid IN
         (SELECT g.rowid FROM grants g WHERE g.expires_at <= ?1
          AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT ?2)",
     ),
     (
-        "client_assertions",
+        |purged| &mut purged.client_assertions,
         "DELETE FROM client_assertions WHERE rowid IN
         (SELECT rowid FROM client_assertions WHERE expires_at <= ?1 LIMIT ?2)",
     ),
@@ -636,16 +647,7 @@ impl Store for SqliteStore {
                 "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
             )
             .and_then(|mut s| {
-                s.query_row(params![id_hash, now], |row| {
-                    Ok(Session {
-                        id_hash: row.get(0)?,
-                        user_id: row.get(1)?,
-                        auth_time: row.get(2)?,
-                        created_at: row.get(3)?,
-                        expires_at: row.get(4)?,
-                    })
-                })
-                .optional()
+                s.query_row(params![id_hash, now], session_from_row).optional()
             })
             .map_err(backend)
         })
@@ -667,16 +669,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| {
                 s.query_row(params![id_hash, client_id, now], |row| {
-                    Ok((
-                        Session {
-                            id_hash: row.get(0)?,
-                            user_id: row.get(1)?,
-                            auth_time: row.get(2)?,
-                            created_at: row.get(3)?,
-                            expires_at: row.get(4)?,
-                        },
-                        row.get(5)?,
-                    ))
+                    Ok((session_from_row(row)?, row.get(5)?))
                 })
                 .optional()
             })
@@ -1047,7 +1040,7 @@ impl Store for SqliteStore {
         let mut purged = Purged::default();
         // Small batches, each its own write: a purge of a large backlog never holds the writer
         // for long, and requests interleave between batches.
-        for (table, sql) in PURGE {
+        for (counter, sql) in PURGE {
             loop {
                 let removed = self
                     .write(move |c| {
@@ -1056,7 +1049,7 @@ impl Store for SqliteStore {
                             .map_err(backend)
                     })
                     .await? as u64;
-                purged.add(table, removed);
+                *counter(&mut purged) += removed;
                 if removed < PURGE_BATCH as u64 {
                     break;
                 }
