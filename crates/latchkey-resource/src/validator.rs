@@ -94,6 +94,8 @@ impl AccessToken {
 pub struct Validator {
     config: ValidatorConfig,
     keys: KeyCache,
+    /// The claim checks for each accepted algorithm, built once.
+    validations: Vec<(Algorithm, Validation)>,
 }
 
 const FORBIDDEN: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
@@ -110,8 +112,20 @@ impl Validator {
     pub fn with_http_client(config: ValidatorConfig, http: reqwest::Client) -> Self {
         let allowed: Vec<Algorithm> =
             config.algorithms.iter().copied().filter(|alg| !FORBIDDEN.contains(alg)).collect();
+        let validations = allowed
+            .iter()
+            .map(|alg| {
+                let mut validation = Validation::new(*alg);
+                validation.set_issuer(&[&config.issuer]);
+                validation.set_audience(&[&config.audience]);
+                validation.leeway = config.leeway.as_secs();
+                validation.validate_nbf = true;
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                (*alg, validation)
+            })
+            .collect();
         let keys = KeyCache::new(http, config.issuer.clone(), allowed, config.min_refetch_interval);
-        Validator { config, keys }
+        Validator { config, keys, validations }
     }
 
     /// The configuration.
@@ -144,13 +158,12 @@ impl Validator {
         if header.alg != key.alg {
             return Err(Rejection::AlgorithmNotAllowed);
         }
-        let mut validation = Validation::new(key.alg);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.leeway = self.config.leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let claims = decode::<AccessTokenClaims>(token, &key.key, &validation)
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(alg, validation)| (*alg == key.alg).then_some(validation))
+            .ok_or(Rejection::AlgorithmNotAllowed)?;
+        let claims = decode::<AccessTokenClaims>(token, &key.key, validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => Rejection::Expired,
                 ErrorKind::ImmatureSignature => Rejection::NotYetValid,
