@@ -42,7 +42,7 @@ pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result
         }
         ClientsCommand::Remove { client_id } => {
             let record = store.client(&client_id).await?.with_context(|| no_client(&client_id))?;
-            store.remove_client(&client_id).await?;
+            store.remove_client(&client_id, unix_now()).await?;
             println!("removed client {client_id}");
             if record.source == ClientSource::Config {
                 eprintln!(

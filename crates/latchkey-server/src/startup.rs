@@ -146,7 +146,7 @@ pub async fn sync_static(
         store.upsert_client(&record, now).await?;
     }
     let keep: Vec<String> = config.clients.iter().map(|c| c.client.client_id.clone()).collect();
-    let removed = store.remove_config_clients_except(&keep).await?;
+    let removed = store.remove_config_clients_except(&keep, unix_now()).await?;
     if removed > 0 {
         tracing::info!(removed, "removed clients that are no longer in the config");
     }

@@ -33,6 +33,15 @@ impl ClientCache {
         if let Some(record) = self.fresh(client_id) {
             return Ok(Some(record));
         }
+        self.reload(store, client_id).await
+    }
+
+    /// The client `client_id` as `store` has it now, also replacing the cached entry.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+    ) -> store::Result<Option<Arc<ClientRecord>>> {
         let loaded = store.client(client_id).await?.map(Arc::new);
         // A poisoned lock only means another thread panicked mid-update of a plain map; the
         // cache stays usable, and skipping the update is always correct.

@@ -12,6 +12,7 @@ mod interop;
 mod nodes;
 mod photo_api;
 mod process;
+mod races;
 mod service;
 
 use latchkey_server::config::Config;

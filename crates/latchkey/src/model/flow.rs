@@ -69,6 +69,17 @@ pub enum Redemption {
     Invalid,
 }
 
+/// The result of storing a new grant with [`crate::store::Store::issue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// Stored.
+    Done,
+    /// Nothing stored: the code being exchanged was replayed in the meantime.
+    CodeReplayed,
+    /// Nothing stored: the client was removed in the meantime.
+    ClientRemoved,
+}
+
 /// What a user granted a client: the family that refresh tokens rotate within.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {

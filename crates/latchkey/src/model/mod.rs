@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod flow;
 
 pub use flow::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, OpaqueAccess, Purged, Redemption,
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, OpaqueAccess, Purged, Redemption,
     RefreshRevocation, RefreshToken, Resource, Rotation, Session, StoredAccess,
 };
 

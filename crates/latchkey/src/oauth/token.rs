@@ -12,7 +12,7 @@ use super::{ErrorCode, OAuthError, pkce};
 use crate::authority::{Authority, Failure, Internal};
 use crate::keys::{KeyPurpose, MasterKey};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, OpaqueAccess,
+    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, Issued, OpaqueAccess,
     Redemption, RefreshToken, Rotation, SigningAlg, TokenFormat,
 };
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
@@ -40,6 +40,11 @@ pub struct TokenResponse {
 
 fn invalid_grant(description: &str) -> Failure {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+/// The client was removed while its request was being answered: it no longer exists.
+fn client_removed() -> Failure {
+    OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials").into()
 }
 
 fn unauthorized(description: &str) -> Failure {
@@ -206,7 +211,9 @@ impl Authority {
             .mint(client, &subject, &target.scopes, IdToken::Issue { nonce: None }, now)
             .await?;
         let (issue, refresh_token) = new_grant(client, grant, minted.access, None, now)?;
-        self.store.issue(&issue).await?;
+        if self.store.issue(&issue).await? == Issued::ClientRemoved {
+            return Err(client_removed());
+        }
         Ok(self.response(minted.access_token, &target.scopes, refresh_token, minted.id_token))
     }
 
@@ -258,10 +265,14 @@ impl Authority {
         let id_token = IdToken::Issue { nonce: record.nonce.as_deref() };
         let minted = self.mint(client, &subject, &scopes, id_token, now).await?;
         let (issue, refresh_token) = new_grant(client, grant, minted.access, Some(code_hash), now)?;
-        if !self.store.issue(&issue).await? {
-            return Err(invalid_grant(
-                "the authorization code was already used; tokens issued with it are revoked",
-            ));
+        match self.store.issue(&issue).await? {
+            Issued::Done => {}
+            Issued::CodeReplayed => {
+                return Err(invalid_grant(
+                    "the authorization code was already used; tokens issued with it are revoked",
+                ));
+            }
+            Issued::ClientRemoved => return Err(client_removed()),
         }
         Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
     }

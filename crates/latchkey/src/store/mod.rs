@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Purged,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Issued, Purged,
     Redemption, RefreshRevocation, RefreshToken, Rotation, Session, SigningAlg, StoredAccess, User,
 };
 
@@ -61,10 +61,13 @@ pub trait Store: Send + Sync + 'static {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     /// All clients, ordered by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRecord>>;
-    /// Removes a client; `NotFound` if there was none.
-    async fn remove_client(&self, client_id: &str) -> Result<()>;
-    /// Removes clients that came from the config and are not in `keep`; returns how many.
-    async fn remove_config_clients_except(&self, keep: &[String]) -> Result<u64>;
+    /// Removes a client and, in the same transaction, everything it holds: its codes and
+    /// consents go, its grants and stored access tokens are revoked at `now`. `NotFound` if
+    /// there was none.
+    async fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
+    /// Removes clients that came from the config and are not in `keep`, as
+    /// [`Store::remove_client`] does; returns how many.
+    async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
 
     /// Inserts a user, or updates the one with the same username (keeping its id).
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
@@ -120,9 +123,10 @@ pub trait Store: Send + Sync + 'static {
     /// Spends a code: the first redemption within its lifetime gets it; a later one revokes what
     /// the first issued (RFC 6749 §4.1.2). One transaction.
     async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption>;
-    /// Stores a grant with its first tokens; `false` (nothing stored) when the code being
-    /// exchanged was replayed in the meantime. One transaction.
-    async fn issue(&self, issue: &Issue) -> Result<bool>;
+    /// Stores a grant with its first tokens, unless the code being exchanged was replayed or
+    /// the client removed in the meantime. One transaction, ordered against a concurrent
+    /// [`Store::remove_client`]: a grant is either refused or revoked by the removal.
+    async fn issue(&self, issue: &Issue) -> Result<Issued>;
 
     /// A refresh token (in any state) and its grant.
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;

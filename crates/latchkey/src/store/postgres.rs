@@ -18,7 +18,7 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, OpaqueAccess, Purged,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, OpaqueAccess, Purged,
     Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
@@ -158,6 +158,35 @@ fn grant_from_row(row: &PgRow) -> Result<Grant> {
         expires_at: row.try_get("g_expires_at").map_err(get)?,
         revoked_at: row.try_get("g_revoked_at").map_err(get)?,
     })
+}
+
+/// Deletes the codes and consents of just-deleted clients and revokes their grants and stored
+/// access tokens. Each statement runs after the client rows' DELETE, so under READ COMMITTED
+/// it sees any grant that a concurrent [`Store::issue`] committed while holding the client row
+/// (`FOR KEY SHARE`); a later `issue` finds no client.
+async fn revoke_client_holdings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    client_ids: &[String],
+    now: i64,
+) -> Result<()> {
+    for statement in [
+        "DELETE FROM authorization_codes WHERE client_id = ANY($1)",
+        "DELETE FROM consents WHERE client_id = ANY($1)",
+    ] {
+        sqlx::query(statement).bind(client_ids).execute(&mut **tx).await.map_err(backend)?;
+    }
+    for statement in [
+        "UPDATE grants SET revoked_at = $2 WHERE client_id = ANY($1) AND revoked_at IS NULL",
+        "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = ANY($1) AND revoked_at IS NULL",
+    ] {
+        sqlx::query(statement)
+            .bind(client_ids)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 async fn insert_refresh(tx: &mut Tx<'_>, token: &RefreshToken) -> Result<()> {
@@ -340,24 +369,36 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn remove_client(&self, client_id: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if result.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }
+    async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let removed: Vec<String> =
+            sqlx::query_scalar("DELETE FROM clients WHERE client_id = $1 RETURNING client_id")
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if removed.is_empty() {
+            return Err(Error::NotFound);
+        }
+        revoke_client_holdings(&mut tx, &removed, now).await?;
+        tx.commit().await.map_err(backend)
     }
 
-    async fn remove_config_clients_except(&self, keep: &[String]) -> Result<u64> {
-        let result = sqlx::query(
-            "DELETE FROM clients WHERE source = 'config' AND NOT (client_id = ANY($1))",
+    async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let removed: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE source = 'config' AND NOT (client_id = ANY($1))
+             RETURNING client_id",
         )
         .bind(keep)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(result.rows_affected())
+        if !removed.is_empty() {
+            revoke_client_holdings(&mut tx, &removed, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(removed.len() as u64)
     }
 
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
@@ -661,7 +702,7 @@ impl Store for PgStore {
         Ok(outcome)
     }
 
-    async fn issue(&self, issue: &Issue) -> Result<bool> {
+    async fn issue(&self, issue: &Issue) -> Result<Issued> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         if let Some(code_hash) = &issue.code_hash {
             let replayed: Option<Option<i64>> = sqlx::query_scalar(
@@ -672,7 +713,7 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
             if !matches!(replayed, Some(None)) {
-                return Ok(false);
+                return Ok(Issued::CodeReplayed);
             }
             sqlx::query("UPDATE authorization_codes SET grant_id = $1 WHERE code_hash = $2")
                 .bind(&issue.grant.id)
@@ -682,9 +723,12 @@ impl Store for PgStore {
                 .map_err(backend)?;
         }
         let g = &issue.grant;
-        sqlx::query(
+        // The client row is held (FOR KEY SHARE) until the commit: a concurrent removal waits
+        // for this grant and then revokes it, or has committed and this inserts nothing.
+        let inserted = sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience, auth_time, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             SELECT $1, client_id, $3, $4, $5, $6, $7, $8, $9 FROM clients WHERE client_id = $2
+             FOR KEY SHARE",
         )
         .bind(&g.id)
         .bind(&g.client_id)
@@ -698,6 +742,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            return Ok(Issued::ClientRemoved);
+        }
         if let Some(refresh) = &issue.refresh {
             insert_refresh(&mut tx, refresh).await?;
         }
@@ -705,7 +752,7 @@ impl Store for PgStore {
             insert_access(&mut *tx, access).await?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(true)
+        Ok(Issued::Done)
     }
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {

@@ -31,6 +31,11 @@ fn client(id: &str, source: ClientSource) -> ClientRecord {
     }
 }
 
+/// Registers a client `id`, as the flows in the other suites need one.
+pub(crate) async fn register(db: &TestDb, id: &str) {
+    db.store.upsert_client(&client(id, ClientSource::Cli), 1).await.unwrap();
+}
+
 fn user(username: &str, id: &str) -> User {
     User {
         id: id.into(),
@@ -74,8 +79,8 @@ async fn clients_round_trip(db: TestDb) {
         store.clients().await.unwrap().into_iter().map(|r| r.client.client_id).collect();
     assert_eq!(ids, ["another", "photo-app"]);
 
-    store.remove_client("photo-app").await.unwrap();
-    assert!(matches!(store.remove_client("photo-app").await, Err(Error::NotFound)));
+    store.remove_client("photo-app", 400).await.unwrap();
+    assert!(matches!(store.remove_client("photo-app", 400).await, Err(Error::NotFound)));
     assert_eq!(store.client("photo-app").await.unwrap(), None);
 }
 
@@ -88,7 +93,7 @@ async fn config_clients_dropped_from_the_file_are_removed(db: TestDb) {
     ] {
         store.upsert_client(&client(id, source), 1).await.unwrap();
     }
-    let removed = store.remove_config_clients_except(&["kept".to_owned()]).await.unwrap();
+    let removed = store.remove_config_clients_except(&["kept".to_owned()], 2).await.unwrap();
     assert_eq!(removed, 1);
     let ids: Vec<String> =
         store.clients().await.unwrap().into_iter().map(|r| r.client.client_id).collect();
@@ -140,7 +145,7 @@ async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
     assert!(cache.get(store, "app").await.unwrap().is_none());
     db.store.upsert_client(&client("app", ClientSource::Cli), 1).await.unwrap();
     assert!(cache.get(store, "app").await.unwrap().is_some(), "a miss is not remembered");
-    db.store.remove_client("app").await.unwrap();
+    db.store.remove_client("app", 2).await.unwrap();
     assert!(cache.get(store, "app").await.unwrap().is_some(), "served from the cache meanwhile");
     tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
     assert!(cache.get(store, "app").await.unwrap().is_none(), "removal seen after the lifetime");

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use latchkey::model::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, Redemption, RefreshToken, Rotation, Session,
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, Redemption, RefreshToken, Rotation,
+    Session,
 };
 use latchkey::store::{RotationRequest, Store};
 
@@ -103,13 +104,14 @@ fn rotation(successor: &str, jti: &str, grace_secs: i64) -> RotationRequest {
 }
 
 async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
     store.create_session(&session("s1")).await.unwrap();
     assert_eq!(store.session("s1", NOW).await.unwrap(), Some(session("s1")));
     assert_eq!(store.session("s1", NOW + 3600).await.unwrap(), None, "expired");
     assert_eq!(store.session("other", NOW).await.unwrap(), None);
 
-    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     assert!(live(store, "j1", NOW).await);
     store.end_session("s1", NOW + 1).await.unwrap();
     assert_eq!(store.session("s1", NOW + 1).await.unwrap(), None);
@@ -148,13 +150,14 @@ async fn a_session_is_read_with_its_users_consent_for_one_client(db: TestDb) {
 }
 
 async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
     assert_eq!(
         store.redeem_code("c1", NOW + 1).await.unwrap(),
         Redemption::Fresh(Box::new(code("c1")))
     );
-    assert!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap());
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(), Issued::Done);
     assert!(live(store, "j1", NOW + 2).await);
 
     assert_eq!(store.redeem_code("c1", NOW + 3).await.unwrap(), Redemption::Replayed);
@@ -166,11 +169,15 @@ async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
 }
 
 async fn a_replay_before_issuing_stops_the_issue(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
     assert!(matches!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Fresh(_)));
     assert_eq!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Replayed);
-    assert!(!store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap());
+    assert_eq!(
+        store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(),
+        Issued::CodeReplayed
+    );
     assert!(!live(store, "j1", NOW).await);
 }
 
@@ -199,6 +206,7 @@ async fn concurrent_redemptions_of_one_code_have_one_winner(db: TestDb) {
 /// Concurrent writes may share a transaction (SQLite's group commit): one that fails halfway
 /// must leave nothing behind, and must not take the others down with it.
 async fn a_failing_write_among_concurrent_ones_undoes_only_itself(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..30 {
         let store: Arc<dyn Store> = db.store.clone();
@@ -216,7 +224,7 @@ async fn a_failing_write_among_concurrent_ones_undoes_only_itself(db: TestDb) {
         let stored = db.store.refresh_token(&format!("r{i}")).await.unwrap();
         match outcome {
             Ok(issued) => {
-                assert!(issued);
+                assert_eq!(issued, Issued::Done);
                 assert!(stored.is_some(), "write {i} succeeded but its refresh token is missing");
                 if i < 10 {
                     shared_winners += 1;
@@ -233,8 +241,9 @@ async fn a_failing_write_among_concurrent_ones_undoes_only_itself(db: TestDb) {
 }
 
 async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
-    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     let (token, grant) = store.refresh_token("r1").await.unwrap().unwrap();
     assert_eq!((token.grant_id.as_str(), grant.audience.len()), ("g1", 1));
     assert_eq!(
@@ -256,8 +265,9 @@ async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
 }
 
 async fn grace_window_returns_the_same_successor_then_revokes(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
-    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     assert_eq!(
         store.rotate_refresh_token("r1", &rotation("r2", "j2", 10), NOW).await.unwrap(),
         Rotation::Rotated
@@ -274,7 +284,8 @@ async fn grace_window_returns_the_same_successor_then_revokes(db: TestDb) {
 }
 
 async fn expired_refresh_tokens_do_not_rotate(db: TestDb) {
-    assert!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    crate::conformance::register(&db, "app").await;
+    assert_eq!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     let outcome =
         db.store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 86_400).await.unwrap();
     assert_eq!(outcome, Rotation::Invalid);
@@ -282,7 +293,8 @@ async fn expired_refresh_tokens_do_not_rotate(db: TestDb) {
 }
 
 async fn concurrent_strict_rotations_have_one_winner(db: TestDb) {
-    assert!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    crate::conformance::register(&db, "app").await;
+    assert_eq!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..20 {
         let store: Arc<dyn Store> = db.store.clone();
@@ -307,6 +319,75 @@ async fn concurrent_strict_rotations_have_one_winner(db: TestDb) {
     assert_eq!(rotated, 1);
 }
 
+/// Removing a client takes everything it holds with it, in one step.
+async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb) {
+    let store = &db.store;
+    crate::conformance::register(&db, "app").await;
+    store.insert_code(&code("c1")).await.unwrap();
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+
+    store.remove_client("app", NOW + 1).await.unwrap();
+
+    assert_eq!(store.redeem_code("c1", NOW + 2).await.unwrap(), Redemption::Invalid);
+    let (_, family) = store.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!(family.revoked_at, Some(NOW + 1));
+    let rotated =
+        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
+    assert_ne!(rotated, Rotation::Rotated);
+    assert!(!live(store, "j1", NOW + 2).await);
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    assert_eq!(
+        store.issue(&issue("g2", "r3", "j3", None)).await.unwrap(),
+        Issued::ClientRemoved,
+        "no new grant for a removed client"
+    );
+    assert!(store.refresh_token("r3").await.unwrap().is_none());
+}
+
+/// Grants issued while a client is being removed are either refused or revoked by the
+/// removal: none is live afterwards.
+async fn grants_issued_during_a_client_removal_do_not_survive_it(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
+    // Four writers issue grants until they are refused; the client goes away meanwhile.
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store: Arc<dyn Store> = db.store.clone();
+        let progress = progress.clone();
+        writers.spawn(async move {
+            let mut issued = Vec::new();
+            for n in 0.. {
+                let id = format!("{w}-{n}");
+                let issue = issue(&format!("g{id}"), &format!("r{id}"), &format!("j{id}"), None);
+                match store.issue(&issue).await.unwrap() {
+                    Issued::Done => {
+                        issued.push(id);
+                        progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Issued::ClientRemoved => return (issued, id),
+                    Issued::CodeReplayed => panic!("no code in this grant"),
+                }
+            }
+            unreachable!()
+        });
+    }
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    db.store.remove_client("app", NOW + 1).await.unwrap();
+    let mut total = 0;
+    for (issued, refused) in writers.join_all().await {
+        for id in &issued {
+            let (_, family) = db.store.refresh_token(&format!("r{id}")).await.unwrap().unwrap();
+            assert!(family.revoked_at.is_some(), "grant {id} outlived the client's removal");
+        }
+        assert!(db.store.refresh_token(&format!("r{refused}")).await.unwrap().is_none());
+        total += issued.len();
+    }
+    eprintln!("{total} grants issued before the removal, all revoked by it");
+}
+
 crate::on_both_engines!(
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
@@ -320,4 +401,6 @@ crate::on_both_engines!(
     grace_window_returns_the_same_successor_then_revokes,
     expired_refresh_tokens_do_not_rotate,
     concurrent_strict_rotations_have_one_winner,
+    removing_a_client_ends_its_codes_grants_tokens_and_consents,
+    grants_issued_during_a_client_removal_do_not_survive_it,
 );

@@ -1,6 +1,6 @@
 //! Opaque access tokens, revocation, client-assertion ids and the purge of expired records.
 
-use latchkey::model::{AccessTokenRecord, OpaqueAccess, RefreshRevocation};
+use latchkey::model::{AccessTokenRecord, Issued, OpaqueAccess, RefreshRevocation};
 
 use crate::TestDb;
 use crate::flow::{NOW, access, code, grant, issue, live, refresh, session};
@@ -46,8 +46,9 @@ async fn revoking_an_unrecorded_jwt_records_it_revoked(db: TestDb) {
 }
 
 async fn revoking_a_refresh_token_checks_its_client_and_revokes_its_grant(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
-    assert!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap());
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
     let outcome = store.revoke_refresh_token("r1", "someone-else", NOW).await.unwrap();
     assert_eq!(outcome, RefreshRevocation::OtherClient);
     assert!(live(store, "j1", NOW).await, "another client changed nothing");
@@ -65,10 +66,11 @@ async fn revoking_a_refresh_token_checks_its_client_and_revokes_its_grant(db: Te
 }
 
 async fn a_users_jwt_lives_with_its_grant_unless_revoked_itself(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
     let mut first = issue("g1", "r1", "j1", None);
     first.access = None; // a JWT: nothing recorded at issuance
-    assert!(store.issue(&first).await.unwrap());
+    assert_eq!(store.issue(&first).await.unwrap(), Issued::Done);
     assert_eq!(store.jwt_status("j1", "g1", NOW).await.unwrap(), (false, None));
     assert!(store.jwt_status("j1", "unknown-grant", NOW).await.unwrap().0, "no such grant");
     assert!(store.jwt_status("j1", "g1", NOW + 86_400).await.unwrap().0, "grant expired");
@@ -93,6 +95,7 @@ async fn a_client_assertion_id_is_used_once_per_client(db: TestDb) {
 }
 
 async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     let store = &db.store;
     // Expired: a code, a session, a whole grant with its tokens, a revocation record, an
     // assertion id.
@@ -107,7 +110,7 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
     if let Some(access) = old.access.as_mut() {
         access.expires_at = NOW + 10;
     }
-    assert!(store.issue(&old).await.unwrap());
+    assert_eq!(store.issue(&old).await.unwrap(), Issued::Done);
     store.use_client_assertion("signed", "old-assertion", NOW + 10).await.unwrap();
     // Live at the time of the purge.
     let later = NOW + 100_000;
@@ -120,7 +123,7 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
     if let Some(access) = young.access.as_mut() {
         access.expires_at = later + 900;
     }
-    assert!(store.issue(&young).await.unwrap());
+    assert_eq!(store.issue(&young).await.unwrap(), Issued::Done);
     store.use_client_assertion("signed", "young-assertion", later + 60).await.unwrap();
     let mut live_session = session("young-session");
     live_session.expires_at = later + 3600;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, OpaqueAccess, Purged,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, OpaqueAccess, Purged,
     Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
@@ -257,6 +257,30 @@ fn with_audience<T>(
     Ok(value)
 }
 
+/// Deletes a client with its codes and consents and revokes its grants and stored access
+/// tokens; whether there was such a client. Runs inside the writer's transaction, so no
+/// [`Store::issue`] interleaves with it.
+fn delete_client(c: &Connection, client_id: &str, now: i64) -> Result<bool> {
+    let removed =
+        c.execute("DELETE FROM clients WHERE client_id = ?1", [client_id]).map_err(backend)?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    for statement in [
+        "DELETE FROM authorization_codes WHERE client_id = ?1",
+        "DELETE FROM consents WHERE client_id = ?1",
+    ] {
+        c.execute(statement, [client_id]).map_err(backend)?;
+    }
+    for statement in [
+        "UPDATE grants SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+        "UPDATE access_tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+    ] {
+        c.execute(statement, params![client_id, now]).map_err(backend)?;
+    }
+    Ok(true)
+}
+
 fn insert_refresh(c: &Connection, token: &RefreshToken) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -450,17 +474,13 @@ impl Store for SqliteStore {
         rows.into_iter().map(|(m, h, s)| client_record(&m, h, &s)).collect()
     }
 
-    async fn remove_client(&self, client_id: &str) -> Result<()> {
+    async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
         let id = client_id.to_owned();
-        let removed = self
-            .write(move |c| {
-                c.execute("DELETE FROM clients WHERE client_id = ?1", [id]).map_err(backend)
-            })
-            .await?;
-        if removed == 0 { Err(Error::NotFound) } else { Ok(()) }
+        let removed = self.write(move |c| delete_client(c, &id, now)).await?;
+        if removed { Ok(()) } else { Err(Error::NotFound) }
     }
 
-    async fn remove_config_clients_except(&self, keep: &[String]) -> Result<u64> {
+    async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64> {
         let keep = keep.to_vec();
         self.write(move |c| {
             let ids: Vec<String> = {
@@ -472,10 +492,9 @@ impl Store for SqliteStore {
             };
             let mut removed = 0;
             for id in ids.iter().filter(|id| !keep.contains(id)) {
-                removed +=
-                    c.execute("DELETE FROM clients WHERE client_id = ?1", [id]).map_err(backend)?;
+                removed += u64::from(delete_client(c, id, now)?);
             }
-            Ok(removed as u64)
+            Ok(removed)
         })
         .await
     }
@@ -786,9 +805,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn issue(&self, issue: &Issue) -> Result<bool> {
+    async fn issue(&self, issue: &Issue) -> Result<Issued> {
         let issue = issue.clone();
         self.write(move |c| {
+            let client_exists = c
+                .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")
+                .and_then(|mut s| s.exists([&issue.grant.client_id]))
+                .map_err(backend)?;
+            if !client_exists {
+                return Ok(Issued::ClientRemoved);
+            }
             if let Some(code_hash) = &issue.code_hash {
                 let replayed: Option<Option<i64>> = c
                     .prepare_cached("SELECT replayed_at FROM authorization_codes WHERE code_hash = ?1")
@@ -796,7 +822,7 @@ impl Store for SqliteStore {
                     .optional()
                     .map_err(backend)?;
                 if !matches!(replayed, Some(None)) {
-                    return Ok(false);
+                    return Ok(Issued::CodeReplayed);
                 }
                 c.prepare_cached("UPDATE authorization_codes SET grant_id = ?1 WHERE code_hash = ?2")
                     .and_then(|mut s| s.execute(params![issue.grant.id, code_hash]))
@@ -827,7 +853,7 @@ impl Store for SqliteStore {
             if let Some(access) = &issue.access {
                 insert_access(c, access)?;
             }
-            Ok(true)
+            Ok(Issued::Done)
         })
         .await
     }

@@ -1,0 +1,146 @@
+//! An administrator racing clients: `latchkey clients remove` (its own process, as in
+//! production) while the client keeps asking for tokens. Once the removal has returned, no
+//! request may get a token, whatever the grant and whatever the caches hold.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::process::{ConfigFile, run, stderr, stdout};
+use crate::{TestDb, TestServer, client};
+
+const CONFIG: &str = r#"
+[[resources]]
+identifier = "https://photos.example.com"
+scopes = ["read:photos"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#;
+
+/// One request: when it was sent and the status it got.
+struct Attempt {
+    sent: Instant,
+    status: u16,
+    grant: &'static str,
+}
+
+async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = client()
+        .post(server.url("/oauth/token"))
+        .basic_auth("batch", Some(secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
+    let server = TestServer::start_ready(&db, CONFIG).await;
+    let cli = ConfigFile::new(&format!(
+        "issuer = \"{}\"\n[database]\nurl = \"{}\"\n{CONFIG}",
+        server.base, db.url
+    ));
+    let added = run(
+        &[
+            "clients",
+            "add",
+            "batch",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "read:photos",
+        ],
+        &cli.path,
+        "",
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let secret: Arc<str> = stdout(&added)
+        .lines()
+        .find_map(|line| line.strip_prefix("client_secret: "))
+        .unwrap_or_else(|| panic!("no secret in: {}", stdout(&added)))
+        .into();
+    let server = Arc::new(server);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (server, secret, stop) = (server.clone(), secret.clone(), stop.clone());
+        workers.spawn(async move {
+            let mut attempts = Vec::new();
+            // Two workers use client credentials; two refresh a token from the password grant.
+            let mut refresh = None;
+            if worker >= 2 {
+                let form = [
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", "alice-password"),
+                ];
+                let (status, body) = token(&server, &secret, &form).await;
+                assert_eq!(status, 200, "{body}");
+                refresh = Some(body["refresh_token"].as_str().unwrap().to_owned());
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let (grant, (status, body)) = match &refresh {
+                    None => {
+                        let form = [("grant_type", "client_credentials")];
+                        ("client_credentials", token(&server, &secret, &form).await)
+                    }
+                    Some(current) => {
+                        let form = [("grant_type", "refresh_token"), ("refresh_token", current)];
+                        ("refresh_token", token(&server, &secret, &form).await)
+                    }
+                };
+                if status == 200 && grant == "refresh_token" {
+                    refresh = Some(body["refresh_token"].as_str().unwrap().to_owned());
+                }
+                attempts.push(Attempt { sent, status, grant });
+            }
+            attempts
+        });
+    }
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let path = cli.path.clone();
+    let removed =
+        tokio::task::spawn_blocking(move || run(&["clients", "remove", "batch"], &path, ""))
+            .await
+            .unwrap();
+    let removed_at = Instant::now();
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let attempts: Vec<Attempt> = workers.join_all().await.into_iter().flatten().collect();
+    let before = attempts.iter().filter(|a| a.sent < removed_at && a.status == 200).count();
+    let after: Vec<&Attempt> = attempts.iter().filter(|a| a.sent >= removed_at).collect();
+    for grant in ["client_credentials", "refresh_token"] {
+        assert!(
+            attempts.iter().any(|a| a.grant == grant && a.status == 200),
+            "{grant} never succeeded before the removal"
+        );
+        assert!(after.iter().any(|a| a.grant == grant), "no {grant} request after the removal");
+    }
+    for attempt in &after {
+        assert!(
+            matches!(attempt.status, 400 | 401),
+            "{} sent {:?} after the removal returned got {}",
+            attempt.grant,
+            attempt.sent - removed_at,
+            attempt.status
+        );
+    }
+    eprintln!("{before} tokens before the removal, {} refused after it", after.len());
+}
+
+crate::on_both_engines!(no_token_is_issued_after_a_client_removal_returns);
