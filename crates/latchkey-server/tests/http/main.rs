@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod code_flow;
+mod crash;
 mod discovery;
 mod interop;
 mod nodes;
