@@ -142,11 +142,9 @@ impl Authority {
         password: &str,
         now: i64,
     ) -> Result<Option<model::User>, Failure> {
-        let delay = self.throttle.delay(username, now);
+        let (delay, attempts) = self.throttle.attempt(username, now);
         if !delay.is_zero() {
             metrics::counter!("latchkey_throttled_total", "kind" => "login").increment(1);
-        }
-        if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let user = self.store.user_by_username(username).await?;
@@ -157,9 +155,14 @@ impl Authority {
             .await
             .map_err(|e| Internal::Crypto(e.to_string()))?;
         let Some(user) = user.filter(|_| valid) else {
-            let failures = self.throttle.failed(username, now);
             metrics::counter!("latchkey_login_failures_total").increment(1);
-            tracing::warn!(failures, "failed login");
+            tracing::warn!(
+                target: "latchkey::security",
+                event = "login_failure",
+                attempts,
+                delayed_ms = delay.as_millis() as u64,
+                "failed login"
+            );
             return Ok(None);
         };
         self.throttle.succeeded(username);
@@ -284,18 +287,19 @@ impl Authority {
         let Some(stored) = record.secret_hash.as_deref() else {
             return Err(bad_credentials().into());
         };
+        let mut attempts = None;
         if stored.starts_with("sha256:") {
+            // A generated 256-bit secret cannot be guessed: no slowdown needed.
             if password::verify(secret, stored) {
                 return Ok(());
             }
         } else if self.verified_secrets.contains(client_id, secret, stored) {
             return Ok(());
         } else {
-            let delay = self.client_throttle.delay(client_id, now);
+            let (delay, count) = self.client_throttle.attempt(client_id, now);
+            attempts = Some(count);
             if !delay.is_zero() {
                 metrics::counter!("latchkey_throttled_total", "kind" => "client").increment(1);
-            }
-            if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let verified = self
@@ -309,9 +313,14 @@ impl Authority {
                 return Ok(());
             }
         }
-        let failures = self.client_throttle.failed(client_id, now);
         metrics::counter!("latchkey_client_auth_failures_total").increment(1);
-        tracing::warn!(%client_id, failures, "failed client authentication");
+        tracing::warn!(
+            target: "latchkey::security",
+            event = "client_authentication_failure",
+            %client_id,
+            attempts,
+            "failed client authentication"
+        );
         Err(bad_credentials().into())
     }
 

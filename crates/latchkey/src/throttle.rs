@@ -24,22 +24,14 @@ pub struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// How long to wait before checking a password for `username`.
-    pub fn delay(&self, username: &str, now: i64) -> Duration {
-        let failures =
-            self.failures.lock().map(|map| map.get(&key(username)).copied()).ok().flatten();
-        match failures {
-            Some((count, last)) if now - last < WINDOW_SECS && count >= FREE_FAILURES => {
-                let exponent = (count - FREE_FAILURES).min(10);
-                (Duration::from_millis(250) * 2u32.pow(exponent)).min(MAX_DELAY)
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Records a failed attempt; returns the account's failure count.
-    pub fn failed(&self, username: &str, now: i64) -> u32 {
-        let Ok(mut map) = self.failures.lock() else { return 0 };
+    /// Records an attempt for `username` and returns how long it must wait before its
+    /// password is checked, with the number of attempts in the window, this one included.
+    ///
+    /// Every attempt counts as a failure until [`LoginThrottle::succeeded`] clears the record:
+    /// counting before the check, not after it, makes a burst of concurrent guesses wait as
+    /// long as the same guesses sent one after another.
+    pub fn attempt(&self, username: &str, now: i64) -> (Duration, u32) {
+        let Ok(mut map) = self.failures.lock() else { return (Duration::ZERO, 0) };
         if map.len() >= MAX_TRACKED {
             map.retain(|_, (_, last)| now - *last < WINDOW_SECS);
             if map.len() >= MAX_TRACKED {
@@ -50,9 +42,10 @@ impl LoginThrottle {
         if now - entry.1 >= WINDOW_SECS {
             *entry = (0, now);
         }
+        let before = entry.0;
         entry.0 += 1;
         entry.1 = now;
-        entry.0
+        (delay_after(before), entry.0)
     }
 
     /// Clears the account's failures after a successful login.
@@ -61,6 +54,15 @@ impl LoginThrottle {
             map.remove(&key(username));
         }
     }
+}
+
+/// The wait before an attempt that follows `failures` unexplained ones.
+fn delay_after(failures: u32) -> Duration {
+    if failures < FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let exponent = (failures - FREE_FAILURES).min(10);
+    (Duration::from_millis(250) * 2u32.pow(exponent)).min(MAX_DELAY)
 }
 
 fn key(username: &str) -> String {
@@ -72,22 +74,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_grow_after_free_failures_and_reset_on_success() {
+    fn delays_grow_after_free_attempts_and_reset_on_success() {
         let throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(throttle.delay("Alice", 0), Duration::ZERO);
-            throttle.failed("alice", 0);
+        for n in 1..=FREE_FAILURES {
+            assert_eq!(throttle.attempt("Alice", 0), (Duration::ZERO, n));
         }
-        assert_eq!(throttle.delay("alice", 1), Duration::from_millis(250));
-        throttle.failed("ALICE", 1);
-        assert_eq!(throttle.delay("alice", 2), Duration::from_millis(500));
+        assert_eq!(throttle.attempt("alice", 1).0, Duration::from_millis(250));
+        assert_eq!(throttle.attempt("ALICE", 2).0, Duration::from_millis(500));
         for _ in 0..20 {
-            throttle.failed("alice", 3);
+            throttle.attempt("alice", 3);
         }
-        assert_eq!(throttle.delay("alice", 4), MAX_DELAY);
-        assert_eq!(throttle.delay("bob", 4), Duration::ZERO);
-        assert_eq!(throttle.delay("alice", 4 + WINDOW_SECS), Duration::ZERO, "old failures expire");
+        assert_eq!(throttle.attempt("alice", 4).0, MAX_DELAY);
+        assert_eq!(throttle.attempt("bob", 4).0, Duration::ZERO);
+        let expired = throttle.attempt("alice", 4 + WINDOW_SECS);
+        assert_eq!(expired, (Duration::ZERO, 1), "old attempts expire");
         throttle.succeeded("alice");
-        assert_eq!(throttle.delay("alice", 5), Duration::ZERO);
+        assert_eq!(throttle.attempt("alice", 5), (Duration::ZERO, 1));
     }
 }

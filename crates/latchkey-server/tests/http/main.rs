@@ -3,6 +3,7 @@
 //! the PostgreSQL tests are skipped, except under `CI=true`, where that is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
 
+mod abuse;
 mod browser;
 mod cli;
 mod cluster;
