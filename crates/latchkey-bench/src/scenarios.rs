@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -82,9 +82,15 @@ pub(crate) enum Scenario {
     IntrospectJwt,
     /// POST /oauth/token, refresh_token: each worker follows its own rotation chain.
     Refresh,
+    /// [`Scenario::ClientCredentials`] while [`LOGINS_PER_SECOND`] logins (each a password
+    /// hash) arrive at the login form: hashing must not starve the token endpoint.
+    LoginFlood,
 }
 
-pub(crate) const ALL: [Scenario; 7] = [
+/// The login rate of [`Scenario::LoginFlood`].
+const LOGINS_PER_SECOND: u64 = 200;
+
+pub(crate) const ALL: [Scenario; 8] = [
     Scenario::CodeFlowRs256,
     Scenario::CodeFlowEs256,
     Scenario::Jwks,
@@ -92,6 +98,7 @@ pub(crate) const ALL: [Scenario; 7] = [
     Scenario::IntrospectOpaque,
     Scenario::IntrospectJwt,
     Scenario::Refresh,
+    Scenario::LoginFlood,
 ];
 
 impl Scenario {
@@ -110,6 +117,7 @@ impl Scenario {
             Scenario::IntrospectOpaque => ("introspect (opaque)", "bench-machine-opaque"),
             Scenario::IntrospectJwt => ("introspect (JWT)", "bench-machine"),
             Scenario::Refresh => ("refresh", "bench-first-party"),
+            Scenario::LoginFlood => ("client_credentials+logins", "bench-machine"),
         }
     }
 }
@@ -275,7 +283,7 @@ async fn operate(
         (Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256, _) => {
             code_flow(http, base, client_id).await
         }
-        (Scenario::ClientCredentials, _) => {
+        (Scenario::ClientCredentials | Scenario::LoginFlood, _) => {
             let tokens =
                 token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
             field(&tokens, "access_token").map(drop)
@@ -308,6 +316,38 @@ async fn operate(
     }
 }
 
+/// Sends [`LOGINS_PER_SECOND`] wrong-password logins, each for a different made-up account (so
+/// no per-account throttle applies and every one costs a hash), until `stop` is set. Returns
+/// how many were sent and how many were answered with the login page again.
+async fn login_flood(base: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
+    let browser = reqwest::Client::builder().cookie_store(true).build()?;
+    let page = browser.get(authorize_url(&base, "bench-rs256")).send().await?.text().await?;
+    let (csrf, request) = (hidden(&page, "csrf_token")?, hidden(&page, "request")?);
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut sent = 0;
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / LOGINS_PER_SECOND));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while !stop.load(Ordering::Relaxed) {
+        ticks.tick().await;
+        sent += 1;
+        let form = [
+            ("username", format!("flood-{sent}")),
+            ("password", "not-the-password".to_owned()),
+            ("csrf_token", csrf.clone()),
+            ("request", request.clone()),
+        ];
+        let (browser, url, answered) = (browser.clone(), format!("{base}/login"), answered.clone());
+        tokio::spawn(async move {
+            if let Ok(response) = browser.post(url).form(&form).send().await
+                && response.status() == 401
+            {
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    Ok((sent, answered.load(Ordering::Relaxed)))
+}
+
 /// Runs one scenario for `duration` with `concurrency` workers.
 pub(crate) async fn run(
     scenario: Scenario,
@@ -326,6 +366,9 @@ pub(crate) async fn run(
     for _ in 0..concurrency {
         prepared.push(prepare(scenario, &http, &server.base, client_id).await?);
     }
+    let stop_flood = Arc::new(AtomicBool::new(false));
+    let flood = matches!(scenario, Scenario::LoginFlood)
+        .then(|| tokio::spawn(login_flood(server.base.clone(), stop_flood.clone())));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let cpu_before = server.cpu_seconds()?;
@@ -357,6 +400,14 @@ pub(crate) async fn run(
     }
     let elapsed = started.elapsed();
     let cpu = server.cpu_seconds()? - cpu_before;
+    if let Some(flood) = flood {
+        stop_flood.store(true, Ordering::Relaxed);
+        let (sent, answered) = flood.await??;
+        println!(
+            "  (logins: {sent} sent in {:.1} s, {answered} answered by the end)",
+            elapsed.as_secs_f64()
+        );
+    }
     Ok(Report {
         name,
         ok: ok.load(Ordering::Relaxed),

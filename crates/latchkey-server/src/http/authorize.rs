@@ -279,7 +279,7 @@ impl Flow<'_> {
 }
 
 fn parse(raw: &str) -> Result<Params, ()> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw).map(Params::new).map_err(drop)
+    Params::from_form(raw).map_err(drop)
 }
 
 /// Parses and validates the authorization request; a failure is already the response.

@@ -50,7 +50,7 @@ pub(super) async fn post(
 }
 
 fn parse(raw: &str) -> Option<Params> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw).ok().map(Params::new)
+    Params::from_form(raw).ok()
 }
 
 async fn handle(state: &AppState, headers: &HeaderMap, raw: String, confirmed: bool) -> Response {

@@ -34,9 +34,7 @@ pub(crate) fn form_params(
         return Err(invalid("the body must be application/x-www-form-urlencoded"));
     }
     let text = std::str::from_utf8(body).map_err(|_| invalid("the body is not valid UTF-8"))?;
-    serde_urlencoded::from_str::<Vec<(String, String)>>(text)
-        .map(Params::new)
-        .map_err(|_| invalid("the body is not a valid form"))
+    Ok(Params::from_form(text)?)
 }
 
 /// POST /oauth/token.

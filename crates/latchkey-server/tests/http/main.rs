@@ -10,6 +10,7 @@ mod cluster;
 mod code_flow;
 mod crash;
 mod discovery;
+mod hostile;
 mod interop;
 mod nodes;
 mod photo_api;

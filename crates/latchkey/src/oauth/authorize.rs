@@ -106,7 +106,7 @@ pub fn validate(
     let state = params.get("state").ok().flatten().map(str::to_owned);
     let fail = |error: OAuthError| RequestError::Redirect {
         redirect_uri: redirect_uri.clone(),
-        state: state.clone().filter(|s| s.len() <= MAX_ECHO_LEN),
+        state: state.clone().filter(|s| s.len() <= MAX_ECHO_LEN && is_vschar(s)),
         error,
     };
     validate_after_redirect(params, &client, resources)
@@ -197,6 +197,14 @@ fn validate_after_redirect(
         || params.get("state")?.is_some_and(|s| s.len() > MAX_ECHO_LEN)
     {
         return Err(invalid(format!("state and nonce may be at most {MAX_ECHO_LEN} characters")));
+    }
+    // RFC 6749 Appendix A.5: state is 1*VSCHAR. A nonce has no grammar, but a control
+    // character in it could only be meant to break whatever logs or compares it.
+    if params.get("state")?.is_some_and(|s| !is_vschar(s)) {
+        return Err(invalid("state may only contain visible ASCII characters and spaces"));
+    }
+    if nonce.as_ref().is_some_and(|n| n.chars().any(char::is_control)) {
+        return Err(invalid("nonce may not contain control characters"));
     }
     let prompt = parse_prompt(params.get("prompt")?)?;
     let max_age = match params.get("max_age")? {
@@ -376,6 +384,11 @@ pub fn error_redirect(
     }
     pairs.push(("iss", issuer));
     redirect_with(redirect_uri, &pairs)
+}
+
+/// Whether every character is a VSCHAR (%x20-7E, RFC 6749 Appendix A).
+fn is_vschar(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! Request parameters as received: name/value pairs, each name at most once (RFC 6749 §3.1,
 //! §3.2: "Request and response parameters MUST NOT be included more than once").
 
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
+
 use super::{ErrorCode, OAuthError};
 
 /// Form or query parameters, checked for repeats.
@@ -11,6 +15,28 @@ impl Params {
     /// Wraps decoded pairs.
     pub fn new(pairs: Vec<(String, String)>) -> Self {
         Params(pairs)
+    }
+
+    /// Decodes `application/x-www-form-urlencoded` text: a request body or a query string. A
+    /// name or value that is not UTF-8 once percent-decoded is refused, where the usual lossy
+    /// decoding would pass it on with replacement characters.
+    pub fn from_form(text: &str) -> Result<Self, OAuthError> {
+        let decode = |raw: &str| -> Result<String, OAuthError> {
+            let spaced =
+                if raw.contains('+') { Cow::Owned(raw.replace('+', " ")) } else { raw.into() };
+            percent_decode_str(&spaced).decode_utf8().map(Cow::into_owned).map_err(|_| {
+                OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "a parameter is not valid UTF-8 once percent-decoded",
+                )
+            })
+        };
+        let mut pairs = Vec::new();
+        for part in text.split('&').filter(|part| !part.is_empty()) {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((decode(name)?, decode(value)?));
+        }
+        Ok(Params(pairs))
     }
 
     /// The single value of `name`; `Ok(None)` when absent; an error when given twice. An empty
@@ -70,5 +96,20 @@ mod tests {
             params(&[("resource", "x"), ("resource", "y")]).first_repeat(&["resource"]),
             None
         );
+    }
+
+    #[test]
+    fn forms_decode_like_url_encoding_and_refuse_invalid_utf8() {
+        let p = Params::from_form("a=x+y%20z&&b&c=%E2%9C%93&%6E=%2B&bad=%G1").unwrap();
+        assert_eq!(p.get("a").unwrap(), Some("x y z"));
+        assert_eq!(p.get("b").unwrap(), None, "a name without = is present and empty");
+        assert_eq!(p.get("c").unwrap(), Some("\u{2713}"));
+        assert_eq!(p.get("n").unwrap(), Some("+"));
+        assert_eq!(p.get("bad").unwrap(), Some("%G1"), "a broken escape stays as it is");
+        for text in ["a=%FF", "%C3=1", "a=%C3%28", "a=%ED%A0%80"] {
+            let error = Params::from_form(text).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidRequest, "{text}");
+        }
+        assert_eq!(Params::from_form("").unwrap().all("a").count(), 0);
     }
 }
