@@ -45,6 +45,8 @@ pub(crate) struct KeyCache {
     allowed: Vec<Algorithm>,
     min_refetch_interval: Duration,
     current: RwLock<Option<Arc<KeySet>>>,
+    /// A key set given at construction: never fetched, never replaced.
+    pinned: bool,
     /// Held while fetching: one fetch at a time; also records when the last one started.
     fetching: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -75,8 +77,17 @@ impl KeyCache {
             allowed,
             min_refetch_interval,
             current: RwLock::new(None),
+            pinned: false,
             fetching: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// A cache holding `set` for good, with no issuer to fetch from.
+    pub(crate) fn pinned(set: &JwkSet, allowed: Vec<Algorithm>) -> Self {
+        let keys = usable_keys(set, &allowed);
+        let cache = KeyCache::new(reqwest::Client::new(), String::new(), allowed, Duration::MAX);
+        let set = KeySet { keys, fetched_at: Instant::now(), fresh_for: Duration::MAX };
+        KeyCache { current: RwLock::new(Some(Arc::new(set))), pinned: true, ..cache }
     }
 
     /// The key `kid`, fetching the set when it is missing, stale or lacks the key.
@@ -103,6 +114,9 @@ impl KeyCache {
     /// Fetches a new set unless another caller did since `seen` or one was fetched too
     /// recently.
     async fn refresh(&self, seen: Option<Instant>) {
+        if self.pinned {
+            return;
+        }
         let mut last_fetch = self.fetching.lock().await;
         let current = self.snapshot();
         if current.as_ref().map(|s| s.fetched_at) != seen {
@@ -140,16 +154,7 @@ impl KeyCache {
         }
         let (body, max_age) = self.get(&discovery.jwks_uri).await?;
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("jwks: {e}"))?;
-        let keys = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let kid = jwk.common.key_id.clone()?;
-                let alg = algorithm(jwk).filter(|alg| self.allowed.contains(alg))?;
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some((kid, VerifyingKey { alg, key: Arc::new(key) }))
-            })
-            .collect();
+        let keys = usable_keys(&set, &self.allowed);
         let fresh_for = max_age.unwrap_or(DEFAULT_FRESH).clamp(MIN_FRESH, MAX_FRESH);
         Ok(KeySet { keys, fetched_at: Instant::now(), fresh_for })
     }
@@ -170,6 +175,19 @@ impl KeyCache {
         }
         Ok((body, max_age))
     }
+}
+
+/// The keys of `set` that have a `kid` and an allowed algorithm, by `kid`.
+fn usable_keys(set: &JwkSet, allowed: &[Algorithm]) -> HashMap<String, VerifyingKey> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let alg = algorithm(jwk).filter(|alg| allowed.contains(alg))?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((kid, VerifyingKey { alg, key: Arc::new(key) }))
+        })
+        .collect()
 }
 
 /// `max-age` of a `Cache-Control` value; `no-store`/`no-cache` mean "fetch each time" (the

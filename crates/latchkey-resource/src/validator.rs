@@ -100,6 +100,11 @@ pub struct Validator {
 
 const FORBIDDEN: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
+/// The configured algorithms minus the symmetric ones, which a public key set cannot serve.
+fn allowed_algorithms(config: &ValidatorConfig) -> Vec<Algorithm> {
+    config.algorithms.iter().copied().filter(|alg| !FORBIDDEN.contains(alg)).collect()
+}
+
 impl Validator {
     /// A validator that fetches keys with its own HTTP client.
     pub fn new(config: ValidatorConfig) -> Self {
@@ -110,9 +115,30 @@ impl Validator {
 
     /// A validator that fetches keys with `http`.
     pub fn with_http_client(config: ValidatorConfig, http: reqwest::Client) -> Self {
-        let allowed: Vec<Algorithm> =
-            config.algorithms.iter().copied().filter(|alg| !FORBIDDEN.contains(alg)).collect();
-        let validations = allowed
+        let allowed = allowed_algorithms(&config);
+        let keys = KeyCache::new(http, config.issuer.clone(), allowed, config.min_refetch_interval);
+        Validator::with_key_cache(config, keys)
+    }
+
+    /// A validator that trusts exactly the keys of `jwks` and never fetches any: for an API
+    /// that cannot reach the issuer and has its keys distributed with its configuration.
+    /// Keys need a `kid`; keys of other types or algorithms are ignored.
+    pub fn with_pinned_keys(config: ValidatorConfig, jwks: &crate::JwkSet) -> Self {
+        // The same JSON, read as jsonwebtoken's type, key by key: one odd key cannot void the
+        // others.
+        let keys = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| serde_json::to_value(jwk).ok())
+            .filter_map(|jwk| serde_json::from_value(jwk).ok())
+            .collect();
+        let set = jsonwebtoken::jwk::JwkSet { keys };
+        let keys = KeyCache::pinned(&set, allowed_algorithms(&config));
+        Validator::with_key_cache(config, keys)
+    }
+
+    fn with_key_cache(config: ValidatorConfig, keys: KeyCache) -> Self {
+        let validations = allowed_algorithms(&config)
             .iter()
             .map(|alg| {
                 let mut validation = Validation::new(*alg);
@@ -124,7 +150,6 @@ impl Validator {
                 (*alg, validation)
             })
             .collect();
-        let keys = KeyCache::new(http, config.issuer.clone(), allowed, config.min_refetch_interval);
         Validator { config, keys, validations }
     }
 

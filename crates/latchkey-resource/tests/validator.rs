@@ -223,6 +223,26 @@ async fn cached_keys_keep_working_while_the_issuer_is_down() {
 }
 
 #[tokio::test]
+async fn pinned_keys_validate_without_any_issuer_and_nothing_else_does() {
+    let (jwk, key) = ec_key("k1");
+    let (_, stranger) = ec_key("k2");
+    // An issuer URL that nothing listens on: a fetch would fail and show as IssuerUnavailable.
+    let base = "http://127.0.0.1:9".to_owned();
+    let jwks: latchkey_resource::JwkSet = serde_json::from_value(json!({ "keys": [jwk] })).unwrap();
+    let validator = Validator::with_pinned_keys(ValidatorConfig::new(&base, AUDIENCE), &jwks);
+    let claims = json!({
+        "iss": base, "sub": "alice", "aud": AUDIENCE, "exp": now() + 300, "iat": now(),
+        "jti": "j1", "client_id": "app", "scope": "read:photos",
+    });
+    let token = validator.validate(&sign(&key, "k1", "at+jwt", &claims)).await.unwrap();
+    assert_eq!(token.sub(), "alice");
+    let unknown = validator.validate(&sign(&stranger, "k2", "at+jwt", &claims)).await;
+    assert_eq!(unknown.unwrap_err(), Rejection::UnknownKey, "no fetch, no other key");
+    let forged = validator.validate(&sign(&stranger, "k1", "at+jwt", &claims)).await;
+    assert_eq!(forged.unwrap_err(), Rejection::BadSignature);
+}
+
+#[tokio::test]
 async fn an_unreachable_issuer_without_cached_keys_is_unavailable_not_invalid() {
     let (jwk, key) = ec_key("k1");
     let issuer = issuer(vec![jwk]).await;

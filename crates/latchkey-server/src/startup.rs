@@ -13,6 +13,7 @@ use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::oidc::discovery;
 use latchkey::password::Hasher;
+use latchkey::store::timed::TimedStore;
 use latchkey::store::{self, Store};
 use latchkey::throttle::LoginThrottle;
 use tokio::sync::watch;
@@ -40,7 +41,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 pub async fn boot(config: Config) -> anyhow::Result<AppState> {
     // Before anything counts: the metrics recorder for /metrics.
     crate::http::metrics::handle();
-    let store = open_store(&config).await?;
+    let store: Arc<dyn Store> = Arc::new(TimedStore::new(open_store(&config).await?));
     let master = config.master_key()?;
     let keys = KeyManager::start(store.clone(), master, config.key_policy(), unix_now())
         .await

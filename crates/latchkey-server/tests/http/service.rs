@@ -731,6 +731,20 @@ mod limits {
             text.contains("latchkey_http_requests_total{endpoint=\"/oauth/token\",status=\"200\"}"),
             "{text}"
         );
+        // Store latency by operation (client credentials read the client afresh) and the age
+        // of every signing key in use.
+        assert!(
+            text.contains("latchkey_store_operation_duration_seconds_count{operation=\"client\"}"),
+            "{text}"
+        );
+        for (purpose, alg) in
+            [("access_token", "ES256"), ("id_token", "RS256"), ("id_token", "EdDSA")]
+        {
+            let gauge =
+                format!("latchkey_signing_key_age_seconds{{purpose=\"{purpose}\",alg=\"{alg}\"}}");
+            assert!(text.contains(&gauge), "no {gauge} in:\n{text}");
+        }
+        assert!(!text.contains("latchkey_signing_keys{state=\"current\"} 0"), "{text}");
         assert!(!text.contains("machine-secret"));
     }
 }

@@ -248,6 +248,33 @@ pub struct KeyStatus {
     pub state: KeyState,
 }
 
+/// Publishes the age of each slot's signing key and how many keys are in each state, as of
+/// this refresh (every node refreshes every 60 s): a rotation that stopped happening shows as
+/// an age that keeps growing past the rotation period.
+fn record_key_ages(records: &[KeyRecord], states: &[KeyState], now: i64) {
+    let mut counts = [("next", 0u32), ("current", 0), ("retiring", 0)];
+    for (record, state) in records.iter().zip(states) {
+        let counted = match state {
+            KeyState::Next => 0,
+            KeyState::Current => 1,
+            KeyState::Retiring { .. } => 2,
+            KeyState::Expired => continue,
+        };
+        counts[counted].1 += 1;
+        if *state == KeyState::Current {
+            metrics::gauge!(
+                "latchkey_signing_key_age_seconds",
+                "purpose" => record.purpose.as_str(),
+                "alg" => record.alg.as_str()
+            )
+            .set((now - record.activates_at) as f64);
+        }
+    }
+    for (state, count) in counts {
+        metrics::gauge!("latchkey_signing_keys", "state" => state).set(f64::from(count));
+    }
+}
+
 /// Creates, rotates, prunes and loads signing keys.
 pub struct KeyManager {
     store: Arc<dyn Store>,
@@ -317,6 +344,7 @@ impl KeyManager {
                 (record.private_key, record.sealed) = (sealed, true);
             }
         }
+        record_key_ages(&records, &states, now);
         let snapshot = self.build_snapshot(&records, &states)?;
         match self.snapshot.write() {
             Ok(mut guard) => *guard = Arc::new(snapshot),

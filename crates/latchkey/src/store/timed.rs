@@ -1,0 +1,87 @@
+//! A [`Store`] that times every operation into the `latchkey_store_operation_duration_seconds`
+//! histogram, labelled by operation: store latency on `/metrics`, for either engine.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::{Result, RotationRequest, Store};
+use crate::keys::KeyRecord;
+use crate::model::{
+    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, Purged, Redemption,
+    RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+};
+
+/// Wraps a store and times each call; errors are timed too.
+pub struct TimedStore {
+    inner: Arc<dyn Store>,
+}
+
+impl TimedStore {
+    /// Times `inner`.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        TimedStore { inner }
+    }
+}
+
+fn record(operation: &'static str, started: Instant) {
+    metrics::histogram!("latchkey_store_operation_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Writes the trait's methods, each forwarding to `inner` between a clock read and a record.
+macro_rules! timed {
+    ($(fn $name:ident(&self $(, $param:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl Store for TimedStore {
+            $(
+                async fn $name(&self $(, $param: $ty)*) -> $ret {
+                    let started = Instant::now();
+                    let result = self.inner.$name($($param),*).await;
+                    record(stringify!($name), started);
+                    result
+                }
+            )*
+        }
+    };
+}
+
+timed! {
+    fn migrate(&self) -> Result<()>;
+    fn ping(&self) -> Result<()>;
+    fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+    fn clients(&self) -> Result<Vec<ClientRecord>>;
+    fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
+    fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
+    fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
+    fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+    fn users(&self) -> Result<Vec<User>>;
+    fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
+    fn remove_user(&self, username: &str) -> Result<()>;
+    fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+    fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
+    fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
+    fn remove_signing_key(&self, kid: &str) -> Result<()>;
+    fn create_session(&self, session: &Session) -> Result<()>;
+    fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
+    fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<String>)>>;
+    fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
+    fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<()>;
+    fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
+    fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption>;
+    fn issue(&self, issue: &Issue) -> Result<Issued>;
+    fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+    fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;
+    fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
+    fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;
+    fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
+    fn access_token_by_hash(&self, token_hash: &str, now: i64) -> Result<Option<StoredAccess>>;
+    fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
+    fn revoke_refresh_token(&self, token_hash: &str, client_id: &str, now: i64) -> Result<RefreshRevocation>;
+    fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;
+    fn purge(&self, now: i64) -> Result<Purged>;
+}
