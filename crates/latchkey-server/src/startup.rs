@@ -18,7 +18,7 @@ use latchkey::store::{self, Store};
 use latchkey::throttle::LoginThrottle;
 use tokio::sync::watch;
 
-use crate::config::{Config, KEY_REFRESH_INTERVAL};
+use crate::config::Config;
 use crate::http::{AppState, paths};
 
 /// Unix time in seconds: the clock every expiry check is given.
@@ -75,7 +75,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();
     tokio::spawn(load_static_registrations(config.clone(), store.clone(), hasher, loaded_tx));
-    tokio::spawn(refresh_keys(keys.clone()));
+    tokio::spawn(refresh_keys(keys.clone(), config.keys.refresh_interval));
     tokio::spawn(purge_expired(store.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded })
 }
@@ -193,8 +193,8 @@ async fn purge_expired(store: Arc<dyn Store>) {
     }
 }
 
-async fn refresh_keys(keys: Arc<KeyManager>) {
-    let mut interval = tokio::time::interval(KEY_REFRESH_INTERVAL);
+async fn refresh_keys(keys: Arc<KeyManager>, every: std::time::Duration) {
+    let mut interval = tokio::time::interval(every);
     interval.tick().await;
     loop {
         interval.tick().await;

@@ -26,7 +26,8 @@ const TEST_PREFIX: &str = "LATCHKEY_TEST_";
 
 /// How long browsers and verifiers may cache the JWKS (`Cache-Control: max-age`).
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
-/// How often each node reloads keys from the database (and rotates those due).
+/// How often each node reloads keys from the database (and rotates those due), unless
+/// `keys.refresh_interval` says otherwise.
 pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A configuration problem: one line naming the key and the fix.
@@ -111,6 +112,8 @@ pub struct KeyConfig {
     pub rotation_period: Duration,
     /// How long a new key is published before it signs.
     pub prepublication: Duration,
+    /// How often each node reloads keys from the database.
+    pub refresh_interval: Duration,
 }
 
 /// `[log]`.
@@ -186,7 +189,7 @@ impl Config {
         let longest_token = self.tokens.access_token_ttl.max(self.tokens.id_token_ttl);
         // Nodes notice a successor within one refresh interval and may sign with the old key
         // until then; keep its public half that much longer, twice for clock skew.
-        let retention = longest_token + 2 * KEY_REFRESH_INTERVAL;
+        let retention = longest_token + 2 * self.keys.refresh_interval;
         Policy {
             prepublication: secs(self.keys.prepublication),
             retention: secs(retention),

@@ -97,6 +97,7 @@ struct RawTokens {
 struct RawKeys {
     rotation_period: Option<String>,
     prepublication: Option<String>,
+    refresh_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,7 +231,14 @@ impl RawKeys {
             optional_duration("keys.rotation_period", self.rotation_period.as_deref(), "90d")?;
         let prepublication =
             optional_duration("keys.prepublication", self.prepublication.as_deref(), "1h")?;
-        let minimum = JWKS_MAX_AGE + KEY_REFRESH_INTERVAL;
+        let refresh_interval = match self.refresh_interval.as_deref() {
+            None => KEY_REFRESH_INTERVAL,
+            Some(value) => duration("keys.refresh_interval", value)?,
+        };
+        if !(1..=3600).contains(&refresh_interval.as_secs()) {
+            return Err(ConfigError::at("keys.refresh_interval", "must be between 1s and 1h"));
+        }
+        let minimum = JWKS_MAX_AGE + refresh_interval;
         if prepublication <= minimum {
             return Err(ConfigError::at(
                 "keys.prepublication",
@@ -246,7 +254,7 @@ impl RawKeys {
                 "must be longer than keys.prepublication",
             ));
         }
-        Ok(KeyConfig { rotation_period, prepublication })
+        Ok(KeyConfig { rotation_period, prepublication, refresh_interval })
     }
 }
 

@@ -111,6 +111,14 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "config: keys.prepublication: must be longer than 360s (JWKS cache max-age plus key refresh interval), or verifiers may see a key before they can fetch it",
         ),
         (
+            "[keys]\nrefresh_interval = \"2h\"",
+            "config: keys.refresh_interval: must be between 1s and 1h",
+        ),
+        (
+            "[keys]\nrefresh_interval = \"59m\"",
+            "config: keys.prepublication: must be longer than 3840s (JWKS cache max-age plus key refresh interval), or verifiers may see a key before they can fetch it",
+        ),
+        (
             "master_key = \"too-short\"",
             "config: master_key: master key must be 32 random bytes in base64 (for example from `openssl rand -base64 32`)",
         ),

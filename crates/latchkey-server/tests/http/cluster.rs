@@ -22,6 +22,9 @@ url = "{database}"
 [log]
 level = "warn"
 
+[keys]
+refresh_interval = "1s"
+
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos"]
@@ -207,4 +210,41 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
             form(format!("{node}/oauth/token"), &cc, Some(("batch", &secret))).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{node}");
     }
+}
+
+/// `latchkey keys rotate` on one node's config: both running nodes publish the successor
+/// within their refresh interval (1 s here, 60 s by default) and agree on the JWKS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotated_with_the_cli_are_published_by_both_nodes() {
+    let Some(db) = crate::postgres_db().await else { return };
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];
+    let (config_a, config_b) = (config(&issuer, port_a, &db.url), config(&issuer, port_b, &db.url));
+    let _a = Serving::start(&config_a.path);
+    let _b = Serving::start(&config_b.path);
+    let http = reqwest::Client::new();
+    for node in &nodes {
+        wait_until_ok(&http, &format!("{node}/readyz"), Duration::from_secs(30)).await;
+    }
+    let jwks = |node: &str| {
+        let (http, url) = (http.clone(), format!("{node}/.well-known/jwks.json"));
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let before = jwks(&nodes[0]).await["keys"].as_array().unwrap().len();
+    assert_eq!(jwks(&nodes[1]).await["keys"].as_array().unwrap().len(), before);
+
+    let rotated = run(&["keys", "rotate"], &config_a.path, "");
+    assert!(rotated.status.success(), "{}", crate::process::stderr(&rotated));
+    let rotated_at = std::time::Instant::now();
+    for node in &nodes {
+        loop {
+            if jwks(node).await["keys"].as_array().unwrap().len() == 2 * before {
+                break;
+            }
+            assert!(rotated_at.elapsed() < Duration::from_secs(5), "{node} did not publish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(jwks(&nodes[0]).await, jwks(&nodes[1]).await);
 }

@@ -4,13 +4,41 @@ use serde_json::Value;
 
 use crate::{TestDb, TestServer, client, get_json};
 
+const MACHINE: &str = r#"
+[[resources]]
+identifier = "https://photos.example.com"
+scopes = ["read:photos"]
+
+[[clients]]
+client_id = "machine"
+client_secret = "machine-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+"#;
+
+/// The `kid` of a client-credentials access token from `server`.
+async fn signing_kid(server: &TestServer) -> String {
+    let body: Value = client()
+        .post(server.url("/oauth/token"))
+        .basic_auth("machine", Some("machine-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
 async fn jwks_of(server: &TestServer) -> Value {
     get_json(&client(), &server.url("/.well-known/jwks.json")).await
 }
 
 async fn two_nodes_publish_the_same_jwks_and_follow_rotation(db: TestDb) {
-    let a = TestServer::start(&db, "").await;
-    let b = TestServer::start(&db, "").await;
+    let a = TestServer::start_ready(&db, MACHINE).await;
+    let b = TestServer::start_ready(&db, MACHINE).await;
     assert_eq!(jwks_of(&a).await, jwks_of(&b).await);
     let slots = latchkey::keys::SLOTS.len();
     assert_eq!(jwks_of(&a).await["keys"].as_array().unwrap().len(), slots);
@@ -22,6 +50,20 @@ async fn two_nodes_publish_the_same_jwks_and_follow_rotation(db: TestDb) {
     let published = jwks_of(&b).await;
     assert_eq!(published["keys"].as_array().unwrap().len(), 2 * slots);
     assert_eq!(jwks_of(&a).await, published);
+
+    // Both keep signing with the old key until the successor's activation, then both switch.
+    let old = signing_kid(&a).await;
+    assert_eq!(signing_kid(&b).await, old);
+    let activation = now + a.state.config.key_policy().prepublication + 1;
+    for node in [&a, &b] {
+        node.state.keys.refresh(activation).await.unwrap();
+    }
+    let new = signing_kid(&a).await;
+    assert_ne!(new, old, "the successor signs once active");
+    assert_eq!(signing_kid(&b).await, new, "both nodes sign with the same key");
+    let kids: Vec<&str> =
+        published["keys"].as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert!(kids.contains(&new.as_str()), "the new key was published before it signed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
