@@ -2,8 +2,10 @@
 //! database and prints plain text for people and scripts.
 
 use std::io::BufRead;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use latchkey::client_cache::CLIENT_CACHE_TTL;
 use latchkey::keys::{KeyManager, KeyState};
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::password;
@@ -43,7 +45,11 @@ pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result
         ClientsCommand::Remove { client_id } => {
             let record = store.client(&client_id).await?.with_context(|| no_client(&client_id))?;
             store.remove_client(&client_id, unix_now()).await?;
-            println!("removed client {client_id}");
+            // Every node may still serve the client from its cache for CLIENT_CACHE_TTL after
+            // the commit; returning only then means that once this command returns, no node
+            // accepts the client (the removal has revoked what it held already).
+            tokio::time::sleep(CLIENT_CACHE_TTL + Duration::from_millis(200)).await;
+            println!("removed client {client_id}; no node accepts it any more");
             if record.source == ClientSource::Config {
                 eprintln!(
                     "note: {client_id} is in the config file and comes back at the next start; remove it there too"

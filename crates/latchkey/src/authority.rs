@@ -251,16 +251,9 @@ impl Authority {
     pub async fn authenticate_client(
         &self,
         presented: &Presented,
-        lookup: ClientLookup,
         now: i64,
     ) -> Result<Client, Failure> {
-        let record = match lookup {
-            ClientLookup::Cached => self.client(&presented.client_id).await?,
-            ClientLookup::Fresh => {
-                self.clients.reload(self.store.as_ref(), &presented.client_id).await?
-            }
-        };
-        let Some(record) = record else {
+        let Some(record) = self.client(&presented.client_id).await? else {
             return Err(bad_credentials().into());
         };
         let secret = client_auth::check_method(presented, &record.client)?;
@@ -355,27 +348,6 @@ impl Authority {
             .into());
         }
         Ok(())
-    }
-}
-
-/// How current the client record behind an authentication must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientLookup {
-    /// Up to [`crate::client_cache::CLIENT_CACHE_TTL`] old: enough where the store checks the
-    /// client again in the transaction that issues (codes, refresh tokens) or nothing is issued.
-    Cached,
-    /// Read now: for grants that issue with no stored state to check (client credentials,
-    /// password), so that no token is issued once a removal of the client has returned.
-    Fresh,
-}
-
-impl ClientLookup {
-    /// The lookup a token request with this form needs.
-    pub fn for_token_request(params: &crate::oauth::Params) -> Self {
-        match params.get("grant_type") {
-            Ok(Some("client_credentials" | "password")) => Self::Fresh,
-            _ => Self::Cached,
-        }
     }
 }
 

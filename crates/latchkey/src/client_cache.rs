@@ -2,10 +2,11 @@
 //!
 //! Every authorization and token request needs its client; reading it from the database each
 //! time costs a round trip to the store's thread for data that changes a few times a day. An
-//! entry lives [`CLIENT_CACHE_TTL`] at most, so a change made with the CLI or on another node
-//! reaches this one within that time (the README states the bound). Unknown client ids are
-//! never cached: a flood of made-up ids cannot grow the map, and a newly registered client
-//! works at once.
+//! entry lives [`CLIENT_CACHE_TTL`] at most, counted from before the read that filled it, so
+//! a change committed at time T is seen by every node from T + [`CLIENT_CACHE_TTL`] on: the
+//! CLI waits that long after removing a client before it returns. Unknown client ids are never
+//! cached: a flood of made-up ids cannot grow the map, and a newly registered client works at
+//! once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -33,22 +34,16 @@ impl ClientCache {
         if let Some(record) = self.fresh(client_id) {
             return Ok(Some(record));
         }
-        self.reload(store, client_id).await
-    }
-
-    /// The client `client_id` as `store` has it now, also replacing the cached entry.
-    pub async fn reload(
-        &self,
-        store: &dyn Store,
-        client_id: &str,
-    ) -> store::Result<Option<Arc<ClientRecord>>> {
+        // Timed from before the read: a read that began before a change committed may return
+        // the old record after it, and must not keep it past the change + the lifetime.
+        let read_at = Instant::now();
         let loaded = store.client(client_id).await?.map(Arc::new);
         // A poisoned lock only means another thread panicked mid-update of a plain map; the
         // cache stays usable, and skipping the update is always correct.
         if let Ok(mut entries) = self.entries.write() {
             match &loaded {
                 Some(record) => {
-                    entries.insert(client_id.to_owned(), (Instant::now(), record.clone()));
+                    entries.insert(client_id.to_owned(), (read_at, record.clone()));
                 }
                 None => {
                     entries.remove(client_id);

@@ -6,8 +6,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use latchkey::authority::ClientLookup;
-
 use super::AppState;
 use super::error::json_error;
 use super::token::{authenticated, no_store_json};
@@ -21,9 +19,7 @@ pub(super) async fn introspect(
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let (caller, params) =
-            authenticated(&state, &headers, query.as_deref(), &body, |_| ClientLookup::Cached)
-                .await?;
+        let (caller, params) = authenticated(&state, &headers, query.as_deref(), &body).await?;
         state.authority.introspect(&caller, &params, unix_now()).await
     };
     match answer.await {
@@ -40,9 +36,7 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let (caller, params) =
-            authenticated(&state, &headers, query.as_deref(), &body, |_| ClientLookup::Cached)
-                .await?;
+        let (caller, params) = authenticated(&state, &headers, query.as_deref(), &body).await?;
         state.authority.revoke(&caller, &params, unix_now()).await
     };
     match answer.await {

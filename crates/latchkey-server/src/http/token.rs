@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use latchkey::authority::{ClientLookup, Failure};
+use latchkey::authority::Failure;
 use latchkey::model::Client;
 use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
 
@@ -56,8 +56,7 @@ async fn exchange(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
-    let (client, params) =
-        authenticated(state, headers, query, body, ClientLookup::for_token_request).await?;
+    let (client, params) = authenticated(state, headers, query, body).await?;
     let response = state.authority.token(&client, &params, unix_now()).await?;
     // The grant type is one of the four known ones here: the request succeeded.
     let grant_type = params.get("grant_type").ok().flatten().unwrap_or("").to_owned();
@@ -72,7 +71,6 @@ pub(super) async fn authenticated(
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
-    lookup: impl FnOnce(&Params) -> ClientLookup,
 ) -> Result<(Client, Params), Failure> {
     let params = form_params(headers, query, body)?;
     let authorization = match headers.get(header::AUTHORIZATION) {
@@ -82,8 +80,7 @@ pub(super) async fn authenticated(
         })?),
     };
     let presented = client_auth::presented(authorization, &params)?;
-    let client =
-        state.authority.authenticate_client(&presented, lookup(&params), unix_now()).await?;
+    let client = state.authority.authenticate_client(&presented, unix_now()).await?;
     Ok((client, params))
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use latchkey::model::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, Redemption, RefreshToken, Rotation,
-    Session,
+    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, Redemption, RefreshRevocation,
+    RefreshToken, Rotation, Session,
 };
 use latchkey::store::{RotationRequest, Store};
 
@@ -388,6 +388,48 @@ async fn grants_issued_during_a_client_removal_do_not_survive_it(db: TestDb) {
     eprintln!("{total} grants issued before the removal, all revoked by it");
 }
 
+/// A refresh chain racing a revocation of its family: no rotation sent after the revocation
+/// returned succeeds, and afterwards no token of the family is live.
+async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
+    assert_eq!(db.store.issue(&issue("g1", "r0", "j0", None)).await.unwrap(), Issued::Done);
+    let revoked_at: Arc<std::sync::OnceLock<std::time::Instant>> = Arc::default();
+    let store = db.store.clone();
+    let seen = revoked_at.clone();
+    let chain = tokio::spawn(async move {
+        let mut rotated = Vec::new();
+        let mut current = "r0".to_owned();
+        for n in 1.. {
+            let sent = std::time::Instant::now();
+            let request = rotation(&format!("r{n}"), &format!("j{n}"), 0);
+            match store.rotate_refresh_token(&current, &request, NOW + 1).await.unwrap() {
+                Rotation::Rotated => {
+                    let after_revocation = seen.get().is_some_and(|at| sent > *at);
+                    assert!(!after_revocation, "rotation {n} was sent after the revocation");
+                    rotated.push(n);
+                    current = format!("r{n}");
+                }
+                _ => return (rotated, current),
+            }
+        }
+        unreachable!()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let outcome = db.store.revoke_refresh_token("r0", "app", NOW + 1).await.unwrap();
+    revoked_at.set(std::time::Instant::now()).unwrap();
+    assert_eq!(outcome, RefreshRevocation::Revoked);
+    let (rotated, last) = chain.await.unwrap();
+    assert!(!rotated.is_empty(), "the chain ran before the revocation");
+    let again = db.store.rotate_refresh_token(&last, &rotation("x", "jx", 0), NOW + 2).await;
+    assert_ne!(again.unwrap(), Rotation::Rotated);
+    for n in std::iter::once(0).chain(rotated.iter().copied()) {
+        assert!(!live(&db.store, &format!("j{n}"), NOW + 2).await, "access token j{n} is live");
+    }
+    let (revoked, _) = db.store.jwt_status("j-unrecorded", "g1", NOW + 2).await.unwrap();
+    assert!(revoked, "a JWT of the family is dead with its grant");
+    eprintln!("{} rotations before the revocation", rotated.len());
+}
+
 crate::on_both_engines!(
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
@@ -403,4 +445,5 @@ crate::on_both_engines!(
     concurrent_strict_rotations_have_one_winner,
     removing_a_client_ends_its_codes_grants_tokens_and_consents,
     grants_issued_during_a_client_removal_do_not_survive_it,
+    a_revocation_racing_rotations_leaves_nothing_live,
 );
