@@ -204,7 +204,7 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
         assert_eq!(status, 200, "{node}: {body}");
     }
     assert!(run(&["clients", "remove", "batch"], &config_b.path, "").status.success());
-    // Token requests read the client afresh: both nodes refuse it as soon as removal returns.
+    // The CLI returns once no node can still hold the client in its cache: both refuse it now.
     for node in [&node_a, &node_b] {
         let (status, body) =
             form(format!("{node}/oauth/token"), &cc, Some(("batch", &secret))).await;

@@ -731,7 +731,7 @@ mod limits {
             text.contains("latchkey_http_requests_total{endpoint=\"/oauth/token\",status=\"200\"}"),
             "{text}"
         );
-        // Store latency by operation (client credentials read the client afresh) and the age
+        // Store latency by operation (the first client credentials request read the client) and the age
         // of every signing key in use.
         assert!(
             text.contains("latchkey_store_operation_duration_seconds_count{operation=\"client\"}"),
