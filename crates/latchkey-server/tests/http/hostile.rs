@@ -349,62 +349,63 @@ fn corpus(valid_jwt: &str) -> Vec<Case> {
         .basic("machine", "machine-secret"),
     );
     let ok = |case: Case| case.basic("machine", "machine-secret");
-    cases.push(ok(token(
-        "token: no grant_type",
-        b"scope=read:photos",
-        Json(400, "invalid_request"),
-    )));
-    cases.push(ok(token("token: empty body", b"", Json(400, "invalid_request"))));
-    cases.push(ok(token(
-        "token: unknown grant_type",
-        b"grant_type=magic",
-        Json(400, "unsupported_grant_type"),
-    )));
-    cases.push(ok(token(
-        "token: implicit grant_type",
-        b"grant_type=implicit",
-        Json(400, "unsupported_grant_type"),
-    )));
-    cases.push(ok(token(
-        "token: NUL in grant_type",
-        b"grant_type=client_credentials%00",
-        Json(400, "unsupported_grant_type"),
-    )));
-    cases.push(ok(token(
-        "token: duplicate grant_type",
-        b"grant_type=client_credentials&grant_type=client_credentials",
-        Json(400, "invalid_request"),
-    )));
-    cases.push(ok(token(
-        "token: duplicate scope",
-        b"grant_type=client_credentials&scope=read:photos&scope=read:photos",
-        Json(400, "invalid_request"),
-    )));
-    cases.push(ok(token(
-        "token: unknown scope",
-        b"grant_type=client_credentials&scope=admin",
-        Json(400, "invalid_scope"),
-    )));
+    // Requests from an authenticated client that are wrong in themselves.
+    for (name, body, expect) in [
+        ("token: no grant_type", &b"scope=read:photos"[..], Json(400, "invalid_request")),
+        ("token: empty body", &b""[..], Json(400, "invalid_request")),
+        (
+            "token: unknown grant_type",
+            &b"grant_type=magic"[..],
+            Json(400, "unsupported_grant_type"),
+        ),
+        (
+            "token: implicit grant_type",
+            &b"grant_type=implicit"[..],
+            Json(400, "unsupported_grant_type"),
+        ),
+        (
+            "token: NUL in grant_type",
+            &b"grant_type=client_credentials%00"[..],
+            Json(400, "unsupported_grant_type"),
+        ),
+        (
+            "token: duplicate grant_type",
+            &b"grant_type=client_credentials&grant_type=client_credentials"[..],
+            Json(400, "invalid_request"),
+        ),
+        (
+            "token: duplicate scope",
+            &b"grant_type=client_credentials&scope=read:photos&scope=read:photos"[..],
+            Json(400, "invalid_request"),
+        ),
+        (
+            "token: unknown scope",
+            &b"grant_type=client_credentials&scope=admin"[..],
+            Json(400, "invalid_scope"),
+        ),
+        (
+            "token: grant not registered",
+            &b"grant_type=authorization_code&code=abc&redirect_uri=https://x"[..],
+            Json(400, "unauthorized_client"),
+        ),
+        (
+            "token: invalid UTF-8 (raw)",
+            &b"grant_type=client_credentials&scope=\xff"[..],
+            Json(400, "invalid_request"),
+        ),
+        (
+            "token: invalid UTF-8 (escaped)",
+            &b"grant_type=client_credentials&scope=%ff"[..],
+            Json(400, "invalid_request"),
+        ),
+    ] {
+        cases.push(ok(token(name, body, expect)));
+    }
     let long_scope = format!("grant_type=client_credentials&scope={}", "x".repeat(20_000));
     cases.push(ok(token("token: 20 kB scope", long_scope.as_bytes(), Json(400, "invalid_scope"))));
     // Bodies over 64 kB are cut off by the body limit before anything reads them.
     let huge_scope = format!("grant_type=client_credentials&scope={}", "x".repeat(100_000));
     cases.push(ok(token("token: 100 kB scope", huge_scope.as_bytes(), Status(413))));
-    cases.push(ok(token(
-        "token: grant not registered",
-        b"grant_type=authorization_code&code=abc&redirect_uri=https://x",
-        Json(400, "unauthorized_client"),
-    )));
-    cases.push(ok(token(
-        "token: invalid UTF-8 (raw)",
-        b"grant_type=client_credentials&scope=\xff",
-        Json(400, "invalid_request"),
-    )));
-    cases.push(ok(token(
-        "token: invalid UTF-8 (escaped)",
-        b"grant_type=client_credentials&scope=%ff",
-        Json(400, "invalid_request"),
-    )));
     cases.push(ok(post(
         "token: JSON body",
         "/oauth/token",
