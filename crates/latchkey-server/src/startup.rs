@@ -66,6 +66,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         keys: keys.clone(),
         settings,
         hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        client_hasher: Hasher::new(1),
         throttle: LoginThrottle::default(),
         clients: ClientCache::default(),
         client_keys: ClientKeys::default(),

@@ -101,8 +101,11 @@ pub struct Authority {
     pub keys: Arc<KeyManager>,
     /// Lifetimes, issuer, resources.
     pub settings: Settings,
-    /// Password hashing pool.
+    /// Password hashing pool for users (logins, the password grant).
     pub hasher: Hasher,
+    /// Hashing pool for human-chosen client secrets, apart from the users' pool so that a
+    /// flood of logins queued there cannot hold up client authentication.
+    pub client_hasher: Hasher,
     /// Login throttling.
     pub throttle: LoginThrottle,
     /// Registered clients, cached briefly.
@@ -296,7 +299,7 @@ impl Authority {
                 tokio::time::sleep(delay).await;
             }
             let verified = self
-                .hasher
+                .client_hasher
                 .verify(secret.to_owned(), Some(stored.to_owned()))
                 .await
                 .map_err(|e| Internal::Crypto(e.to_string()))?;

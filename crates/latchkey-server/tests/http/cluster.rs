@@ -60,6 +60,29 @@ async fn form(url: String, form: &[(&str, &str)], basic: Option<(&str, &str)>) -
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The status of a login on `node` as `username` (200: the consent page, 401: refused).
+async fn login_status(node: &str, username: &str, password: &str) -> u16 {
+    let browser = crate::code_flow::browser();
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", "spa"),
+        ("redirect_uri", SPA),
+        ("scope", "openid"),
+        ("code_challenge", pkce::s256(VERIFIER).as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap();
+    let page = browser.get(format!("{node}/authorize?{query}")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = [
+        ("username", username),
+        ("password", password),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("request", &hidden(&page, "request")),
+    ];
+    browser.post(format!("{node}/login")).form(&form).send().await.unwrap().status().as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_share_every_step_and_cli_changes() {
     let Some(db) = crate::postgres_db().await else { return };
@@ -203,6 +226,20 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
             form(format!("{node}/oauth/token"), &cc, Some(("batch", &secret))).await;
         assert_eq!(status, 200, "{node}: {body}");
     }
+    // Users are read on every login: a user added or changed with the CLI counts at once on
+    // both nodes.
+    assert!(run(&["users", "add", "bob"], &config_a.path, "bob-password\n").status.success());
+    for node in [&node_a, &node_b] {
+        assert_eq!(login_status(node, "bob", "bob-password").await, 200, "{node}");
+    }
+    assert!(
+        run(&["users", "set-password", "bob"], &config_b.path, "new-password\n").status.success()
+    );
+    for node in [&node_a, &node_b] {
+        assert_eq!(login_status(node, "bob", "bob-password").await, 401, "{node}");
+        assert_eq!(login_status(node, "bob", "new-password").await, 200, "{node}");
+    }
+
     assert!(run(&["clients", "remove", "batch"], &config_b.path, "").status.success());
     // The CLI returns once no node can still hold the client in its cache: both refuse it now.
     for node in [&node_a, &node_b] {
