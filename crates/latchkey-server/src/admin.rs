@@ -142,7 +142,7 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             println!("password of {username} changed");
             Ok(())
         }
-        UsersCommand::Remove { username } => match store.remove_user(&username).await {
+        UsersCommand::Remove { username } => match store.remove_user(&username, unix_now()).await {
             Ok(()) => {
                 println!("removed user {username}");
                 Ok(())

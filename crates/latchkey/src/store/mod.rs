@@ -80,8 +80,10 @@ pub trait Store: Send + Sync + 'static {
     async fn users(&self) -> Result<Vec<User>>;
     /// Replaces a user's password hash; `NotFound` if there is no such user.
     async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
-    /// Removes a user; `NotFound` if there was none.
-    async fn remove_user(&self, username: &str) -> Result<()>;
+    /// Removes a user and, in the same transaction, what they hold: their sessions, consents
+    /// and codes go, their grants (with every token issued in them) are revoked at `now`.
+    /// `NotFound` if there was none.
+    async fn remove_user(&self, username: &str, now: i64) -> Result<()>;
 
     /// All signing keys, ordered by activation time.
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;

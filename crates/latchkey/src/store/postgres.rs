@@ -467,13 +467,30 @@ impl Store for PgStore {
         if result.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
 
-    async fn remove_user(&self, username: &str) -> Result<()> {
-        let result = sqlx::query("DELETE FROM users WHERE username = $1")
-            .bind(username)
-            .execute(&self.pool)
+    async fn remove_user(&self, username: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let id: Option<String> =
+            sqlx::query_scalar("DELETE FROM users WHERE username = $1 RETURNING id")
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(id) = id else { return Err(Error::NotFound) };
+        for statement in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM consents WHERE user_id = $1",
+            "DELETE FROM authorization_codes WHERE user_id = $1",
+        ] {
+            sqlx::query(statement).bind(&id).execute(&mut *tx).await.map_err(backend)?;
+        }
+        // Every token of a grant lives and dies with it.
+        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        if result.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }
+        tx.commit().await.map_err(backend)
     }
 
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {

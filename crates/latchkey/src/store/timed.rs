@@ -60,7 +60,7 @@ timed! {
     fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     fn users(&self) -> Result<Vec<User>>;
     fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
-    fn remove_user(&self, username: &str) -> Result<()>;
+    fn remove_user(&self, username: &str, now: i64) -> Result<()>;
     fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
     fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
     fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;

@@ -430,6 +430,34 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
     eprintln!("{} rotations before the revocation", rotated.len());
 }
 
+/// Removing a user takes their sessions, consents, codes and grants with them.
+async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
+    let store = &db.store;
+    crate::conformance::register(&db, "app").await;
+    let user = latchkey::model::User {
+        id: "u1".into(),
+        username: "alice".into(),
+        password_hash: "$argon2id$x".into(),
+        email: None,
+        name: None,
+    };
+    store.upsert_user(&user, NOW).await.unwrap();
+    store.create_session(&session("s1")).await.unwrap();
+    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.insert_code(&code("c1")).await.unwrap();
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+
+    store.remove_user("alice", NOW + 1).await.unwrap();
+
+    assert!(store.session("s1", NOW + 2).await.unwrap().is_none());
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    assert_eq!(store.redeem_code("c1", NOW + 2).await.unwrap(), Redemption::Invalid);
+    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!(grant.revoked_at, Some(NOW + 1));
+    assert!(!live(store, "j1", NOW + 2).await);
+    assert!(store.jwt_status("j-other", "g1", NOW + 2).await.unwrap().0, "its JWTs are dead");
+}
+
 crate::on_both_engines!(
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
@@ -446,4 +474,5 @@ crate::on_both_engines!(
     removing_a_client_ends_its_codes_grants_tokens_and_consents,
     grants_issued_during_a_client_removal_do_not_survive_it,
     a_revocation_racing_rotations_leaves_nothing_live,
+    removing_a_user_ends_their_sessions_grants_and_consents,
 );

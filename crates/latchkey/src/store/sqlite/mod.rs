@@ -565,14 +565,35 @@ impl Store for SqliteStore {
         if updated == 0 { Err(Error::NotFound) } else { Ok(()) }
     }
 
-    async fn remove_user(&self, username: &str) -> Result<()> {
+    async fn remove_user(&self, username: &str, now: i64) -> Result<()> {
         let username = username.to_owned();
         let removed = self
             .write(move |c| {
-                c.execute("DELETE FROM users WHERE username = ?1", [username]).map_err(backend)
+                let id: Option<String> = c
+                    .query_row("SELECT id FROM users WHERE username = ?1", [&username], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+                    .map_err(backend)?;
+                let Some(id) = id else { return Ok(false) };
+                for statement in [
+                    "DELETE FROM users WHERE id = ?1",
+                    "DELETE FROM sessions WHERE user_id = ?1",
+                    "DELETE FROM consents WHERE user_id = ?1",
+                    "DELETE FROM authorization_codes WHERE user_id = ?1",
+                ] {
+                    c.execute(statement, [&id]).map_err(backend)?;
+                }
+                // Every token of a grant lives and dies with it.
+                c.execute(
+                    "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+                    params![id, now],
+                )
+                .map_err(backend)?;
+                Ok(true)
             })
             .await?;
-        if removed == 0 { Err(Error::NotFound) } else { Ok(()) }
+        if removed { Ok(()) } else { Err(Error::NotFound) }
     }
 
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>> {
