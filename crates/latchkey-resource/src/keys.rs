@@ -40,13 +40,12 @@ struct KeySet {
 
 /// Where to fetch from and how often.
 pub(crate) struct KeyCache {
-    http: reqwest::Client,
+    /// `None` for a key set given at construction: never fetched, never replaced.
+    http: Option<reqwest::Client>,
     issuer: String,
     allowed: Vec<Algorithm>,
     min_refetch_interval: Duration,
     current: RwLock<Option<Arc<KeySet>>>,
-    /// A key set given at construction: never fetched, never replaced.
-    pinned: bool,
     /// Held while fetching: one fetch at a time; also records when the last one started.
     fetching: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -72,12 +71,11 @@ impl KeyCache {
         min_refetch_interval: Duration,
     ) -> Self {
         KeyCache {
-            http,
+            http: Some(http),
             issuer,
             allowed,
             min_refetch_interval,
             current: RwLock::new(None),
-            pinned: false,
             fetching: tokio::sync::Mutex::new(None),
         }
     }
@@ -85,9 +83,15 @@ impl KeyCache {
     /// A cache holding `set` for good, with no issuer to fetch from.
     pub(crate) fn pinned(set: &JwkSet, allowed: Vec<Algorithm>) -> Self {
         let keys = usable_keys(set, &allowed);
-        let cache = KeyCache::new(reqwest::Client::new(), String::new(), allowed, Duration::MAX);
         let set = KeySet { keys, fetched_at: Instant::now(), fresh_for: Duration::MAX };
-        KeyCache { current: RwLock::new(Some(Arc::new(set))), pinned: true, ..cache }
+        KeyCache {
+            http: None,
+            issuer: String::new(),
+            allowed,
+            min_refetch_interval: Duration::MAX,
+            current: RwLock::new(Some(Arc::new(set))),
+            fetching: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The key `kid`, fetching the set when it is missing, stale or lacks the key.
@@ -114,7 +118,7 @@ impl KeyCache {
     /// Fetches a new set unless another caller did since `seen` or one was fetched too
     /// recently.
     async fn refresh(&self, seen: Option<Instant>) {
-        if self.pinned {
+        if self.http.is_none() {
             return;
         }
         let mut last_fetch = self.fetching.lock().await;
@@ -160,7 +164,8 @@ impl KeyCache {
     }
 
     async fn get(&self, url: &str) -> Result<(bytes::Bytes, Option<Duration>), String> {
-        let response = self.http.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let http = self.http.as_ref().ok_or("a pinned key set is never fetched")?;
+        let response = http.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("{url} answered {}", response.status()));
         }

@@ -354,6 +354,7 @@ impl Authority {
     }
 }
 
-fn bad_credentials() -> OAuthError {
+/// The one answer to a failed client authentication, whatever failed (RFC 6749 §5.2).
+pub(crate) fn bad_credentials() -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials")
 }

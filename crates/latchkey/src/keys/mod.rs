@@ -254,13 +254,9 @@ pub struct KeyStatus {
 fn record_key_ages(records: &[KeyRecord], states: &[KeyState], now: i64) {
     let mut counts = [("next", 0u32), ("current", 0), ("retiring", 0)];
     for (record, state) in records.iter().zip(states) {
-        let counted = match state {
-            KeyState::Next => 0,
-            KeyState::Current => 1,
-            KeyState::Retiring { .. } => 2,
-            KeyState::Expired => continue,
-        };
-        counts[counted].1 += 1;
+        if let Some((_, count)) = counts.iter_mut().find(|(name, _)| *name == state.name()) {
+            *count += 1;
+        }
         if *state == KeyState::Current {
             metrics::gauge!(
                 "latchkey_signing_key_age_seconds",

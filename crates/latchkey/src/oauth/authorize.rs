@@ -193,14 +193,15 @@ fn validate_after_redirect(
     let target = scopes_and_audience(params, client, resources)?;
     let code_challenge = check_pkce(params, client)?;
     let nonce = params.get("nonce")?.map(str::to_owned);
+    let state = params.get("state")?;
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHO_LEN)
-        || params.get("state")?.is_some_and(|s| s.len() > MAX_ECHO_LEN)
+        || state.is_some_and(|s| s.len() > MAX_ECHO_LEN)
     {
         return Err(invalid(format!("state and nonce may be at most {MAX_ECHO_LEN} characters")));
     }
     // RFC 6749 Appendix A.5: state is 1*VSCHAR. A nonce has no grammar, but a control
     // character in it could only be meant to break whatever logs or compares it.
-    if params.get("state")?.is_some_and(|s| !is_vschar(s)) {
+    if state.is_some_and(|s| !is_vschar(s)) {
         return Err(invalid("state may only contain visible ASCII characters and spaces"));
     }
     if nonce.as_ref().is_some_and(|n| n.chars().any(char::is_control)) {

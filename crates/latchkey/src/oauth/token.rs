@@ -9,7 +9,7 @@ use super::audience;
 use super::params::Params;
 use super::scope::Scopes;
 use super::{ErrorCode, OAuthError, pkce};
-use crate::authority::{Authority, Failure, Internal};
+use crate::authority::{Authority, Failure, Internal, bad_credentials};
 use crate::keys::{KeyPurpose, MasterKey};
 use crate::model::{
     AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, Issued, OpaqueAccess,
@@ -40,11 +40,6 @@ pub struct TokenResponse {
 
 fn invalid_grant(description: &str) -> Failure {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
-}
-
-/// The client was removed while its request was being answered: it no longer exists.
-fn client_removed() -> Failure {
-    OAuthError::new(ErrorCode::InvalidClient, "unknown client or wrong credentials").into()
 }
 
 fn unauthorized(description: &str) -> Failure {
@@ -212,7 +207,8 @@ impl Authority {
             .await?;
         let (issue, refresh_token) = new_grant(client, grant, minted.access, None, now)?;
         if self.store.issue(&issue).await? == Issued::ClientRemoved {
-            return Err(client_removed());
+            // The client was removed while its request was being answered.
+            return Err(bad_credentials().into());
         }
         Ok(self.response(minted.access_token, &target.scopes, refresh_token, minted.id_token))
     }
@@ -272,7 +268,8 @@ impl Authority {
                     "the authorization code was already used; tokens issued with it are revoked",
                 ));
             }
-            Issued::ClientRemoved => return Err(client_removed()),
+            // Removed while its request was being answered: it no longer exists.
+            Issued::ClientRemoved => return Err(bad_credentials().into()),
         }
         Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
     }
