@@ -72,8 +72,8 @@ struct Tally {
     server_errors: u64,
 }
 
-/// Sends a request to the nodes in turn until one answers; a cut connection moves on to the
-/// next node. `None` once `deadline` passes.
+/// The nodes a worker talks to: it stays on one until a connection to it fails, then moves on
+/// to the next.
 struct Nodes {
     bases: Vec<String>,
     next: usize,
@@ -191,7 +191,7 @@ async fn worker(bases: Vec<String>, stop: Arc<AtomicBool>) -> Tally {
             ("code_verifier", VERIFIER),
         ];
         let mut tries = 0;
-        let mut current = loop {
+        let first_refresh_token = loop {
             tries += 1;
             match token(&http, nodes.base(), &exchange).await {
                 Ok((200, body)) => {
@@ -211,7 +211,7 @@ async fn worker(bases: Vec<String>, stop: Arc<AtomicBool>) -> Tally {
                 }
             }
         };
-        let Some(mut refresh_token) = current.take() else { continue };
+        let Some(mut refresh_token) = first_refresh_token else { continue };
         for _ in 0..REFRESHES_PER_CHAIN {
             let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
             let next = loop {
