@@ -3,7 +3,7 @@
 //! request may get a token, whatever the grant and whatever the caches hold.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,6 +26,12 @@ struct Attempt {
     sent: Instant,
     status: u16,
     grant: &'static str,
+}
+
+impl Attempt {
+    fn since(&self, start: Instant) -> u128 {
+        self.sent.duration_since(start).as_millis()
+    }
 }
 
 async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
@@ -71,10 +77,15 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
         .into();
     let server = Arc::new(server);
 
+    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    // Workers that have had a success: the removal waits for all four, so that each grant is
+    // shown to work before it and to fail after it, however slow the machine.
+    let succeeded = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..4 {
         let (server, secret, stop) = (server.clone(), secret.clone(), stop.clone());
+        let succeeded = succeeded.clone();
         workers.spawn(async move {
             let mut attempts = Vec::new();
             // Two workers use client credentials; two refresh a token from the password grant.
@@ -101,8 +112,13 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
                         ("refresh_token", token(&server, &secret, &form).await)
                     }
                 };
-                if status == 200 && grant == "refresh_token" {
-                    refresh = Some(body["refresh_token"].as_str().unwrap().to_owned());
+                if status == 200 {
+                    if attempts.iter().all(|a: &Attempt| a.status != 200) {
+                        succeeded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if grant == "refresh_token" {
+                        refresh = Some(body["refresh_token"].as_str().unwrap().to_owned());
+                    }
                 }
                 attempts.push(Attempt { sent, status, grant });
             }
@@ -110,7 +126,19 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
         });
     }
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while succeeded.load(Ordering::Relaxed) < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if succeeded.load(Ordering::Relaxed) < 4 {
+        stop.store(true, Ordering::Relaxed);
+        let attempts: Vec<Attempt> = workers.join_all().await.into_iter().flatten().collect();
+        panic!(
+            "not every worker got a token within 30 s; statuses by ms since the start: {:?}",
+            attempts.iter().map(|a| (a.grant, a.since(started), a.status)).collect::<Vec<_>>()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let path = cli.path.clone();
     let removed =
         tokio::task::spawn_blocking(move || run(&["clients", "remove", "batch"], &path, ""))
@@ -126,7 +154,7 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
     let after: Vec<&Attempt> = attempts.iter().filter(|a| a.sent >= removed_at).collect();
     for grant in ["client_credentials", "refresh_token"] {
         assert!(
-            attempts.iter().any(|a| a.grant == grant && a.status == 200),
+            attempts.iter().any(|a| a.grant == grant && a.status == 200 && a.sent < removed_at),
             "{grant} never succeeded before the removal"
         );
         assert!(after.iter().any(|a| a.grant == grant), "no {grant} request after the removal");
