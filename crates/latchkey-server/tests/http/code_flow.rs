@@ -1,6 +1,7 @@
 //! The authorization code flow through HTTP: pages, codes, tokens, refresh, userinfo.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -530,6 +531,9 @@ async fn token_endpoint_enforces_code_bindings(db: TestDb) {
             (StatusCode::BAD_REQUEST, Some("invalid_grant")),
             "{body}"
         );
+        // A refused exchange spends nothing: the client's corrected request still works.
+        let (status, body) = exchange_spa(&server, &code).await;
+        assert_eq!(status, 200, "{body}");
     }
     let (status, body) = token(
         &server,
@@ -585,6 +589,27 @@ async fn a_replayed_code_revokes_the_first_exchange(db: TestDb) {
     ];
     let (_, body) = token(&server, &refresh, None).await;
     assert_eq!(body["error"], "invalid_grant", "and its refresh token");
+}
+
+/// RFC 6749 §4.1.2: one code, one exchange. Of concurrent exchanges exactly one gets tokens;
+/// the others are replays, so those tokens are revoked too.
+async fn twenty_concurrent_exchanges_of_one_code_have_one_winner(db: TestDb) {
+    let server = Arc::new(server(&db, "").await);
+    let code: Arc<str> = spa_code(&browser(), &server, &[]).await.into();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (server, code) = (server.clone(), code.clone());
+        tasks.spawn(async move { exchange_spa(&server, &code).await });
+    }
+    let results = tasks.join_all().await;
+    let winners: Vec<&Value> =
+        results.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (status, body) in &results {
+        assert!(*status == 200 || body["error"] == "invalid_grant", "{status} {body}");
+    }
+    let access_token = winners[0]["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&server, access_token).await.status(), 401, "revoked by the replays");
 }
 
 async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
@@ -874,6 +899,7 @@ crate::on_both_engines!(
     pages_are_locked_down,
     token_endpoint_enforces_code_bindings,
     a_replayed_code_revokes_the_first_exchange,
+    twenty_concurrent_exchanges_of_one_code_have_one_winner,
     strict_refresh_rotation_and_reuse_detection,
     fifty_concurrent_strict_refreshes_have_one_winner,
     grace_window_gives_concurrent_refreshes_the_same_successor,

@@ -56,8 +56,8 @@ struct Tally {
     /// Exchanges sent again because the connection was cut or refused (the answer, if any,
     /// was lost).
     exchange_retries: u64,
-    /// Of those, the ones refused on the second try: the first try had spent the code (and a
-    /// grant it stored, if any, was revoked by the replay).
+    /// Of those, the ones refused on the second try: the first try had committed, spending the
+    /// code and storing its grant (which the replay revoked), but its answer was lost.
     codes_spent_by_a_lost_answer: u64,
     /// Refresh tokens rotated with a 200: hashes, to check in the database.
     rotated: Vec<String>,
@@ -354,6 +354,16 @@ async fn audit(what: &str, tally: &Tally, database: &str, live: &str) {
         )
         .await;
     let grants = books.count("SELECT count(*) FROM grants", None).await;
+    let spent = books
+        .count("SELECT count(*) FROM authorization_codes WHERE redeemed_at IS NOT NULL", None)
+        .await;
+    let spent_without_grant = books
+        .count(
+            "SELECT count(*) FROM authorization_codes c WHERE c.redeemed_at IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.id = c.grant_id)",
+            None,
+        )
+        .await;
 
     // Over HTTP: every chain's last token still works (rotating it once more).
     let http = reqwest::Client::new();
@@ -369,8 +379,9 @@ async fn audit(what: &str, tally: &Tally, database: &str, live: &str) {
 
     eprintln!(
         "{what}: {} codes exchanged ({} retried after a lost answer, {} of them spent by it), \
-         {} refreshes ({} retried), {} chains, {grants} grants stored; \
-         redeemed twice or unrecorded: {unspent_codes}, rotation unrecorded: {unspent_refresh}, \
+         {} refreshes ({} retried), {} chains, {grants} grants stored for {spent} spent codes; \
+         redeemed twice or unrecorded: {unspent_codes}, spent without a grant: \
+         {spent_without_grant}, rotation unrecorded: {unspent_refresh}, \
          forked families: {forked}, refused refresh tokens: {}, dead chain ends: \
          {dead_chain_ends}, 5xx: {}",
         tally.exchanged.len(),
@@ -384,6 +395,9 @@ async fn audit(what: &str, tally: &Tally, database: &str, live: &str) {
     );
     assert!(tally.exchanged.len() >= 20, "too little load to mean anything");
     assert_eq!(unspent_codes, 0, "a code answered with tokens is not spent");
+    // A code is spent in the transaction that stores its grant: a crash loses neither alone.
+    assert_eq!(spent_without_grant, 0, "a code was spent without storing its grant");
+    assert_eq!(grants, spent, "a grant without its spent code");
     assert_eq!(unspent_refresh, 0, "a rotation answered with 200 is not recorded");
     assert_eq!(forked, 0, "a refresh family has two live tokens");
     assert_eq!(tally.refused_refresh_tokens, 0, "a refresh token received in a 200 was refused");

@@ -58,24 +58,30 @@ pub struct AuthorizationCode {
     pub expires_at: i64,
 }
 
-/// The result of presenting a code.
+/// What the store holds for a presented code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Redemption {
-    /// First use within its lifetime: the code, now spent.
-    Fresh(Box<AuthorizationCode>),
-    /// Used before: whatever the first use issued has been revoked (RFC 6749 §4.1.2).
-    Replayed,
+pub enum CodeLookup {
+    /// Unspent and within its lifetime. [`crate::store::Store::issue`] spends it, in the
+    /// transaction that stores what it grants.
+    Unspent(Box<AuthorizationCode>),
+    /// Spent before: presenting it again is a replay
+    /// ([`crate::store::Store::replay_code`], RFC 6749 §4.1.2).
+    Spent,
     /// Unknown or expired.
     Invalid,
 }
 
 /// The result of storing a new grant with [`crate::store::Store::issue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issued {
-    /// Stored.
+    /// Stored, and the code (if any) spent.
     Done,
-    /// Nothing stored: the code being exchanged was replayed in the meantime.
-    CodeReplayed,
+    /// Nothing stored: the code was spent by a concurrent exchange, whose grant (`family`)
+    /// has been revoked as for any replay, or deleted with its user.
+    CodeSpent {
+        /// The revoked grant, if the code's exchange had stored one.
+        family: Option<String>,
+    },
     /// Nothing stored: the client was removed in the meantime.
     ClientRemoved,
 }

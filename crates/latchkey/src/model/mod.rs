@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 mod flow;
 
 pub use flow::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, OpaqueAccess, Purged, Redemption,
+    AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, OpaqueAccess, Purged,
     RefreshRevocation, RefreshToken, Resource, Rotation, Session, StoredAccess,
 };
 

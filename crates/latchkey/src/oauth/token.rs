@@ -12,8 +12,8 @@ use super::{ErrorCode, OAuthError, pkce};
 use crate::authority::{Authority, Failure, Internal, bad_credentials};
 use crate::keys::{KeyPurpose, MasterKey};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, Client, Grant, GrantType, Issue, Issued, OpaqueAccess,
-    Redemption, RefreshToken, Rotation, SigningAlg, TokenFormat,
+    AccessTokenRecord, AuthorizationCode, Client, CodeLookup, Grant, GrantType, Issue, Issued,
+    OpaqueAccess, RefreshToken, Rotation, SigningAlg, TokenFormat,
 };
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
 use crate::secret;
@@ -40,6 +40,20 @@ pub struct TokenResponse {
 
 fn invalid_grant(description: &str) -> Failure {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+/// A spent code presented again (RFC 6749 §4.1.2): a security event, and what its first
+/// exchange issued has been revoked.
+fn code_replayed(client: &Client, family: Option<&str>) -> Failure {
+    metrics::counter!("latchkey_code_replays_total").increment(1);
+    tracing::warn!(
+        target: "latchkey::security",
+        event = "authorization_code_replay",
+        client_id = %client.client_id,
+        family = family.unwrap_or("none"),
+        reason = "a spent code was presented again; the grant it produced is revoked",
+    );
+    invalid_grant("the authorization code was already used; tokens issued with it are revoked")
 }
 
 fn unauthorized(description: &str) -> Failure {
@@ -221,21 +235,16 @@ impl Authority {
     ) -> Result<TokenResponse, Failure> {
         let code = params.require("code")?;
         let code_hash = secret::hash(code);
-        let record = match self.store.redeem_code(&code_hash, now).await? {
-            Redemption::Fresh(record) => record,
-            Redemption::Replayed => {
-                metrics::counter!("latchkey_code_replays_total").increment(1);
-                tracing::warn!(
-                    target: "latchkey::security",
-                    event = "authorization_code_replay",
-                    client_id = %client.client_id,
-                    reason = "a spent code was presented again; what it issued is revoked",
-                );
-                return Err(invalid_grant(
-                    "the authorization code was already used; tokens issued with it are revoked",
-                ));
+        // The code is only read here; `issue` spends it together with storing the grant, so a
+        // crash or a failed check in between leaves it redeemable. Of concurrent exchanges,
+        // `issue` lets one through and treats the others as replays.
+        let record = match self.store.code(&code_hash, now).await? {
+            CodeLookup::Unspent(record) => record,
+            CodeLookup::Spent => {
+                let family = self.store.replay_code(&code_hash, now).await?;
+                return Err(code_replayed(client, family.as_deref()));
             }
-            Redemption::Invalid => {
+            CodeLookup::Invalid => {
                 return Err(invalid_grant(
                     "the authorization code is invalid or expired (codes live 60 seconds)",
                 ));
@@ -263,11 +272,7 @@ impl Authority {
         let (issue, refresh_token) = new_grant(client, grant, minted.access, Some(code_hash), now)?;
         match self.store.issue(&issue).await? {
             Issued::Done => {}
-            Issued::CodeReplayed => {
-                return Err(invalid_grant(
-                    "the authorization code was already used; tokens issued with it are revoked",
-                ));
-            }
+            Issued::CodeSpent { family } => return Err(code_replayed(client, family.as_deref())),
             // Removed while its request was being answered: it no longer exists.
             Issued::ClientRemoved => return Err(bad_credentials().into()),
         }

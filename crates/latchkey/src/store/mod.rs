@@ -14,8 +14,9 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, Grant, Issue, Issued, Purged,
-    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, SigningAlg, StoredAccess, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, CodeLookup, Grant, Issue,
+    Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session, SigningAlg, StoredAccess,
+    User,
 };
 
 /// Store errors, kept to what callers can act on.
@@ -123,12 +124,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an authorization code.
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
-    /// Spends a code: the first redemption within its lifetime gets it; a later one revokes what
-    /// the first issued (RFC 6749 §4.1.2). One transaction.
-    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption>;
-    /// Stores a grant with its first tokens, unless the code being exchanged was replayed or
-    /// the client removed in the meantime. One transaction, ordered against a concurrent
-    /// [`Store::remove_client`]: a grant is either refused or revoked by the removal.
+    /// A presented code, read without changing it: spending it is [`Store::issue`]'s job, so
+    /// that a code is never spent without what it granted (a crash in between would lose it).
+    async fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
+    /// Records a replay of a spent code and revokes the grant its exchange stored (RFC 6749
+    /// §4.1.2), returning that grant's id. One transaction.
+    async fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;
+    /// Stores a grant with its first tokens and spends the code being exchanged, if any, in
+    /// one transaction. Of concurrent exchanges of one code exactly one stores its grant; the
+    /// others are replays and revoke it ([`Issued::CodeSpent`]). Ordered against a
+    /// concurrent [`Store::remove_client`]: a grant is either refused or revoked by the
+    /// removal.
     async fn issue(&self, issue: &Issue) -> Result<Issued>;
 
     /// A refresh token (in any state) and its grant.

@@ -18,8 +18,8 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, OpaqueAccess, Purged,
-    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued,
+    OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -304,6 +304,24 @@ const PURGE: [(PurgeCounter, &str); 6] = [
     (|purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN
         (SELECT client_id, jti FROM client_assertions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
+
+/// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
+async fn replay_code(tx: &mut Tx<'_>, code_hash: &str, now: i64) -> Result<Option<String>> {
+    let grant_id: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $1)
+         WHERE code_hash = $2 RETURNING grant_id",
+    )
+    .bind(now)
+    .bind(code_hash)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let grant_id = grant_id.flatten();
+    if let Some(grant_id) = &grant_id {
+        revoke_grant(tx, grant_id, now).await?;
+    }
+    Ok(grant_id)
+}
 
 async fn revoke_grant(tx: &mut Tx<'_>, grant_id: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -681,71 +699,67 @@ impl Store for PgStore {
         .map_err(backend)
     }
 
-    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        // FOR UPDATE: concurrent redemptions of one code queue here; exactly one sees it unspent.
-        let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1 FOR UPDATE")
+    async fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup> {
+        let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
             .bind(code_hash)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        let Some(row) = row else { return Ok(Redemption::Invalid) };
+        let Some(row) = row else { return Ok(CodeLookup::Invalid) };
         let redeemed_at: Option<i64> = row.try_get("redeemed_at").map_err(backend)?;
         let code = code_from_row(&row)?;
-        let outcome = if redeemed_at.is_some() {
-            sqlx::query("UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, $1) WHERE code_hash = $2")
-                .bind(now)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let grant_id: Option<String> = row.try_get("grant_id").map_err(backend)?;
-            if let Some(grant_id) = grant_id {
-                revoke_grant(&mut tx, &grant_id, now).await?;
-            }
-            Redemption::Replayed
+        Ok(if redeemed_at.is_some() {
+            CodeLookup::Spent
         } else if code.expires_at <= now {
-            Redemption::Invalid
+            CodeLookup::Invalid
         } else {
-            sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2")
-                .bind(now)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            Redemption::Fresh(Box::new(code))
-        };
+            CodeLookup::Unspent(Box::new(code))
+        })
+    }
+
+    async fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let family = replay_code(&mut tx, code_hash, now).await?;
         tx.commit().await.map_err(backend)?;
-        Ok(outcome)
+        Ok(family)
     }
 
     async fn issue(&self, issue: &Issue) -> Result<Issued> {
+        let g = &issue.grant;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        if let Some(code_hash) = &issue.code_hash {
-            let replayed: Option<Option<i64>> = sqlx::query_scalar(
-                "SELECT replayed_at FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
-            )
-            .bind(code_hash)
+        // Locks in the order a client removal takes them, client row first and then its codes,
+        // so the two cannot deadlock. The client row is held (FOR KEY SHARE) until the commit:
+        // a concurrent removal waits for this grant and then revokes it, or has committed and
+        // this stores nothing.
+        let client = sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR KEY SHARE")
+            .bind(&g.client_id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-            if !matches!(replayed, Some(None)) {
-                return Ok(Issued::CodeReplayed);
-            }
-            sqlx::query("UPDATE authorization_codes SET grant_id = $1 WHERE code_hash = $2")
-                .bind(&issue.grant.id)
-                .bind(code_hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+        if client.is_none() {
+            return Ok(Issued::ClientRemoved);
         }
-        let g = &issue.grant;
-        // The client row is held (FOR KEY SHARE) until the commit: a concurrent removal waits
-        // for this grant and then revokes it, or has committed and this inserts nothing.
-        let inserted = sqlx::query(
+        if let Some(code_hash) = &issue.code_hash {
+            // Concurrent exchanges of one code queue on its row; the first spends it.
+            let spent = sqlx::query(
+                "UPDATE authorization_codes SET redeemed_at = $1, grant_id = $2
+                 WHERE code_hash = $3 AND redeemed_at IS NULL",
+            )
+            .bind(g.created_at)
+            .bind(&g.id)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if spent.rows_affected() == 0 {
+                let family = replay_code(&mut tx, code_hash, g.created_at).await?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(Issued::CodeSpent { family });
+            }
+        }
+        sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience, auth_time, created_at, expires_at)
-             SELECT $1, client_id, $3, $4, $5, $6, $7, $8, $9 FROM clients WHERE client_id = $2
-             FOR KEY SHARE",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&g.id)
         .bind(&g.client_id)
@@ -759,9 +773,6 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        if inserted.rows_affected() == 0 {
-            return Ok(Issued::ClientRemoved);
-        }
         if let Some(refresh) = &issue.refresh {
             insert_refresh(&mut tx, refresh).await?;
         }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::{Result, RotationRequest, Store};
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, Purged, Redemption,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued, Purged,
     RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
@@ -72,7 +72,8 @@ timed! {
     fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
     fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<()>;
     fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
-    fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption>;
+    fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
+    fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;
     fn issue(&self, issue: &Issue) -> Result<Issued>;
     fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
     fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;

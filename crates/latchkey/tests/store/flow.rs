@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use latchkey::model::{
-    AccessTokenRecord, AuthorizationCode, Grant, Issue, Issued, Redemption, RefreshRevocation,
+    AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, RefreshRevocation,
     RefreshToken, Rotation, Session,
 };
 use latchkey::store::{RotationRequest, Store};
@@ -149,58 +149,71 @@ async fn a_session_is_read_with_its_users_consent_for_one_client(db: TestDb) {
     assert_eq!(store.session_and_consent("nope", "app", NOW).await.unwrap(), None);
 }
 
-async fn a_code_redeems_once_and_a_replay_revokes_what_it_issued(db: TestDb) {
+async fn a_code_is_spent_by_the_issue_that_stores_its_grant(db: TestDb) {
     crate::conformance::register(&db, "app").await;
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
-    assert_eq!(
-        store.redeem_code("c1", NOW + 1).await.unwrap(),
-        Redemption::Fresh(Box::new(code("c1")))
-    );
+    let unspent = CodeLookup::Unspent(Box::new(code("c1")));
+    assert_eq!(store.code("c1", NOW + 1).await.unwrap(), unspent);
+    assert_eq!(store.code("c1", NOW + 1).await.unwrap(), unspent, "reading does not spend");
     assert_eq!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(), Issued::Done);
+    assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Spent);
     assert!(live(store, "j1", NOW + 2).await);
 
-    assert_eq!(store.redeem_code("c1", NOW + 3).await.unwrap(), Redemption::Replayed);
-    assert!(!live(store, "j1", NOW + 3).await, "replay revokes the access token");
+    assert_eq!(store.replay_code("c1", NOW + 3).await.unwrap().as_deref(), Some("g1"));
+    assert!(!live(store, "j1", NOW + 3).await, "a replay revokes the access token");
     let rotated =
         store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 4).await.unwrap();
     assert_eq!(rotated, Rotation::Invalid, "and the refresh token");
-    assert_eq!(store.redeem_code("unknown", NOW).await.unwrap(), Redemption::Invalid);
+    assert_eq!(store.code("unknown", NOW).await.unwrap(), CodeLookup::Invalid);
+    assert_eq!(store.replay_code("unknown", NOW).await.unwrap(), None);
 }
 
-async fn a_replay_before_issuing_stops_the_issue(db: TestDb) {
+async fn a_second_issue_with_one_code_is_a_replay(db: TestDb) {
     crate::conformance::register(&db, "app").await;
     let store = &db.store;
     store.insert_code(&code("c1")).await.unwrap();
-    assert!(matches!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Fresh(_)));
-    assert_eq!(store.redeem_code("c1", NOW).await.unwrap(), Redemption::Replayed);
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(), Issued::Done);
     assert_eq!(
-        store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(),
-        Issued::CodeReplayed
+        store.issue(&issue("g2", "r2", "j2", Some("c1"))).await.unwrap(),
+        Issued::CodeSpent { family: Some("g1".into()) }
     );
-    assert!(!live(store, "j1", NOW).await);
+    assert!(store.refresh_token("r2").await.unwrap().is_none(), "nothing of it is stored");
+    assert!(!live(store, "j2", NOW).await);
+    assert!(!live(store, "j1", NOW).await, "the first exchange's grant is revoked");
 }
 
-async fn expired_codes_do_not_redeem(db: TestDb) {
+async fn expired_codes_are_invalid(db: TestDb) {
     db.store.insert_code(&code("c1")).await.unwrap();
-    assert_eq!(db.store.redeem_code("c1", NOW + 60).await.unwrap(), Redemption::Invalid);
+    assert_eq!(
+        db.store.code("c1", NOW + 59).await.unwrap(),
+        CodeLookup::Unspent(Box::new(code("c1")))
+    );
+    assert_eq!(db.store.code("c1", NOW + 60).await.unwrap(), CodeLookup::Invalid);
 }
 
-async fn concurrent_redemptions_of_one_code_have_one_winner(db: TestDb) {
+async fn concurrent_exchanges_of_one_code_store_one_grant(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
     db.store.insert_code(&code("c1")).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
+    for i in 0..20 {
         let store: Arc<dyn Store> = db.store.clone();
-        tasks.spawn(async move { store.redeem_code("c1", NOW + 1).await.unwrap() });
+        tasks.spawn(async move {
+            let issue = issue(&format!("g{i}"), &format!("r{i}"), &format!("j{i}"), Some("c1"));
+            (i, store.issue(&issue).await.unwrap())
+        });
     }
-    let mut fresh = 0;
-    while let Some(outcome) = tasks.join_next().await {
-        match outcome.unwrap() {
-            Redemption::Fresh(_) => fresh += 1,
-            other => assert_eq!(other, Redemption::Replayed),
+    let outcomes = tasks.join_all().await;
+    let winners: Vec<usize> =
+        outcomes.iter().filter(|(_, o)| *o == Issued::Done).map(|(i, _)| *i).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let family = Some(format!("g{}", winners[0]));
+    for (i, outcome) in &outcomes {
+        if *i != winners[0] {
+            assert_eq!(*outcome, Issued::CodeSpent { family: family.clone() });
+            assert!(db.store.refresh_token(&format!("r{i}")).await.unwrap().is_none());
         }
     }
-    assert_eq!(fresh, 1);
 }
 
 /// Concurrent writes may share a transaction (SQLite's group commit): one that fails halfway
@@ -329,7 +342,7 @@ async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb)
 
     store.remove_client("app", NOW + 1).await.unwrap();
 
-    assert_eq!(store.redeem_code("c1", NOW + 2).await.unwrap(), Redemption::Invalid);
+    assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Invalid);
     let (_, family) = store.refresh_token("r1").await.unwrap().unwrap();
     assert_eq!(family.revoked_at, Some(NOW + 1));
     let rotated =
@@ -366,7 +379,7 @@ async fn grants_issued_during_a_client_removal_do_not_survive_it(db: TestDb) {
                         progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Issued::ClientRemoved => return (issued, id),
-                    Issued::CodeReplayed => panic!("no code in this grant"),
+                    Issued::CodeSpent { .. } => panic!("no code in this grant"),
                 }
             }
             unreachable!()
@@ -451,7 +464,7 @@ async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
 
     assert!(store.session("s1", NOW + 2).await.unwrap().is_none());
     assert_eq!(store.consent("u1", "app").await.unwrap(), None);
-    assert_eq!(store.redeem_code("c1", NOW + 2).await.unwrap(), Redemption::Invalid);
+    assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Invalid);
     let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
     assert_eq!(grant.revoked_at, Some(NOW + 1));
     assert!(!live(store, "j1", NOW + 2).await);
@@ -462,10 +475,10 @@ crate::on_both_engines!(
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
     a_session_is_read_with_its_users_consent_for_one_client,
-    a_code_redeems_once_and_a_replay_revokes_what_it_issued,
-    a_replay_before_issuing_stops_the_issue,
-    expired_codes_do_not_redeem,
-    concurrent_redemptions_of_one_code_have_one_winner,
+    a_code_is_spent_by_the_issue_that_stores_its_grant,
+    a_second_issue_with_one_code_is_a_replay,
+    expired_codes_are_invalid,
+    concurrent_exchanges_of_one_code_store_one_grant,
     a_failing_write_among_concurrent_ones_undoes_only_itself,
     strict_rotation_revokes_the_family_on_reuse,
     grace_window_returns_the_same_successor_then_revokes,

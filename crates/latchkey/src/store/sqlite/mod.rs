@@ -19,8 +19,8 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, Grant, Issue, Issued, OpaqueAccess, Purged,
-    Redemption, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued,
+    OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
 mod checkpoint;
@@ -408,6 +408,23 @@ const PURGE: [(PurgeCounter, &str); 6] = [
     ),
 ];
 
+/// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
+fn replay_code(c: &Connection, code_hash: &str, now: i64) -> Result<Option<String>> {
+    let grant_id: Option<Option<String>> = c
+        .prepare_cached(
+            "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, ?1)
+             WHERE code_hash = ?2 RETURNING grant_id",
+        )
+        .and_then(|mut s| s.query_row(params![now, code_hash], |row| row.get(0)))
+        .optional()
+        .map_err(backend)?;
+    let grant_id = grant_id.flatten();
+    if let Some(grant_id) = &grant_id {
+        revoke_grant(c, grant_id, now)?;
+    }
+    Ok(grant_id)
+}
+
 fn revoke_grant(connection: &Connection, grant_id: &str, now: i64) -> Result<()> {
     connection
         .prepare_cached("UPDATE grants SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
@@ -793,37 +810,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption> {
+    async fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup> {
         let code_hash = code_hash.to_owned();
-        self.write(move |c| {
+        self.read(move |c| {
             let row = c
-                .prepare_cached(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = ?1"))
+                .prepare_cached(&format!(
+                    "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = ?1"
+                ))
                 .and_then(|mut s| s.query_row([&code_hash], code_from_row).optional())
                 .map_err(backend)?;
-            let Some((code, audience, redeemed_at, grant_id)) = row else {
-                return Ok(Redemption::Invalid);
-            };
-            let outcome = if redeemed_at.is_some() {
-                c.prepare_cached(
-                    "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, ?1) WHERE code_hash = ?2",
-                )
-                .and_then(|mut s| s.execute(params![now, code_hash]))
-                .map_err(backend)?;
-                if let Some(grant_id) = grant_id {
-                    revoke_grant(c, &grant_id, now)?;
+            Ok(match row {
+                None => CodeLookup::Invalid,
+                Some((_, _, Some(_), _)) => CodeLookup::Spent,
+                Some((code, _, None, _)) if code.expires_at <= now => CodeLookup::Invalid,
+                Some((code, audience, None, _)) => {
+                    CodeLookup::Unspent(Box::new(with_audience((code, audience), |c, a| {
+                        c.audience = a
+                    })?))
                 }
-                Redemption::Replayed
-            } else if code.expires_at <= now {
-                Redemption::Invalid
-            } else {
-                c.prepare_cached("UPDATE authorization_codes SET redeemed_at = ?1 WHERE code_hash = ?2")
-                    .and_then(|mut s| s.execute(params![now, code_hash]))
-                .map_err(backend)?;
-                Redemption::Fresh(Box::new(with_audience((code, audience), |c, a| c.audience = a)?))
-            };
-            Ok(outcome)
+            })
         })
         .await
+    }
+
+    async fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>> {
+        let code_hash = code_hash.to_owned();
+        self.write(move |c| replay_code(c, &code_hash, now)).await
     }
 
     async fn issue(&self, issue: &Issue) -> Result<Issued> {
@@ -837,17 +849,19 @@ impl Store for SqliteStore {
                 return Ok(Issued::ClientRemoved);
             }
             if let Some(code_hash) = &issue.code_hash {
-                let replayed: Option<Option<i64>> = c
-                    .prepare_cached("SELECT replayed_at FROM authorization_codes WHERE code_hash = ?1")
-                    .and_then(|mut s| s.query_row([code_hash], |row| row.get(0)))
-                    .optional()
+                let now = issue.grant.created_at;
+                let spent = c
+                    .prepare_cached(
+                        "UPDATE authorization_codes SET redeemed_at = ?1, grant_id = ?2
+                         WHERE code_hash = ?3 AND redeemed_at IS NULL",
+                    )
+                    .and_then(|mut s| s.execute(params![now, issue.grant.id, code_hash]))
                     .map_err(backend)?;
-                if !matches!(replayed, Some(None)) {
-                    return Ok(Issued::CodeReplayed);
+                if spent == 0 {
+                    // Another exchange spent it first: this one is a replay.
+                    let family = replay_code(c, code_hash, now)?;
+                    return Ok(Issued::CodeSpent { family });
                 }
-                c.prepare_cached("UPDATE authorization_codes SET grant_id = ?1 WHERE code_hash = ?2")
-                    .and_then(|mut s| s.execute(params![issue.grant.id, code_hash]))
-                .map_err(backend)?;
             }
             let g = &issue.grant;
             c.prepare_cached(
