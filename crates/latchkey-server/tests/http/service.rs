@@ -567,7 +567,7 @@ async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
         401,
         "invalid_client",
     );
-    // Expired, missing jti, wrong iss, a key it never registered, HS256 with a guessable key.
+    // Expired, missing or unprintable jti, wrong iss, a key it never registered, HS256 with a guessable key.
     let mut claims = assertion_claims(&server, "jti-4");
     claims["exp"] = json!(now() - 10);
     assert_error(
@@ -582,6 +582,14 @@ async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
         401,
         "invalid_client",
     );
+    // A jti that cannot be stored as text (PostgreSQL refuses NUL) is refused, not a 500.
+    for jti in ["jti\u{0}5", "jti\n5"] {
+        assert_error(
+            with_assertion(&server, &assertion(&key, "k1", assertion_claims(&server, jti))).await,
+            401,
+            "invalid_client",
+        );
+    }
     let mut claims = assertion_claims(&server, "jti-6");
     claims["iss"] = json!("machine");
     assert_error(

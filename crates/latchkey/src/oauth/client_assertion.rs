@@ -170,7 +170,8 @@ fn check_claims(
     }
     let jti = claims
         .jti
-        .filter(|jti| !jti.is_empty() && jti.len() <= 256)
-        .ok_or_else(|| refuse("client_assertion needs a jti (unique per assertion)"))?;
+        // Stored to be used once: printable only (PostgreSQL text cannot even hold NUL).
+        .filter(|jti| !jti.is_empty() && jti.len() <= 256 && !jti.chars().any(char::is_control))
+        .ok_or_else(|| refuse("client_assertion needs a printable jti, unique per assertion"))?;
     Ok(VerifiedAssertion { jti, expires_at: exp })
 }

@@ -367,6 +367,10 @@ impl Store for PgStore {
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        // PostgreSQL text cannot hold NUL and refuses such a parameter: no row can match.
+        if client_id.contains('\0') {
+            return Ok(None);
+        }
         sqlx::query("SELECT metadata, secret_hash, source FROM clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -440,6 +444,10 @@ impl Store for PgStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        // As for clients: text cannot hold NUL, so no user has it.
+        if username.contains('\0') {
+            return Ok(None);
+        }
         sqlx::query(
             "SELECT id, username, password_hash, email, name FROM users WHERE username = $1",
         )
