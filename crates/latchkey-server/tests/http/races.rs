@@ -1,6 +1,7 @@
 //! An administrator racing clients: `latchkey clients remove` (its own process, as in
 //! production) while the client keeps asking for tokens. Once the removal has returned, no
-//! request may get a token, whatever the grant and whatever the caches hold.
+//! request may get a token, whatever the grant and whatever the caches hold, and the tokens it
+//! holds are inactive.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +16,13 @@ const CONFIG: &str = r#"
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos"]
+client_id = "photos-api"
+
+[[clients]]
+client_id = "photos-api"
+client_secret = "photos-api-secret"
+grant_types = ["client_credentials"]
+scopes = []
 
 [[users]]
 username = "alice"
@@ -44,6 +52,20 @@ async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// What the photo API's client learns about a token by introspection.
+async fn introspect(server: &TestServer, token: &str) -> Value {
+    client()
+        .post(server.url("/oauth/introspect"))
+        .basic_auth("photos-api", Some("photos-api-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
@@ -76,6 +98,12 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
         .unwrap_or_else(|| panic!("no secret in: {}", stdout(&added)))
         .into();
     let server = Arc::new(server);
+    // A client-credentials JWT is recorded nowhere: introspection must still see it die with
+    // its client.
+    let (status, body) = token(&server, &secret, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, 200, "{body}");
+    let held = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&server, &held).await["active"], true);
 
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -168,6 +196,7 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
             attempt.status
         );
     }
+    assert_eq!(introspect(&server, &held).await, serde_json::json!({"active": false}));
     eprintln!("{before} tokens before the removal, {} refused after it", after.len());
 }
 

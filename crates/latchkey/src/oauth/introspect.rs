@@ -136,6 +136,9 @@ impl Authority {
             Some(stored) => Ok(LiveAccess { claims, username: stored.username }),
             // A user's token always names its grant; one that does not is not ours to trust.
             None if claims.auth_time.is_some() => Err(Dead::Revoked),
+            // Removing a client revokes what is stored of it; its unrecorded client-credentials
+            // JWTs die with its registration (seen within the client cache's lifetime).
+            None if self.client(&claims.client_id).await?.is_none() => Err(Dead::Revoked),
             None => Ok(LiveAccess { claims, username: None }),
         })
     }
