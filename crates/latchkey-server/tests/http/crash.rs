@@ -3,8 +3,8 @@
 //!
 //! What a client was told must hold: a code exchanged with a 200 is spent for good, a refresh
 //! token rotated with a 200 is spent for good, the last refresh token of every chain still
-//! works, no family has two live tokens, and every grant in the database is one the load
-//! generator was given (or whose answer a crash swallowed).
+//! works, no family has two live tokens, no code is spent without its grant, and every grant
+//! in the database is one the load generator was given (or whose answer a crash swallowed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
