@@ -1,10 +1,11 @@
-//! An administrator racing clients: `latchkey clients remove` (its own process, as in
-//! production) while the client keeps asking for tokens. Once the removal has returned, no
-//! request may get a token, whatever the grant and whatever the caches hold, and the tokens it
-//! holds are inactive.
+//! Races between ending access and using it. An administrator runs `latchkey clients remove`
+//! (its own process, as in production) while the client keeps asking for tokens: once the
+//! removal has returned, no request may get a token, whatever the grant and whatever the caches
+//! hold, and the tokens it holds are inactive. A client revokes a refresh token while it is
+//! being rotated: once the revocation has answered, nothing of the family is live.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,6 +25,12 @@ client_secret = "photos-api-secret"
 grant_types = ["client_credentials"]
 scopes = []
 
+[[clients]]
+client_id = "app"
+client_secret = "app-secret"
+grant_types = ["password", "refresh_token"]
+scopes = ["read:photos"]
+
 [[users]]
 username = "alice"
 password = "alice-password"
@@ -42,10 +49,16 @@ impl Attempt {
     }
 }
 
-async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+/// A POST to `path` authenticated as `client_id`: status and JSON body.
+async fn post(
+    server: &TestServer,
+    path: &str,
+    (client_id, secret): (&str, &str),
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let response = client()
-        .post(server.url("/oauth/token"))
-        .basic_auth("batch", Some(secret))
+        .post(server.url(path))
+        .basic_auth(client_id, Some(secret))
         .form(form)
         .send()
         .await
@@ -54,18 +67,14 @@ async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    post(server, "/oauth/token", ("batch", secret), form).await
+}
+
 /// What the photo API's client learns about a token by introspection.
 async fn introspect(server: &TestServer, token: &str) -> Value {
-    client()
-        .post(server.url("/oauth/introspect"))
-        .basic_auth("photos-api", Some("photos-api-secret"))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let caller = ("photos-api", "photos-api-secret");
+    post(server, "/oauth/introspect", caller, &[("token", token)]).await.1
 }
 
 async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
@@ -200,4 +209,77 @@ async fn no_token_is_issued_after_a_client_removal_returns(db: TestDb) {
     eprintln!("{before} tokens before the removal, {} refused after it", after.len());
 }
 
-crate::on_both_engines!(no_token_is_issued_after_a_client_removal_returns);
+/// RFC 7009 §2.1: revoking a refresh token revokes its grant. However the revocation
+/// interleaves with rotations of the same family, once it has answered nothing of the family is
+/// live: no refresh token rotates and no access token is active, including any handed out while
+/// the revocation was running.
+async fn a_revocation_racing_refreshes_leaves_nothing_live(db: TestDb) {
+    let server = Arc::new(TestServer::start_ready(&db, CONFIG).await);
+    let app = ("app", "app-secret");
+    let mut revoked_mid_chain = 0;
+    for round in 0..12u64 {
+        let login =
+            [("grant_type", "password"), ("username", "alice"), ("password", "alice-password")];
+        let (status, body) = post(&server, "/oauth/token", app, &login).await;
+        assert_eq!(status, 200, "{body}");
+        let pair = |body: &Value| {
+            let field = |name: &str| body[name].as_str().unwrap().to_owned();
+            (field("access_token"), field("refresh_token"))
+        };
+        // Every token the family handed out, newest last.
+        let issued = Arc::new(Mutex::new(vec![pair(&body)]));
+        let revoked = Arc::new(AtomicBool::new(false));
+        let refresher = {
+            let (server, issued) = (server.clone(), issued.clone());
+            let revoked = revoked.clone();
+            tokio::spawn(async move {
+                // A rotation that had started before the revocation answered may still finish;
+                // the ones after it must fail at once.
+                let mut after_revocation = 0;
+                loop {
+                    if revoked.load(Ordering::SeqCst) {
+                        after_revocation += 1;
+                        assert!(after_revocation <= 2, "refreshes go on after the revocation");
+                    }
+                    let current = issued.lock().unwrap().last().unwrap().1.clone();
+                    let form =
+                        [("grant_type", "refresh_token"), ("refresh_token", current.as_str())];
+                    let (status, body) = post(&server, "/oauth/token", app, &form).await;
+                    if status != 200 {
+                        assert_eq!(body["error"], "invalid_grant", "{status} {body}");
+                        return;
+                    }
+                    issued.lock().unwrap().push(pair(&body));
+                }
+            })
+        };
+        // Revoke whichever refresh token is newest: at once in the first round, later after at
+        // least one rotation and a varying head start.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while round > 0 && issued.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(3 * round)).await;
+        let newest = issued.lock().unwrap().last().unwrap().1.clone();
+        let revocation = [("token", newest.as_str()), ("token_type_hint", "refresh_token")];
+        let (status, body) = post(&server, "/oauth/revoke", app, &revocation).await;
+        assert_eq!(status, 200, "{body}");
+        revoked.store(true, Ordering::SeqCst);
+        refresher.await.unwrap();
+
+        let issued = issued.lock().unwrap().clone();
+        revoked_mid_chain += usize::from(issued.len() > 1);
+        for (access, refresh) in &issued {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+            let (status, body) = post(&server, "/oauth/token", app, &form).await;
+            assert_eq!((status, &body["error"]), (400, &Value::from("invalid_grant")), "{body}");
+            assert_eq!(introspect(&server, access).await, serde_json::json!({"active": false}));
+        }
+    }
+    assert!(revoked_mid_chain > 0, "no revocation landed after a rotation: the race never ran");
+}
+
+crate::on_both_engines!(
+    no_token_is_issued_after_a_client_removal_returns,
+    a_revocation_racing_refreshes_leaves_nothing_live,
+);
