@@ -409,6 +409,8 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
     let revoked_at: Arc<std::sync::OnceLock<std::time::Instant>> = Arc::default();
     let store = db.store.clone();
     let seen = revoked_at.clone();
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rotations = progress.clone();
     let chain = tokio::spawn(async move {
         let mut rotated = Vec::new();
         let mut current = "r0".to_owned();
@@ -420,6 +422,7 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
                     let after_revocation = seen.get().is_some_and(|at| sent > *at);
                     assert!(!after_revocation, "rotation {n} was sent after the revocation");
                     rotated.push(n);
+                    rotations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     current = format!("r{n}");
                 }
                 _ => return (rotated, current),
@@ -427,7 +430,10 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
         }
         unreachable!()
     });
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Revoke once the chain is under way, however slow the machine.
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < 3 && !chain.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let outcome = db.store.revoke_refresh_token("r0", "app", NOW + 1).await.unwrap();
     revoked_at.set(std::time::Instant::now()).unwrap();
     assert_eq!(outcome, RefreshRevocation::Revoked);
