@@ -7,8 +7,6 @@
 //! touches the database on the async runtime's threads.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -24,9 +22,11 @@ use crate::model::{
 };
 
 mod checkpoint;
+mod reader;
 mod writer;
 
 use checkpoint::Checkpointer;
+use reader::Readers;
 use writer::Writer;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -41,8 +41,7 @@ const READERS: usize = 4;
 pub struct SqliteStore {
     writer: Writer,
     _checkpointer: Checkpointer,
-    readers: Arc<[Mutex<Connection>]>,
-    next_reader: AtomicUsize,
+    readers: Readers,
 }
 
 impl SqliteStore {
@@ -64,13 +63,12 @@ impl SqliteStore {
             writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(backend)?;
             let checkpointer = Checkpointer::start(open_connection(&path, synchronous)?)?;
             let readers = (0..READERS)
-                .map(|_| open_connection(&path, synchronous).map(Mutex::new))
+                .map(|_| open_connection(&path, synchronous))
                 .collect::<Result<Vec<_>>>()?;
             Ok(SqliteStore {
                 writer: Writer::start(writer)?,
                 _checkpointer: checkpointer,
-                readers: readers.into(),
-                next_reader: AtomicUsize::new(0),
+                readers: Readers::start(readers)?,
             })
         })
         .await
@@ -87,13 +85,7 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let readers = self.readers.clone();
-        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
-        blocking(move || {
-            let connection = readers[index].lock().map_err(|_| poisoned())?;
-            work(&connection)
-        })
-        .await
+        self.readers.read(work).await
     }
 }
 
@@ -121,10 +113,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| Error::Backend(format!("SQLite task failed: {error}")))?
-}
-
-fn poisoned() -> Error {
-    Error::Backend("SQLite connection lock poisoned".into())
 }
 
 fn backend(error: rusqlite::Error) -> Error {
@@ -812,9 +800,9 @@ impl Store for SqliteStore {
 
     async fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup> {
         let code_hash = code_hash.to_owned();
-        // A read, run on the writer thread all the same: its channel costs less than the
-        // blocking-pool hand-off of `read` (the ES256 code flow measured about 10% faster per
-        // CPU-second), and the exchange's `issue` follows on that thread anyway.
+        // A read, run on the writer thread all the same: the exchange's `issue` follows there
+        // at once, and the ES256 code flow measured about 5% faster per CPU-second this way
+        // than with the lookup on a reader.
         self.write(move |c| {
             let row = c
                 .prepare_cached(&format!(
