@@ -115,6 +115,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|error| Error::Backend(format!("SQLite task failed: {error}")))?
 }
 
+/// Runs one job of a store thread: a panic in it becomes an error for its caller instead of
+/// ending the thread that every later job needs.
+fn contained<T>(thread: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err(Error::Backend(format!("a SQLite {thread} job panicked"))))
+}
+
 fn backend(error: rusqlite::Error) -> Error {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(error.to_string()),
@@ -1108,5 +1115,31 @@ impl Store for SqliteStore {
             }
         }
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        Connection::open_in_memory().unwrap()
+    }
+
+    fn answer(c: &Connection) -> Result<i64> {
+        c.query_row("SELECT 41 + 1", [], |row| row.get(0)).map_err(backend)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_error_and_its_thread_serves_on() {
+        let readers = Readers::start(vec![connection()]).unwrap();
+        let failed = readers.read(|_| -> Result<i64> { panic!("a bug in a read") }).await;
+        assert!(matches!(failed, Err(Error::Backend(m)) if m.contains("read job panicked")));
+        assert_eq!(readers.read(answer).await.unwrap(), 42, "the one reader still answers");
+
+        let writer = Writer::start(connection()).unwrap();
+        let failed = writer.write(|_| -> Result<i64> { panic!("a bug in a write") }).await;
+        assert!(matches!(failed, Err(Error::Backend(m)) if m.contains("write job panicked")));
+        assert_eq!(writer.write(answer).await.unwrap(), 42, "the writer still answers");
     }
 }

@@ -5,12 +5,12 @@
 //! hand-off to whichever pool thread is free, which then waits on the mutex of a connection
 //! chosen in turn, busy or not. Here an idle reader takes the next read from one shared queue.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::contained;
 use crate::store::{Error, Result};
 
 type Job = Box<dyn FnOnce(&Connection) + Send>;
@@ -44,10 +44,8 @@ impl Readers {
     ) -> Result<T> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |connection: &Connection| {
-            let outcome = catch_unwind(AssertUnwindSafe(|| work(connection)))
-                .unwrap_or_else(|_| Err(Error::Backend("a SQLite read panicked".into())));
             // The caller may have gone away (a dropped request); nothing to tell then.
-            let _ = answer.send(outcome);
+            let _ = answer.send(contained("read", || work(connection)));
         });
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?

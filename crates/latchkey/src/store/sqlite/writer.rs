@@ -8,13 +8,12 @@
 //! `COMMIT` has succeeded, so a success still means "committed" exactly as with one transaction
 //! per write (see the README on durability).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::backend;
+use super::{backend, contained};
 use crate::store::{Error, Result};
 
 /// The most writes one transaction groups; bounds the latency a single commit adds.
@@ -73,9 +72,7 @@ impl Writer {
     ) -> Result<T> {
         let (answer, answered) = oneshot::channel();
         let job = Job::Alone(Box::new(move |connection: &mut Connection| {
-            let outcome = catch_unwind(AssertUnwindSafe(|| work(connection)))
-                .unwrap_or_else(|_| Err(Error::Backend("a SQLite write panicked".into())));
-            let _ = answer.send(outcome);
+            let _ = answer.send(contained("write", || work(connection)));
         }));
         self.jobs.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
@@ -149,9 +146,7 @@ fn in_savepoint<T>(
     work: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
     execute(connection, "SAVEPOINT job")?;
-    let outcome = catch_unwind(AssertUnwindSafe(|| work(connection)))
-        .unwrap_or_else(|_| Err(Error::Backend("a SQLite write panicked".into())));
-    match outcome {
+    match contained("write", || work(connection)) {
         Ok(value) => match execute(connection, "RELEASE job") {
             Ok(()) => Ok(value),
             Err(error) => {
