@@ -3,8 +3,8 @@
 //! rusqlite was chosen over sqlx's SQLite driver by measurement on this hardware (see the
 //! README): a point select costs ~8 µs of CPU against 75–100 µs, an insert ~38 µs against
 //! 150–190 µs. Writes go to one thread that owns the writing connection and commits them in
-//! groups ([`writer`]); reads use a few other connections on tokio's blocking pool. Nothing
-//! touches the database on the async runtime's threads.
+//! groups ([`writer`]); reads go to a few threads that own the other connections ([`reader`]).
+//! Nothing touches the database on the async runtime's threads.
 
 use std::path::Path;
 
@@ -202,12 +202,10 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoredKey> {
 }
 
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, session_id_hash, redirect_uri, scopes, \
-     audience, nonce, code_challenge, auth_time, created_at, expires_at, redeemed_at, grant_id";
+     audience, nonce, code_challenge, auth_time, created_at, expires_at, redeemed_at";
 
-/// A code row, plus whether it was redeemed and the grant it produced.
-fn code_from_row(
-    row: &Row<'_>,
-) -> rusqlite::Result<(AuthorizationCode, String, Option<i64>, Option<String>)> {
+/// A code row (its audience still JSON), plus when it was redeemed.
+fn code_from_row(row: &Row<'_>) -> rusqlite::Result<(AuthorizationCode, String, Option<i64>)> {
     let code = AuthorizationCode {
         code_hash: row.get(0)?,
         client_id: row.get(1)?,
@@ -222,7 +220,7 @@ fn code_from_row(
         created_at: row.get(10)?,
         expires_at: row.get(11)?,
     };
-    Ok((code, row.get(6)?, row.get(12)?, row.get(13)?))
+    Ok((code, row.get(6)?, row.get(12)?))
 }
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id_hash, g.scopes, g.audience, \
@@ -819,9 +817,9 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             Ok(match row {
                 None => CodeLookup::Invalid,
-                Some((_, _, Some(_), _)) => CodeLookup::Spent,
-                Some((code, _, None, _)) if code.expires_at <= now => CodeLookup::Invalid,
-                Some((code, audience, None, _)) => {
+                Some((_, _, Some(_))) => CodeLookup::Spent,
+                Some((code, _, None)) if code.expires_at <= now => CodeLookup::Invalid,
+                Some((code, audience, None)) => {
                     CodeLookup::Unspent(Box::new(with_audience((code, audience), |c, a| {
                         c.audience = a
                     })?))
