@@ -580,14 +580,15 @@ impl Store for SqliteStore {
         let removed = self
             .write(move |c| {
                 let id: Option<String> = c
-                    .query_row("SELECT id FROM users WHERE username = ?1", [&username], |row| {
-                        row.get(0)
-                    })
+                    .query_row(
+                        "DELETE FROM users WHERE username = ?1 RETURNING id",
+                        [&username],
+                        |row| row.get(0),
+                    )
                     .optional()
                     .map_err(backend)?;
                 let Some(id) = id else { return Ok(false) };
                 for statement in [
-                    "DELETE FROM users WHERE id = ?1",
                     "DELETE FROM sessions WHERE user_id = ?1",
                     "DELETE FROM consents WHERE user_id = ?1",
                     "DELETE FROM authorization_codes WHERE user_id = ?1",
