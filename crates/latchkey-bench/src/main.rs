@@ -61,7 +61,7 @@ fn start_server() -> anyhow::Result<Server> {
     std::fs::write(
         &config,
         format!(
-            "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"error\"\n{}\n[database]\nurl = \"sqlite://{}\"\n",
+            "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"error\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n[database]\nurl = \"sqlite://{}\"\n",
             scenarios::CONFIG,
             dir.path().join("bench.db").display()
         ),

@@ -82,15 +82,30 @@ pub(crate) enum Scenario {
     IntrospectJwt,
     /// POST /oauth/token, refresh_token: each worker follows its own rotation chain.
     Refresh,
-    /// [`Scenario::ClientCredentials`] while [`LOGINS_PER_SECOND`] logins (each a password
-    /// hash) arrive at the login form: hashing must not starve the token endpoint.
-    LoginFlood,
+    /// [`Scenario::ClientCredentials`] while a flood arrives at the login form or
+    /// `/authorize`: hashing and parsing must not starve the token endpoint.
+    UnderFlood(Flood),
 }
 
-/// The login rate of [`Scenario::LoginFlood`].
-const LOGINS_PER_SECOND: u64 = 200;
+/// What arrives beside [`Scenario::UnderFlood`]'s client-credentials requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flood {
+    /// [`FLOOD_PER_SECOND`] wrong-password logins, each for a different made-up account from
+    /// a different address, so each costs a hash.
+    Logins,
+    /// The same logins, each hung up on 10 ms after it is sent.
+    AbandonedLogins,
+    /// [`FLOOD_PER_SECOND`] wrong guesses for one account: all but one refused by its schedule.
+    Guesses,
+    /// [`FLOOD_PER_SECOND`] `/authorize` requests of 64 KiB of tiny parameters, the largest
+    /// the body limit admits.
+    LargestAuthorize,
+}
 
-pub(crate) const ALL: [Scenario; 8] = [
+/// The request rate of a [`Flood`].
+const FLOOD_PER_SECOND: u64 = 200;
+
+pub(crate) const ALL: [Scenario; 11] = [
     Scenario::CodeFlowRs256,
     Scenario::CodeFlowEs256,
     Scenario::Jwks,
@@ -98,7 +113,10 @@ pub(crate) const ALL: [Scenario; 8] = [
     Scenario::IntrospectOpaque,
     Scenario::IntrospectJwt,
     Scenario::Refresh,
-    Scenario::LoginFlood,
+    Scenario::UnderFlood(Flood::Logins),
+    Scenario::UnderFlood(Flood::AbandonedLogins),
+    Scenario::UnderFlood(Flood::Guesses),
+    Scenario::UnderFlood(Flood::LargestAuthorize),
 ];
 
 impl Scenario {
@@ -117,7 +135,14 @@ impl Scenario {
             Scenario::IntrospectOpaque => ("introspect (opaque)", "bench-machine-opaque"),
             Scenario::IntrospectJwt => ("introspect (JWT)", "bench-machine"),
             Scenario::Refresh => ("refresh", "bench-first-party"),
-            Scenario::LoginFlood => ("client_credentials+logins", "bench-machine"),
+            Scenario::UnderFlood(Flood::Logins) => ("cc+logins", "bench-machine"),
+            Scenario::UnderFlood(Flood::AbandonedLogins) => {
+                ("cc+abandoned logins", "bench-machine")
+            }
+            Scenario::UnderFlood(Flood::Guesses) => ("cc+guesses on 1 account", "bench-machine"),
+            Scenario::UnderFlood(Flood::LargestAuthorize) => {
+                ("cc+64 KiB authorize", "bench-machine")
+            }
         }
     }
 }
@@ -283,7 +308,7 @@ async fn operate(
         (Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256, _) => {
             code_flow(http, base, client_id).await
         }
-        (Scenario::ClientCredentials | Scenario::LoginFlood, _) => {
+        (Scenario::ClientCredentials | Scenario::UnderFlood(_), _) => {
             let tokens =
                 token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
             field(&tokens, "access_token").map(drop)
@@ -316,31 +341,48 @@ async fn operate(
     }
 }
 
-/// Sends [`LOGINS_PER_SECOND`] wrong-password logins, each for a different made-up account (so
-/// no per-account throttle applies and every one costs a hash), until `stop` is set. Returns
-/// how many were sent and how many were answered with the login page again.
-async fn login_flood(base: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
+/// Sends [`FLOOD_PER_SECOND`] requests of `flood` until `stop` is set. Returns how many were
+/// sent and how many were answered (any status) by the end.
+async fn flood(kind: Flood, base: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
     let browser = reqwest::Client::builder().cookie_store(true).build()?;
     let page = browser.get(authorize_url(&base, "bench-rs256")).send().await?.text().await?;
     let (csrf, request) = (hidden(&page, "csrf_token")?, hidden(&page, "request")?);
+    let largest = "a=&".repeat(64 * 1024 / 3 - 1);
     let answered = Arc::new(AtomicU64::new(0));
-    let mut sent = 0;
-    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / LOGINS_PER_SECOND));
+    let mut sent = 0u64;
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / FLOOD_PER_SECOND));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     while !stop.load(Ordering::Relaxed) {
         ticks.tick().await;
         sent += 1;
+        let username = match kind {
+            Flood::Guesses => "bench".to_owned(),
+            _ => format!("flood-{sent}"),
+        };
         let form = [
-            ("username", format!("flood-{sent}")),
+            ("username", username),
             ("password", "not-the-password".to_owned()),
             ("csrf_token", csrf.clone()),
             ("request", request.clone()),
         ];
-        let (browser, url, answered) = (browser.clone(), format!("{base}/login"), answered.clone());
+        // A different address each time (the bench's server trusts 127.0.0.1 as a proxy), as
+        // a distributed attack would come, so the per-address budget does not stop the flood.
+        let address = format!("10.{}.{}.{}", (sent >> 16) & 255, (sent >> 8) & 255, sent & 255);
+        let (browser, base, answered) = (browser.clone(), base.clone(), answered.clone());
+        let largest = largest.clone();
         tokio::spawn(async move {
-            if let Ok(response) = browser.post(url).form(&form).send().await
-                && response.status() == 401
-            {
+            let request = match kind {
+                Flood::LargestAuthorize => browser
+                    .post(format!("{base}/authorize"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(largest),
+                _ => browser.post(format!("{base}/login")).form(&form),
+            };
+            let sending = request.header("x-forwarded-for", address).send();
+            if kind == Flood::AbandonedLogins {
+                // Dropping the request future hangs up on the server.
+                let _ = tokio::time::timeout(Duration::from_millis(10), sending).await;
+            } else if sending.await.is_ok() {
                 answered.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -367,8 +409,12 @@ pub(crate) async fn run(
         prepared.push(prepare(scenario, &http, &server.base, client_id).await?);
     }
     let stop_flood = Arc::new(AtomicBool::new(false));
-    let flood = matches!(scenario, Scenario::LoginFlood)
-        .then(|| tokio::spawn(login_flood(server.base.clone(), stop_flood.clone())));
+    let flood = match scenario {
+        Scenario::UnderFlood(kind) => {
+            Some(tokio::spawn(flood(kind, server.base.clone(), stop_flood.clone())))
+        }
+        _ => None,
+    };
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let cpu_before = server.cpu_seconds()?;
@@ -404,7 +450,7 @@ pub(crate) async fn run(
         stop_flood.store(true, Ordering::Relaxed);
         let (sent, answered) = flood.await??;
         println!(
-            "  (logins: {sent} sent in {:.1} s, {answered} answered by the end)",
+            "  (flood: {sent} sent in {:.1} s, {answered} answered by the end)",
             elapsed.as_secs_f64()
         );
     }

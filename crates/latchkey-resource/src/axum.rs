@@ -45,7 +45,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<Verifier>::from_ref(state);
-        let header = match parts.headers.get(header::AUTHORIZATION) {
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(Rejection::MalformedHeader);
+        }
+        let header = match first {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| Rejection::MalformedHeader)?),
         };

@@ -175,7 +175,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 async fn hash_password(password: String) -> anyhow::Result<String> {
-    Ok(password::Hasher::new(1).hash(password).await?)
+    Ok(password::Hasher::new(1, 0).hash(password).await?)
 }
 
 /// `latchkey keys ...`.

@@ -15,7 +15,7 @@ use latchkey::oidc::discovery;
 use latchkey::password::Hasher;
 use latchkey::store::timed::TimedStore;
 use latchkey::store::{self, Store};
-use latchkey::throttle::LoginThrottle;
+use latchkey::throttle::AddressBudget;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -65,13 +65,15 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         store: store.clone(),
         keys: keys.clone(),
         settings,
-        hasher: Hasher::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
-        client_hasher: Hasher::new(1),
-        throttle: LoginThrottle::default(),
+        hasher: Hasher::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+            config.limits.hash_queue,
+        ),
+        client_hasher: Hasher::new(1, config.limits.hash_queue),
+        addresses: AddressBudget::default(),
         clients: ClientCache::default(),
         client_keys: ClientKeys::default(),
         verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
-        client_throttle: LoginThrottle::default(),
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();

@@ -5,9 +5,11 @@
 //! entropy, so a plain SHA-256 is as strong and costs microseconds instead of ~40 ms.
 //!
 //! Hashing is CPU-heavy: [`Hasher`] runs it on tokio's blocking pool with a bounded number in
-//! flight, so a flood of logins cannot starve the async runtime.
+//! flight, so a flood of logins cannot starve the async runtime, and a bounded number waiting,
+//! so a flood cannot grow memory: beyond the queue it answers [`Error::Busy`] at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -27,6 +29,9 @@ pub enum Error {
     /// The blocking task was cancelled or panicked.
     #[error("password hashing task failed")]
     Task,
+    /// Every hashing slot is taken and the queue behind them is full: shed the request.
+    #[error("too many password checks are waiting")]
+    Busy,
 }
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
@@ -104,16 +109,31 @@ pub fn dummy_hash() -> &'static str {
     "$argon2id$v=19$m=19456,t=2,p=1$bGF0Y2hrZXlkdW1teXNhbHQ$0Tz7W5m9S4Ec5gQ0gdpbYeJx1fB0bR9xB6ydBq1Hk0o"
 }
 
-/// Runs password hashing off the async runtime with at most `limit` hashes at once.
+/// Runs password hashing off the async runtime with at most `limit` hashes at once and at
+/// most `queue` more waiting for a slot.
+///
+/// A hash holds its slot until argon2 returns, not until its caller stops waiting: the permit
+/// moves into the blocking job, so a client that disconnects mid-login cannot start another
+/// hash beside the one still running (each needs 32 MiB of work memory). Requests beyond the
+/// queue get [`Error::Busy`] without waiting, so the number of hashes running or waiting, and
+/// the memory they hold, never exceeds `limit + queue`.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl Hasher {
-    /// A hasher that runs at most `limit` hashes concurrently (at least one).
-    pub fn new(limit: usize) -> Self {
-        Hasher { permits: Arc::new(Semaphore::new(limit.max(1))) }
+    /// A hasher that runs at most `limit` hashes concurrently (at least one) with at most
+    /// `queue` more waiting.
+    pub fn new(limit: usize, queue: usize) -> Self {
+        let limit = limit.max(1);
+        Hasher {
+            permits: Arc::new(Semaphore::new(limit)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: limit + queue,
+        }
     }
 
     /// [`hash_password`] on the blocking pool.
@@ -130,12 +150,42 @@ impl Hasher {
         .await
     }
 
+    /// Hashes running or waiting now.
+    pub fn in_use(&self) -> usize {
+        self.admitted.load(Ordering::Relaxed)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
-        tokio::task::spawn_blocking(work).await.map_err(|_| Error::Task)
+        let admission = Admission::enter(&self.admitted, self.capacity).ok_or(Error::Busy)?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Task)?;
+        tokio::task::spawn_blocking(move || {
+            // Both are released when the hash is done, whether or not anyone still waits for it.
+            let _held = (permit, admission);
+            work()
+        })
+        .await
+        .map_err(|_| Error::Task)
+    }
+}
+
+/// One place among the hashes running or waiting; given back on drop.
+struct Admission(Arc<AtomicUsize>);
+
+impl Admission {
+    fn enter(admitted: &Arc<AtomicUsize>, capacity: usize) -> Option<Admission> {
+        admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < capacity).then_some(n + 1))
+            .ok()
+            .map(|_| Admission(admitted.clone()))
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -195,10 +245,41 @@ mod tests {
 
     #[tokio::test]
     async fn hasher_runs_on_the_blocking_pool() {
-        let hasher = Hasher::new(2);
+        let hasher = Hasher::new(2, 0);
         let hash = hasher.hash("pw".into()).await.unwrap();
         assert!(hasher.verify("pw".into(), Some(hash.clone())).await.unwrap());
         assert!(!hasher.verify("nope".into(), Some(hash)).await.unwrap());
         assert!(!hasher.verify("pw".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_hash_keeps_its_slot_until_it_finishes() {
+        let hasher = Hasher::new(1, 1);
+        // Start a hash and drop its future as soon as it is running, as a disconnecting
+        // client's request is dropped.
+        let first = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("pw".into(), None).await }
+        });
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        first.abort();
+        let _ = first.await;
+        assert_eq!(hasher.in_use(), 1, "the running hash still holds its place");
+        // One may wait behind it; a third is shed at once.
+        let second = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("pw".into(), None).await }
+        });
+        while hasher.in_use() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(hasher.verify("pw".into(), None).await, Err(Error::Busy)));
+        assert!(!second.await.unwrap().unwrap());
+        while hasher.in_use() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!hasher.verify("pw".into(), None).await.unwrap(), "free again afterwards");
     }
 }

@@ -60,6 +60,10 @@ pub struct Config {
     pub keys: KeyConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Bounds on work and connections.
+    pub limits: LimitsConfig,
+    /// Proxies and response headers.
+    pub http: HttpConfig,
     /// APIs that accept latchkey's access tokens.
     pub resources: Vec<Resource>,
     /// Static clients, upserted at start-up.
@@ -123,6 +127,30 @@ pub struct LogConfig {
     pub json: bool,
     /// A `tracing` filter such as `info` or `latchkey=debug`; `RUST_LOG` wins when set.
     pub level: String,
+}
+
+/// `[limits]`: how much work and how many connections a node takes on before it sheds load.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Password checks that may wait for a hashing slot; more are answered 503 at once.
+    pub hash_queue: usize,
+    /// Open connections at most; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this time.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this time.
+    pub idle_timeout: Duration,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Peers whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `Strict-Transport-Security` max-age under an https issuer (`None`: not sent).
+    pub hsts_max_age: Option<Duration>,
+    /// Whether HSTS covers subdomains.
+    pub hsts_include_subdomains: bool,
 }
 
 pub use latchkey::model::Resource;

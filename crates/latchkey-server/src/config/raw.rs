@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::clients::{RawClient, RawUser};
 use super::{
-    Config, ConfigError, DatabaseConfig, JWKS_MAX_AGE, KEY_REFRESH_INTERVAL, KeyConfig, LogConfig,
-    Resource, TlsConfig, TokenConfig, duration, issuer,
+    Config, ConfigError, DatabaseConfig, HttpConfig, JWKS_MAX_AGE, KEY_REFRESH_INTERVAL, KeyConfig,
+    LimitsConfig, LogConfig, Resource, TlsConfig, TokenConfig, duration, issuer,
 };
 
 /// A configured secret (password, client secret, master key, database URL): never printed.
@@ -51,6 +51,10 @@ pub(super) struct RawConfig {
     keys: RawKeys,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    http: RawHttp,
     #[serde(default)]
     resources: Vec<RawResource>,
     #[serde(default)]
@@ -114,6 +118,98 @@ enum RawLogFormat {
     Json,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    hash_queue: Option<RawCount>,
+    max_connections: Option<RawCount>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    hsts_max_age: Option<String>,
+    hsts_include_subdomains: Option<bool>,
+}
+
+/// A count from the file (a TOML integer) or from the environment (text).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCount {
+    Number(i64),
+    Text(String),
+}
+
+impl RawCount {
+    fn validate(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ConfigError> {
+        let value = match self {
+            RawCount::Number(n) => usize::try_from(*n).ok(),
+            RawCount::Text(text) => text.trim().parse().ok(),
+        };
+        value.filter(|n| range.contains(n)).ok_or_else(|| {
+            ConfigError::at(
+                key,
+                format!("must be a whole number from {} to {}", range.start(), range.end()),
+            )
+        })
+    }
+}
+
+impl RawLimits {
+    fn validate(self) -> Result<LimitsConfig, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hash_queue = match &self.hash_queue {
+            None => 4 * cores,
+            Some(count) => count.validate("limits.hash_queue", 0..=10_000)?,
+        };
+        let max_connections = match &self.max_connections {
+            None => 1024,
+            Some(count) => count.validate("limits.max_connections", 1..=1_000_000)?,
+        };
+        let header_read_timeout = optional_duration(
+            "limits.header_read_timeout",
+            self.header_read_timeout.as_deref(),
+            "10s",
+        )?;
+        let idle_timeout =
+            optional_duration("limits.idle_timeout", self.idle_timeout.as_deref(), "60s")?;
+        Ok(LimitsConfig { hash_queue, max_connections, header_read_timeout, idle_timeout })
+    }
+}
+
+impl RawHttp {
+    fn validate(self) -> Result<HttpConfig, ConfigError> {
+        let mut trusted_proxies = Vec::with_capacity(self.trusted_proxies.len());
+        for (index, text) in self.trusted_proxies.iter().enumerate() {
+            let address = text.parse().map_err(|_| {
+                ConfigError::at(
+                    format!("http.trusted_proxies[{index}]"),
+                    format!("{text:?} is not an IP address: list the proxies' own addresses, e.g. \"10.0.0.5\""),
+                )
+            })?;
+            trusted_proxies.push(address);
+        }
+        let hsts_max_age = match self.hsts_max_age.as_deref() {
+            None => Some(std::time::Duration::from_secs(31_536_000)),
+            Some("off") => None,
+            Some(value) => Some(duration("http.hsts_max_age", value)?),
+        };
+        Ok(HttpConfig {
+            trusted_proxies,
+            hsts_max_age,
+            hsts_include_subdomains: self.hsts_include_subdomains.unwrap_or(true),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawResource {
@@ -159,6 +255,8 @@ impl RawConfig {
                 json: matches!(self.log.format, Some(RawLogFormat::Json)),
                 level: self.log.level.unwrap_or_else(|| "info".into()),
             },
+            limits: self.limits.validate()?,
+            http: self.http.validate()?,
             resources,
             clients,
             users,

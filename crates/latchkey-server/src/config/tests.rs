@@ -28,7 +28,7 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
     let cases: &[(&str, &str)] = &[
         (
             "colour = \"blue\"",
-            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `database`, `tls`, `tokens`, `keys`, `log`, `resources`, `clients`, `users`",
+            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `database`, `tls`, `tokens`, `keys`, `log`, `limits`, `http`, `resources`, `clients`, `users`",
         ),
         (
             "[tokens]\nlifetime = \"1h\"",
@@ -130,6 +130,22 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "[[users]]\nusername = \"alice\"\npassword = \"\"",
             "config: users[0].password: must not be empty",
         ),
+        (
+            "[limits]\nhash_queue = -1",
+            "config: limits.hash_queue: must be a whole number from 0 to 10000",
+        ),
+        (
+            "[limits]\nmax_connections = \"lots\"",
+            "config: limits.max_connections: must be a whole number from 1 to 1000000",
+        ),
+        (
+            "[limits]\nheader_read_timeout = \"0s\"",
+            "config: limits.header_read_timeout: must be longer than zero",
+        ),
+        (
+            "[http]\ntrusted_proxies = [\"proxy.local\"]",
+            "config: http.trusted_proxies[0]: \"proxy.local\" is not an IP address: list the proxies' own addresses, e.g. \"10.0.0.5\"",
+        ),
     ];
     let mut mismatches = Vec::new();
     for (text, expected) in cases {
@@ -156,9 +172,11 @@ fn environment_overrides_the_file() {
         ("LATCHKEY_TOKENS__ACCESS_TOKEN_TTL".to_owned(), "5m".to_owned()),
         ("LATCHKEY_DATABASE__URL".to_owned(), "postgres://db/latchkey".to_owned()),
         ("LATCHKEY_TEST_POSTGRES_URL".to_owned(), "ignored".to_owned()),
+        ("LATCHKEY_LIMITS__HASH_QUEUE".to_owned(), "3".to_owned()),
         ("HOME".to_owned(), "/root".to_owned()),
     ];
     let config = Config::from_parts("issuer = \"http://127.0.0.1:1\"\n", &vars).unwrap();
+    assert_eq!(config.limits.hash_queue, 3, "a count from the environment is text");
     assert_eq!(config.issuer, "https://auth.example.com");
     assert_eq!(config.tokens.access_token_ttl, Duration::from_secs(300));
     assert_eq!(config.database.url.expose(), "postgres://db/latchkey");

@@ -13,15 +13,16 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use latchkey::authority::{Failure, Login};
+use latchkey::authority::{BUSY_RETRY_AFTER_SECS, Failure, Login};
 use latchkey::model::Session;
 use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
 use latchkey::oauth::scope::Scopes;
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
-use latchkey::secret;
+use latchkey::{secret, throttle};
 
 use super::pages::{self, ConsentPage, LoginPage};
 use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use super::source::Source;
 use super::{AppState, paths};
 use crate::startup::unix_now;
 
@@ -98,6 +99,7 @@ async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
 /// POST /login.
 pub(super) async fn login(
     State(state): State<AppState>,
+    Source(from): Source,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -109,7 +111,11 @@ pub(super) async fn login(
     let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
     let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
     let now = unix_now();
-    if username.is_empty() || password.is_empty() || username.len() > 256 || password.len() > 1024 {
+    if username.is_empty()
+        || password.is_empty()
+        || username.len() > throttle::MAX_USERNAME_BYTES
+        || password.len() > throttle::MAX_PASSWORD_BYTES
+    {
         return login_page(
             &state,
             &headers,
@@ -120,7 +126,7 @@ pub(super) async fn login(
             Vec::new(),
         );
     }
-    match state.authority.login(&username, &password, now).await {
+    match state.authority.login(&username, &password, from, now).await {
         Ok(Login::Success { session, cookie }) => {
             let client_id = &request.client.client_id;
             let consented = match state.authority.consented(&session.user_id, client_id).await {
@@ -153,6 +159,31 @@ pub(super) async fn login(
             Some("Wrong username or password."),
             Vec::new(),
         ),
+        Err(Failure::Throttled { retry_after, .. }) => {
+            let message = format!(
+                "Too many sign-in attempts for this account. Try again in {retry_after} seconds."
+            );
+            let mut response =
+                login_page(&state, &headers, &raw, &request, &username, Some(&message), Vec::new());
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+            response
+        }
+        Err(Failure::Busy) => {
+            let mut response = login_page(
+                &state,
+                &headers,
+                &raw,
+                &request,
+                &username,
+                Some("Too many sign-in attempts right now. Try again in a moment."),
+                Vec::new(),
+            );
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response.headers_mut().insert(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
+            metrics::counter!("latchkey_shed_total", "kind" => "login").increment(1);
+            response
+        }
         Err(failure) => internal(failure),
     }
 }
@@ -284,8 +315,11 @@ fn parse(raw: &str) -> Result<Params, ()> {
 
 /// Parses and validates the authorization request; a failure is already the response.
 async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationRequest, Response> {
-    let params = parse(raw).map_err(|_| {
-        pages::error_page("Malformed request", "The authorization request could not be read.")
+    let params = Params::from_form(raw).map_err(|error| {
+        pages::error_page(
+            "Malformed request",
+            &format!("The authorization request could not be read: {}.", error.description),
+        )
     })?;
     let outcome = match authorize::client_id(&params) {
         Err(error) => Err(error),

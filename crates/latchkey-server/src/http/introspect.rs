@@ -8,18 +8,21 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::json_error;
+use super::source::Source;
 use super::token::{authenticated, no_store_json};
 use crate::startup::unix_now;
 
 /// POST /oauth/introspect.
 pub(super) async fn introspect(
     State(state): State<AppState>,
+    source: Source,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let (caller, params) = authenticated(&state, &headers, query.as_deref(), &body).await?;
+        let (caller, params) =
+            authenticated(&state, source, &headers, query.as_deref(), &body).await?;
         state.authority.introspect(&caller, &params, unix_now()).await
     };
     match answer.await {
@@ -31,12 +34,14 @@ pub(super) async fn introspect(
 /// POST /oauth/revoke.
 pub(super) async fn revoke(
     State(state): State<AppState>,
+    source: Source,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let answer = async {
-        let (caller, params) = authenticated(&state, &headers, query.as_deref(), &body).await?;
+        let (caller, params) =
+            authenticated(&state, source, &headers, query.as_deref(), &body).await?;
         state.authority.revoke(&caller, &params, unix_now()).await
     };
     match answer.await {

@@ -13,9 +13,12 @@ mod introspect;
 mod jwks;
 mod logout;
 pub(crate) mod metrics;
+pub use serve::raise_open_file_limit;
 mod pages;
 pub mod paths;
+mod serve;
 mod session;
+mod source;
 mod token;
 mod userinfo;
 
@@ -71,7 +74,8 @@ impl AppState {
 
 /// The router with every endpoint and the cross-cutting layers.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let hsts = hsts(&state.config);
+    let router = Router::new()
         .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
         .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
         .route(paths::JWKS, get(jwks::jwks))
@@ -102,7 +106,25 @@ pub fn app(state: AppState) -> Router {
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http());
+    match hsts {
+        // Outermost, so that every response carries it, errors and panics included.
+        Some(value) => router.layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            value,
+        )),
+        None => router,
+    }
+}
+
+/// `Strict-Transport-Security` for an https issuer (RFC 6797 §6.1), unless switched off.
+fn hsts(config: &Config) -> Option<HeaderValue> {
+    if !config.issuer.starts_with("https://") {
+        return None;
+    }
+    let max_age = config.http.hsts_max_age?.as_secs();
+    let subdomains = if config.http.hsts_include_subdomains { "; includeSubDomains" } else { "" };
+    HeaderValue::from_str(&format!("max-age={max_age}{subdomains}")).ok()
 }
 
 /// Preflight requests are answered by the CORS layer; this only gives OPTIONS a route.
@@ -117,11 +139,25 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
     )
 }
 
-/// Serves plain HTTP on `listener` until `shutdown` completes, then drains open requests.
+/// Serves plain HTTP on `listener` within the configured `[limits]` until `shutdown`
+/// completes, then drains open requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    let limits = state.config.limits.clone();
+    serve::serve(listener, app(state), &limits, None, shutdown).await
+}
+
+/// [`serve`] over TLS with `tls` (which should offer `h2` and `http/1.1` by ALPN).
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.limits.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve::serve(listener, app(state), &limits, Some(acceptor), shutdown).await
 }

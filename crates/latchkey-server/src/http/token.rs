@@ -11,6 +11,7 @@ use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
 
 use super::AppState;
 use super::error::json_error;
+use super::source::Source;
 use crate::startup::unix_now;
 
 /// Parses a form body, refusing other content types and query-string parameters (credentials
@@ -40,11 +41,12 @@ pub(crate) fn form_params(
 /// POST /oauth/token.
 pub(super) async fn token(
     State(state): State<AppState>,
+    source: Source,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    match exchange(&state, &headers, query.as_deref(), &body).await {
+    match exchange(&state, source, &headers, query.as_deref(), &body).await {
         Ok(response) => no_store_json(response),
         Err(failure) => json_error(failure),
     }
@@ -52,12 +54,13 @@ pub(super) async fn token(
 
 async fn exchange(
     state: &AppState,
+    source: Source,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
 ) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
-    let (client, params) = authenticated(state, headers, query, body).await?;
-    let response = state.authority.token(&client, &params, unix_now()).await?;
+    let (client, params) = authenticated(state, source, headers, query, body).await?;
+    let response = state.authority.token(&client, &params, source.0, unix_now()).await?;
     // The grant type is one of the four known ones here: the request succeeded.
     let grant_type = params.get("grant_type").ok().flatten().unwrap_or("").to_owned();
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
@@ -68,19 +71,29 @@ async fn exchange(
 /// client it authenticated as.
 pub(super) async fn authenticated(
     state: &AppState,
+    source: Source,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &[u8],
 ) -> Result<(Client, Params), Failure> {
     let params = form_params(headers, query, body)?;
-    let authorization = match headers.get(header::AUTHORIZATION) {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "the request has two Authorization headers: send one",
+        )
+        .into());
+    }
+    let authorization = match first {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
             OAuthError::new(ErrorCode::InvalidClient, "the Authorization header is not valid text")
         })?),
     };
     let presented = client_auth::presented(authorization, &params)?;
-    let client = state.authority.authenticate_client(&presented, unix_now()).await?;
+    let client = state.authority.authenticate_client(&presented, source.0, unix_now()).await?;
     Ok((client, params))
 }
 

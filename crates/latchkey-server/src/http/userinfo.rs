@@ -31,7 +31,14 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
 
 /// The token of `Authorization: Bearer <token>` (the scheme is case-insensitive).
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "the request has two Authorization headers: send one",
+        ));
+    }
     let malformed = || {
         OAuthError::new(
             ErrorCode::InvalidRequest,

@@ -1,26 +1,27 @@
-//! Password guessing against a real `latchkey serve`: a burst of wrong passwords is slowed
-//! down and logged, and the real user still signs in afterwards, within a bounded time.
+//! Password guessing against real `latchkey serve` processes: concurrency buys an attacker
+//! nothing. Guesses outside the account's schedule are refused at once with 429 and
+//! `Retry-After` (no hash), at most one is checked at a time, the back-off holds, and on
+//! PostgreSQL two nodes share one schedule. The real user still signs in.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use latchkey::oauth::pkce;
-
-use crate::code_flow::{VERIFIER, hidden};
+use crate::flood::{LoginForm, metric};
 use crate::process::{ConfigFile, Serving, free_port, wait_until_ok};
 
 const REDIRECT: &str = "http://127.0.0.1:9000/callback";
-const GUESSES: usize = 100;
-/// The throttle's longest wait before one attempt (`throttle::MAX_DELAY`).
-const MAX_DELAY: Duration = Duration::from_secs(8);
+/// `throttle::FREE_FAILURES`: failures checked before the back-off starts.
+const FREE_FAILURES: usize = 5;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_wrong_passwords_is_slowed_and_logged_and_the_user_still_signs_in() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let config = ConfigFile::sqlite(&format!(
-        r#"issuer = "{base}"
+/// A node of `issuer` on `port` and `database`, with one confidential web client and the user
+/// alice.
+pub fn config(issuer: &str, port: u16, database: &str) -> ConfigFile {
+    ConfigFile::new(&format!(
+        r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
+
+[database]
+url = "{database}"
 
 [log]
 level = "warn"
@@ -37,86 +38,135 @@ require_consent = false
 username = "alice"
 password = "alice-password"
 "#
-    ));
+    ))
+}
+
+async fn metrics(base: &str) -> String {
+    crate::client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_refused_outside_the_schedule_and_the_user_still_signs_in() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    let config = config(&base, port, &database);
     let mut server = Serving::start(&config.path);
-    let browser = crate::code_flow::browser();
-    wait_until_ok(&browser, &format!("{base}/readyz"), Duration::from_secs(30)).await;
-    let query = serde_urlencoded::to_string([
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", &pkce::s256(VERIFIER)),
-        ("code_challenge_method", "S256"),
-    ])
-    .unwrap();
-    let page = browser.get(format!("{base}/authorize?{query}")).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
-    let (csrf, request) = (hidden(&page, "csrf_token"), hidden(&page, "request"));
-    let login = |password: &'static str| {
-        let form = [
-            ("username", "alice".to_owned()),
-            ("password", password.to_owned()),
-            ("csrf_token", csrf.clone()),
-            ("request", request.clone()),
-        ];
-        let (browser, url) = (browser.clone(), format!("{base}/login"));
-        async move {
-            let started = Instant::now();
-            let response = browser.post(url).form(&form).send().await.unwrap();
-            (response.status().as_u16(), started.elapsed())
-        }
-    };
+    wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let form = LoginForm::open(&base).await;
 
-    // All guesses at once, as an attacker would send them.
-    let guesses: Vec<_> = (0..GUESSES).map(|_| tokio::spawn(login("wrong-password"))).collect();
-    let mut waits = Vec::new();
-    for guess in guesses {
-        let (status, took) = guess.await.unwrap();
-        assert_eq!(status, 401, "a wrong password gets the login page again with 401");
-        waits.push(took);
+    // The free failures, one after another: each is checked (401).
+    for _ in 0..FREE_FAILURES {
+        assert_eq!(form.submit(&base, "alice", "wrong-password").await.0, 401);
     }
-    waits.sort();
-    let slowed = waits.iter().filter(|w| **w >= MAX_DELAY / 2).count();
-    eprintln!(
-        "{GUESSES} concurrent guesses: fastest {:?}, median {:?}, slowest {:?}; {slowed} waited at least {:?}",
-        waits[0],
-        waits[GUESSES / 2],
-        waits[GUESSES - 1],
-        MAX_DELAY / 2
-    );
-    assert!(
-        slowed >= GUESSES * 8 / 10,
-        "only {slowed} of {GUESSES} concurrent guesses were slowed"
-    );
+    let last_failure = Instant::now();
 
-    // The real user, right after the burst: one longest wait at most, plus the hashing.
-    let (status, took) = login("alice-password").await;
-    eprintln!("the real user signed in after {took:?}");
-    assert_eq!(status, 303, "the right password signs in despite the attack");
-    assert!(took < MAX_DELAY + Duration::from_secs(4), "the real user waited {took:?}");
+    // Thirty guesses at once, then the right password: all inside the back-off, so none is
+    // checked, each is answered at once with when to retry.
+    let mut burst: Vec<_> = (0..30)
+        .map(|_| {
+            let (form, base) = (form.clone(), base.clone());
+            tokio::spawn(async move { form.submit(&base, "ALICE ", "wrong-password").await })
+        })
+        .collect();
+    burst.push({
+        let (form, base) = (form.clone(), base.clone());
+        tokio::spawn(async move { form.submit(&base, "alice", "alice-password").await })
+    });
+    for answer in burst {
+        let (status, retry) = answer.await.unwrap();
+        assert_eq!(status, 429, "an attempt inside the back-off is refused, never checked");
+        assert!(retry.is_some_and(|seconds| seconds >= 1), "429 says when to retry: {retry:?}");
+    }
+    let checked = metric(&metrics(&base).await, "latchkey_login_failures_total");
+    assert_eq!(checked, FREE_FAILURES as f64, "a refused guess cost a hash");
 
-    let metrics =
-        browser.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    // The real user follows Retry-After and gets in once the back-off has run, not before.
+    let status = loop {
+        let (status, retry) = form.submit(&base, "alice", "alice-password").await;
+        if status != 429 || last_failure.elapsed() > Duration::from_secs(10) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_secs(retry.unwrap())).await;
     };
-    assert_eq!(value("latchkey_login_failures_total"), GUESSES as f64);
-    assert!(value("latchkey_throttled_total{kind=\"login\"}") >= (GUESSES * 8 / 10) as f64);
+    let waited = last_failure.elapsed();
+    eprintln!("the real user signed in {waited:?} after the last checked failure");
+    assert_eq!(status, 303, "the right password signs in after the back-off");
+    assert!(waited >= Duration::from_secs(1), "signed in inside the 1 s back-off: {waited:?}");
 
     assert!(server.terminate(Duration::from_secs(10)).success());
     let mut log = String::new();
     server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    let mut stdout = String::new();
-    server.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    log.push_str(&stdout);
+    server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
     let events = log.lines().filter(|line| line.contains("login_failure")).count();
-    assert_eq!(events, GUESSES, "each failure is logged as a security event:\n{log}");
+    assert_eq!(events, FREE_FAILURES, "each checked failure is a security event:\n{log}");
     assert!(!log.contains("wrong-password"), "a password reached the log");
+}
+
+/// An attacker that follows `Retry-After` and alternates between `nodes` for `duration`:
+/// how many of its guesses were checked (401).
+async fn guess_for(nodes: &[String], form: &LoginForm, duration: Duration) -> usize {
+    let started = Instant::now();
+    let mut checked = 0;
+    // Two guessers side by side, as concurrency would help an attacker if it could.
+    let mut guessers = Vec::new();
+    for offset in 0..2 {
+        let (nodes, form) = (nodes.to_vec(), form.clone());
+        guessers.push(tokio::spawn(async move {
+            let (mut checked, mut turn) = (0usize, offset);
+            while started.elapsed() < duration {
+                let node = &nodes[turn % nodes.len()];
+                turn += 1;
+                match form.submit(node, "alice", "wrong-password").await {
+                    (401, _) => checked += 1,
+                    (429, _) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    other => panic!("unexpected answer to a guess: {other:?}"),
+                }
+            }
+            checked
+        }));
+    }
+    for guesser in guessers {
+        checked += guesser.await.unwrap();
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_schedule_so_adding_nodes_adds_no_guesses() {
+    let Some(db) = crate::postgres_db().await else { return };
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];
+    let (config_a, config_b) = (config(&issuer, port_a, &db.url), config(&issuer, port_b, &db.url));
+    let _a = Serving::start(&config_a.path);
+    let _b = Serving::start(&config_b.path);
+    for node in &nodes {
+        wait_until_ok(&crate::client(), &format!("{node}/readyz"), Duration::from_secs(30)).await;
+    }
+    let form = LoginForm::open(&nodes[0]).await;
+
+    // In 6 s the schedule allows the 5 free failures, then one after the 1 s back-off (2 s
+    // with rounding) and one after the 2 s back-off (3 s): 7 checks, whatever the number of
+    // nodes or guessers. Two nodes with a schedule each would allow about twice that.
+    let checked = guess_for(&nodes, &form, Duration::from_secs(6)).await;
+    eprintln!("guesses checked in 6 s over two nodes: {checked}");
+    assert!(checked >= FREE_FAILURES, "the free failures were checked: {checked}");
+    assert!(
+        checked <= 8,
+        "{checked} guesses were checked in 6 s: the nodes do not share the schedule"
+    );
+
+    // The real user, on either node, once the back-off has run.
+    let started = Instant::now();
+    let status = loop {
+        let node = &nodes[1];
+        let (status, retry) = form.submit(node, "alice", "alice-password").await;
+        if status != 429 || started.elapsed() > Duration::from_secs(20) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_secs(retry.unwrap())).await;
+    };
+    assert_eq!(status, 303, "the real user signs in after the back-off");
 }

@@ -3,7 +3,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::process::{ConfigFile, Serving, command, free_port, run, stderr, stdout, wait_until_ok};
+use crate::process::{
+    ConfigFile, Serving, TlsFiles, command, free_port, run, stderr, stdout, wait_until_ok,
+};
 
 #[test]
 fn bad_config_exits_2_with_one_line_naming_key_and_fix() {
@@ -232,23 +234,13 @@ async fn serve_answers_then_stops_gracefully_on_sigterm_with_json_logs() {
 #[tokio::test]
 async fn serve_speaks_https_when_tls_is_configured() {
     let port = free_port();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let tls = TlsFiles::new(port);
     let config = ConfigFile::sqlite(&format!(
-        "issuer = \"https://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        cert_path.display(),
-        key_path.display()
+        "issuer = \"https://localhost:{port}\"\nlisten = \"127.0.0.1:{port}\"\n{}",
+        tls.section()
     ));
     let _server = Serving::start(&config.path);
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .build()
-        .unwrap();
+    let http = tls.client.clone();
     let base = format!("https://localhost:{port}");
     wait_until_ok(&http, &format!("{base}/healthz"), Duration::from_secs(20)).await;
     let doc: serde_json::Value =

@@ -161,7 +161,17 @@ async fn worker(bases: Vec<String>, stop: Arc<AtomicBool>) -> Tally {
         assert!(Instant::now() < deadline, "no node answered the login");
         match http.post(format!("{}/login", nodes.base())).form(&form).send().await {
             Ok(response) if response.status() == 303 => break,
-            Ok(response) => panic!("login answered {}", response.status()),
+            // A node killed mid-login leaves the account's attempt slot held until its lease
+            // ends, and a restarted one may shed while it hashes its static users; both say
+            // when to come back.
+            Ok(response) if response.status() == 429 || response.status() == 503 => {
+                let retry = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                tokio::time::sleep(Duration::from_secs(retry)).await;
+            }
+            Ok(response) => {
+                let status = response.status();
+                panic!("login answered {status}: {}", response.text().await.unwrap_or_default())
+            }
             Err(_) => {
                 nodes.failed();
                 pause().await;

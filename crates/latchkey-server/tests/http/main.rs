@@ -10,6 +10,8 @@ mod cluster;
 mod code_flow;
 mod crash;
 mod discovery;
+mod flood;
+mod hardening;
 mod hostile;
 mod interop;
 mod nodes;
@@ -17,6 +19,7 @@ mod photo_api;
 mod process;
 mod races;
 mod service;
+mod slow;
 
 use latchkey_server::config::Config;
 use latchkey_server::http::{self, AppState};
@@ -73,10 +76,17 @@ pub struct TestServer {
 impl TestServer {
     /// Boots a node on `db` with `extra` TOML appended to the generated config.
     pub async fn start(db: &TestDb, extra: &str) -> TestServer {
+        TestServer::start_as(db, None, extra).await
+    }
+
+    /// [`TestServer::start`] with another issuer than the server's own URL, as behind a TLS
+    /// proxy.
+    pub async fn start_as(db: &TestDb, issuer: Option<&str>, extra: &str) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let text = format!(
-            "issuer = \"{base}\"\nlisten = \"{}\"\n[database]\nurl = \"{}\"\n{extra}",
+            "issuer = \"{}\"\nlisten = \"{}\"\n[database]\nurl = \"{}\"\n{extra}",
+            issuer.unwrap_or(&base),
             listener.local_addr().unwrap(),
             db.url
         );

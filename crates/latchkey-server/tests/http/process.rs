@@ -35,17 +35,22 @@ impl ConfigFile {
 
 /// The binary with a clean `LATCHKEY_*` environment, so the caller's shell cannot leak in.
 pub fn command(args: &[&str], config: Option<&Path>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    let mut command = clean(Command::new(env!("CARGO_BIN_EXE_latchkey")));
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command.args(args);
+    command
+}
+
+/// `command` without the caller's `LATCHKEY_*` variables, colours or log filter.
+fn clean(mut command: Command) -> Command {
     for (name, _) in std::env::vars() {
         if name.starts_with("LATCHKEY_") {
             command.env_remove(name);
         }
     }
     command.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    command.args(args);
     command
 }
 
@@ -89,6 +94,21 @@ impl Serving {
         Serving { child }
     }
 
+    /// `latchkey serve` with its soft and hard open-file limits set to `files`.
+    pub fn start_with_file_limit(config: &Path, files: u32) -> Serving {
+        let script = format!("ulimit -n {files} && exec \"$0\" --config \"$1\" serve");
+        let child = clean(Command::new("sh"))
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_latchkey"))
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Serving { child }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -123,4 +143,35 @@ pub async fn wait_until_ok(client: &reqwest::Client, url: &str, within: Duration
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{url} did not answer 200 within {within:?}");
+}
+
+/// A self-signed certificate for `localhost` in files, and a client that trusts it and sends
+/// `localhost` to 127.0.0.1:`port`.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    pub fn new(port: u16) -> TlsFiles {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+        let root = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(root)
+            .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .build()
+            .unwrap();
+        TlsFiles { cert: cert_path, key: key_path, client, _dir: dir }
+    }
+
+    /// The `[tls]` section naming the files.
+    pub fn section(&self) -> String {
+        format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", self.cert.display(), self.key.display())
+    }
 }

@@ -192,6 +192,7 @@ impl Purged {
             + self.refresh_tokens
             + self.access_tokens
             + self.client_assertions
+            + self.attempts
     }
 }
 
@@ -210,6 +211,51 @@ pub struct Purged {
     pub access_tokens: u64,
     /// Client-assertion ids.
     pub client_assertions: u64,
+    /// Attempt schedules of accounts and clients not tried for a day.
+    pub attempts: u64,
+}
+
+/// Whether a throttled attempt may be checked now (see `throttle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptSlot {
+    /// Check it: the attempt holds the key's slot, after this many recent failures.
+    Granted {
+        /// Failures within the window before this attempt.
+        failures: u32,
+    },
+    /// Another attempt for the key is being checked right now.
+    Busy,
+    /// The back-off runs until this time (Unix seconds).
+    Wait {
+        /// When the next attempt may be checked.
+        until: i64,
+    },
+}
+
+impl AttemptSlot {
+    /// The answer to an attempt that did not get the slot, from the schedule's row: busy while
+    /// another check holds its lease, else wait for the back-off.
+    pub fn refused(busy_until: i64, next_at: i64, now: i64) -> AttemptSlot {
+        if busy_until > now {
+            AttemptSlot::Busy
+        } else {
+            AttemptSlot::Wait { until: next_at.max(now) }
+        }
+    }
+}
+
+/// How a throttled attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// The secret was right: the key's record goes.
+    Succeeded,
+    /// It was wrong (or its check was abandoned): record the count and the next allowed time.
+    Failed {
+        /// Failures within the window, this one included.
+        failures: u32,
+        /// No attempt is checked before this time (Unix seconds).
+        next_at: i64,
+    },
 }
 
 /// Everything one token response stores, in one transaction.

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 mod flow;
 
 pub use flow::{
-    AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, OpaqueAccess, Purged,
-    RefreshRevocation, RefreshToken, Resource, Rotation, Session, StoredAccess,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, CodeLookup, Grant, Issue,
+    Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Resource, Rotation, Session,
+    StoredAccess,
 };
 
 /// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).

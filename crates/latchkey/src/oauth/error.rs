@@ -38,6 +38,9 @@ pub enum ErrorCode {
     InsufficientScope,
     /// The authorization server encountered an unexpected condition (RFC 6749 §4.1.2.1).
     ServerError,
+    /// The authorization server is currently unable to handle the request due to a temporary
+    /// overloading or maintenance of the server (RFC 6749 §4.1.2.1).
+    TemporarilyUnavailable,
     /// The OP does not support use of the request parameter (OIDC Core §3.1.2.6).
     RequestNotSupported,
     /// The OP does not support use of the request_uri parameter (OIDC Core §3.1.2.6).
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
         }

@@ -2,10 +2,15 @@
 //! §3.2: "Request and response parameters MUST NOT be included more than once").
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use percent_encoding::percent_decode_str;
 
 use super::{ErrorCode, OAuthError};
+
+/// Most parameters one request may carry. The largest legitimate request (an authorization
+/// request with every OIDC parameter and a few `resource`s) has about 25.
+pub const MAX_PARAMS: usize = 64;
 
 /// Form or query parameters, checked for repeats.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +38,12 @@ impl Params {
         };
         let mut pairs = Vec::new();
         for part in text.split('&').filter(|part| !part.is_empty()) {
+            if pairs.len() == MAX_PARAMS {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the request has more than {MAX_PARAMS} parameters"),
+                ));
+            }
             let (name, value) = part.split_once('=').unwrap_or((part, ""));
             pairs.push((decode(name)?, decode(value)?));
         }
@@ -66,12 +77,13 @@ impl Params {
         self.0.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
-    /// The first repeated name, if any.
+    /// The first repeated name, if any, in one pass.
     pub fn first_repeat(&self, except: &[&str]) -> Option<&str> {
-        self.0.iter().enumerate().find_map(|(index, (name, _))| {
-            let repeated = self.0[..index].iter().any(|(earlier, _)| earlier == name);
-            (repeated && !except.contains(&name.as_str())).then_some(name.as_str())
-        })
+        let mut seen = HashSet::with_capacity(self.0.len());
+        self.0
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .find(|name| !seen.insert(*name) && !except.contains(name))
     }
 }
 
@@ -111,5 +123,16 @@ mod tests {
             assert_eq!(error.code, ErrorCode::InvalidRequest, "{text}");
         }
         assert_eq!(Params::from_form("").unwrap().all("a").count(), 0);
+    }
+
+    #[test]
+    fn more_than_the_most_parameters_are_refused() {
+        let most = (0..MAX_PARAMS).map(|n| format!("p{n}=v")).collect::<Vec<_>>().join("&");
+        assert!(Params::from_form(&most).is_ok());
+        let error = Params::from_form(&format!("{most}&one=more")).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidRequest);
+        assert!(error.description.contains("more than 64 parameters"), "{}", error.description);
+        // Empty parts between separators are not parameters.
+        assert!(Params::from_form(&format!("{most}&&&")).is_ok());
     }
 }

@@ -74,7 +74,10 @@ fn split_loopback(uri: &str) -> Option<(&str, &str)> {
     let rest = match after_host.strip_prefix(':') {
         Some(port_and_rest) => {
             let digits = port_and_rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 5 {
+            // A TCP port is 1 to 65535; anything else cannot be redirected to, and a URL
+            // library would drop the response parameters from it.
+            let port: u32 = port_and_rest[..digits.min(6)].parse().ok()?;
+            if digits > 5 || !(1..=65535).contains(&port) {
                 return None;
             }
             &port_and_rest[digits..]
@@ -152,11 +155,17 @@ mod tests {
         assert_eq!(native("http://127.0.0.1:51234/callback"), Some("http://127.0.0.1/callback"));
         assert_eq!(native("http://127.0.0.1/callback"), Some("http://127.0.0.1/callback"));
         assert_eq!(native("http://[::1]:9/cb"), Some("http://[::1]:8000/cb"));
+        assert_eq!(native("http://[::1]:65535/cb"), Some("http://[::1]:8000/cb"));
+        assert_eq!(native("http://[::1]:1/cb"), Some("http://[::1]:8000/cb"));
         for miss in [
             "http://127.0.0.1:51234/callback/",
             "http://127.0.0.1:51234/other",
             "http://127.0.0.1:/callback",
             "http://127.0.0.1:123456/callback",
+            "http://127.0.0.1:65536/callback",
+            "http://127.0.0.1:99999/callback",
+            "http://127.0.0.1:0/callback",
+            "http://[::1]:00000/cb",
             "http://127.0.0.1.evil.com/callback",
             "http://127.0.0.1@evil.com/callback",
             "http://localhost:5000/callback",

@@ -1,5 +1,7 @@
 //! The token endpoint's grants (RFC 6749 §4.1.3, §6; RFC 7636 §4.6; RFC 9700 §4.14).
 
+use std::net::IpAddr;
+
 use aws_lc_rs::digest;
 use latchkey_resource::claims::ACCESS_TOKEN_TYP;
 use latchkey_resource::{AccessTokenClaims, Audience};
@@ -100,6 +102,7 @@ impl Authority {
         &self,
         client: &Client,
         params: &Params,
+        from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
         if let Some(name) = params.first_repeat(&["resource"]) {
@@ -128,7 +131,7 @@ impl Authority {
             GrantType::AuthorizationCode => self.exchange_code(client, params, now).await,
             GrantType::RefreshToken => self.refresh(client, params, now).await,
             GrantType::ClientCredentials => self.client_credentials(client, params, now).await,
-            GrantType::Password => self.password(client, params, now).await,
+            GrantType::Password => self.password(client, params, from, now).await,
         }
     }
 
@@ -185,6 +188,7 @@ impl Authority {
         &self,
         client: &Client,
         params: &Params,
+        from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
         if client.is_public() {
@@ -200,7 +204,7 @@ impl Authority {
         let resources: Vec<&str> = params.all("resource").collect();
         let target =
             audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
-        let Some(user) = self.verify_user(username, password, now).await? else {
+        let Some(user) = self.verify_user(username, password, from, now).await? else {
             return Err(invalid_grant("wrong username or password"));
         };
         let grant = Grant {

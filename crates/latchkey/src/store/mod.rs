@@ -14,9 +14,9 @@ use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, ClientSource, CodeLookup, Grant, Issue,
-    Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session, SigningAlg, StoredAccess,
-    User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, ClientSource,
+    CodeLookup, Grant, Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
+    SigningAlg, StoredAccess, User,
 };
 
 /// Store errors, kept to what callers can act on.
@@ -182,6 +182,20 @@ pub trait Store: Send + Sync + 'static {
         jti: &str,
         expires_at: i64,
     ) -> Result<bool>;
+    /// Takes the slot of the attempt schedule `key` for one check unless another check holds
+    /// it or its back-off runs, in one atomic statement so that concurrent attempts on any node
+    /// get at most one [`AttemptSlot::Granted`]. The slot is held until [`Store::end_attempt`]
+    /// or, if that never comes, for `lease` seconds. Failures recorded before `now - window`
+    /// are forgotten.
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        lease: i64,
+        window: i64,
+    ) -> Result<AttemptSlot>;
+    /// Releases the slot taken by [`Store::begin_attempt`] and records the outcome.
+    async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
     /// Deletes what expired before `now`: codes, sessions, grants and their tokens, access-token
     /// and revocation records, client-assertion ids. Runs in small batches so that requests are
     /// not held up.

@@ -18,14 +18,16 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued,
-    OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
+    Issue, Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
+    StoredAccess, User,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
     (2, "code flow", include_str!("../../migrations/postgres/0002_code_flow.sql")),
     (3, "tokens", include_str!("../../migrations/postgres/0003_tokens.sql")),
+    (4, "attempts", include_str!("../../migrations/postgres/0004_attempts.sql")),
 ];
 
 /// Serializes signing-key inserts across nodes (an arbitrary constant: "latchkey keys").
@@ -288,7 +290,7 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// `SKIP LOCKED`: nodes purging at the same time share the work instead of waiting.
-const PURGE: [(PurgeCounter, &str); 6] = [
+const PURGE: [(PurgeCounter, &str); 7] = [
     (|purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     (|purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
@@ -303,7 +305,22 @@ const PURGE: [(PurgeCounter, &str); 6] = [
          AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     (|purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN
         (SELECT client_id, jti FROM client_assertions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    // A schedule untouched for a day is far past the throttle's window.
+    (|purged| &mut purged.attempts, "DELETE FROM login_attempts WHERE key IN
+        (SELECT key FROM login_attempts WHERE updated_at <= $1 - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
+
+/// Takes an attempt schedule's slot: the failures so far when granted, no row otherwise.
+const BEGIN_ATTEMPT: &str =
+    "INSERT INTO login_attempts (key, failures, next_at, busy_until, updated_at)
+             VALUES ($1, 0, 0, $2 + $3, $2)
+             ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN login_attempts.updated_at <= $2 - $4 THEN 0
+                                 ELSE login_attempts.failures END,
+                 busy_until = $2 + $3, updated_at = $2
+             WHERE login_attempts.busy_until <= $2
+               AND (login_attempts.next_at <= $2 OR login_attempts.updated_at <= $2 - $4)
+             RETURNING failures";
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 async fn replay_code(tx: &mut Tx<'_>, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -981,6 +998,56 @@ impl Store for PgStore {
         .await
         .map_err(backend)?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        lease: i64,
+        window: i64,
+    ) -> Result<AttemptSlot> {
+        let granted: Option<i64> = sqlx::query_scalar(BEGIN_ATTEMPT)
+            .bind(key)
+            .bind(now)
+            .bind(lease)
+            .bind(window)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        if let Some(failures) = granted {
+            return Ok(AttemptSlot::Granted {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            });
+        }
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT busy_until, next_at FROM login_attempts WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        // No row: the check that held the slot succeeded and cleared it just now; come back.
+        Ok(row.map_or(AttemptSlot::Busy, |(busy_until, next_at)| {
+            AttemptSlot::refused(busy_until, next_at, now)
+        }))
+    }
+
+    async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
+        let query = match end {
+            AttemptEnd::Succeeded => {
+                sqlx::query("DELETE FROM login_attempts WHERE key = $1").bind(key)
+            }
+            AttemptEnd::Failed { failures, next_at } => sqlx::query(
+                "UPDATE login_attempts SET failures = $2, next_at = $3, busy_until = 0,
+                 updated_at = $4 WHERE key = $1",
+            )
+            .bind(key)
+            .bind(i64::from(failures))
+            .bind(next_at)
+            .bind(now),
+        };
+        query.execute(&self.pool).await.map_err(backend)?;
+        Ok(())
     }
 
     async fn purge(&self, now: i64) -> Result<Purged> {

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::{Result, RotationRequest, Store};
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued, Purged,
-    RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
+    Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
 };
 
 /// Wraps a store and times each call; errors are timed too.
@@ -84,5 +84,7 @@ timed! {
     fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
     fn revoke_refresh_token(&self, token_hash: &str, client_id: &str, now: i64) -> Result<RefreshRevocation>;
     fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;
+    fn begin_attempt(&self, key: &str, now: i64, lease: i64, window: i64) -> Result<AttemptSlot>;
+    fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
     fn purge(&self, now: i64) -> Result<Purged>;
 }

@@ -5,6 +5,7 @@
 //! skip is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
 
+mod attempts;
 mod conformance;
 mod flow;
 mod keys;

@@ -17,8 +17,9 @@ use super::{
 };
 use crate::keys::KeyRecord;
 use crate::model::{
-    AccessTokenRecord, AuthorizationCode, ClientRecord, CodeLookup, Grant, Issue, Issued,
-    OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
+    Issue, Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
+    StoredAccess, User,
 };
 
 mod checkpoint;
@@ -33,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../../../migrations/sqlite/0001_initial.sql")),
     (2, "code flow", include_str!("../../../migrations/sqlite/0002_code_flow.sql")),
     (3, "tokens", include_str!("../../../migrations/sqlite/0003_tokens.sql")),
+    (4, "attempts", include_str!("../../../migrations/sqlite/0004_attempts.sql")),
 ];
 
 const READERS: usize = 4;
@@ -366,7 +368,7 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// Grants go once expired (their refresh tokens cannot outlive them), with their tokens.
-const PURGE: [(PurgeCounter, &str); 6] = [
+const PURGE: [(PurgeCounter, &str); 7] = [
     (
         |purged| &mut purged.codes,
         "DELETE FROM authorization_codes WHERE rowid IN
@@ -399,7 +401,25 @@ const PURGE: [(PurgeCounter, &str); 6] = [
         "DELETE FROM client_assertions WHERE rowid IN
         (SELECT rowid FROM client_assertions WHERE expires_at <= ?1 LIMIT ?2)",
     ),
+    // A schedule untouched for a day is far past the throttle's window.
+    (
+        |purged| &mut purged.attempts,
+        "DELETE FROM login_attempts WHERE key IN
+        (SELECT key FROM login_attempts WHERE updated_at <= ?1 - 86400 LIMIT ?2)",
+    ),
 ];
+
+/// Takes an attempt schedule's slot: the failures so far when granted, no row otherwise.
+const BEGIN_ATTEMPT: &str =
+    "INSERT INTO login_attempts (key, failures, next_at, busy_until, updated_at)
+             VALUES (?1, 0, 0, ?2 + ?3, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN login_attempts.updated_at <= ?2 - ?4 THEN 0
+                                 ELSE login_attempts.failures END,
+                 busy_until = ?2 + ?3, updated_at = ?2
+             WHERE login_attempts.busy_until <= ?2
+               AND (login_attempts.next_at <= ?2 OR login_attempts.updated_at <= ?2 - ?4)
+             RETURNING failures";
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 fn replay_code(c: &Connection, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -1089,6 +1109,53 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![client_id, jti, expires_at]))
             .map(|inserted| inserted == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        lease: i64,
+        window: i64,
+    ) -> Result<AttemptSlot> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            let granted: Option<u32> = c
+                .prepare_cached(BEGIN_ATTEMPT)
+                .and_then(|mut s| {
+                    s.query_row(params![key, now, lease, window], |row| row.get(0)).optional()
+                })
+                .map_err(backend)?;
+            if let Some(failures) = granted {
+                return Ok(AttemptSlot::Granted { failures });
+            }
+            let (busy_until, next_at): (i64, i64) = c
+                .prepare_cached("SELECT busy_until, next_at FROM login_attempts WHERE key = ?1")
+                .and_then(|mut s| s.query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?))))
+                .map_err(backend)?;
+            Ok(AttemptSlot::refused(busy_until, next_at, now))
+        })
+        .await
+    }
+
+    async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            match end {
+                AttemptEnd::Succeeded => c
+                    .prepare_cached("DELETE FROM login_attempts WHERE key = ?1")
+                    .and_then(|mut s| s.execute(params![key])),
+                AttemptEnd::Failed { failures, next_at } => c
+                    .prepare_cached(
+                        "UPDATE login_attempts SET failures = ?2, next_at = ?3, busy_until = 0,
+                         updated_at = ?4 WHERE key = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![key, failures, next_at, now])),
+            }
+            .map(drop)
             .map_err(backend)
         })
         .await

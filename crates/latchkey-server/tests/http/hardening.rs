@@ -1,0 +1,97 @@
+//! Smaller rules from the hardening review, each through HTTP against a real server.
+
+use crate::{TestServer, client, sqlite_db};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_hsts_under_an_https_issuer() {
+    let db = sqlite_db();
+    let server = TestServer::start_as(&db, Some("https://auth.example.com"), "").await;
+    let http = client();
+    for (method, path) in [
+        (reqwest::Method::GET, "/healthz"),
+        (reqwest::Method::GET, "/.well-known/openid-configuration"),
+        (reqwest::Method::POST, "/oauth/token"),
+        (reqwest::Method::GET, "/no/such/page"),
+        (reqwest::Method::GET, "/authorize"),
+    ] {
+        let response = http.request(method.clone(), server.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000; includeSubDomains"),
+            "{method} {path} ({})",
+            response.status()
+        );
+    }
+    let plain = TestServer::start(&sqlite_db(), "").await;
+    let response = http.get(plain.url("/healthz")).send().await.unwrap();
+    assert!(response.headers().get("strict-transport-security").is_none(), "http issuer");
+    let off = TestServer::start_as(
+        &sqlite_db(),
+        Some("https://auth.example.com"),
+        "[http]\nhsts_max_age = \"off\"\n",
+    )
+    .await;
+    let response = http.get(off.url("/healthz")).send().await.unwrap();
+    assert!(response.headers().get("strict-transport-security").is_none(), "switched off");
+    let short = TestServer::start_as(
+        &sqlite_db(),
+        Some("https://auth.example.com"),
+        "[http]\nhsts_max_age = \"1d\"\nhsts_include_subdomains = false\n",
+    )
+    .await;
+    let response = http.get(short.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=86400");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_authorization_headers_are_refused_with_invalid_request() {
+    let db = sqlite_db();
+    let server = TestServer::start_ready(
+        &db,
+        "[[resources]]\nidentifier = \"https://api.example.com\"\nscopes = [\"read\"]\n\n[[clients]]\nclient_id = \"machine\"\nclient_secret = \"machine-secret\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read\"]\n",
+    )
+    .await;
+    let http = client();
+    let basic = |id: &str, secret: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let response = http
+            .post(server.url(path))
+            .header("authorization", basic("machine", "machine-secret"))
+            .header("authorization", basic("other", "other-secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&token=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+    }
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let response = http
+            .request(method.clone(), server.url("/userinfo"))
+            .header("authorization", "Bearer a.b.c")
+            .header("authorization", "Bearer d.e.f")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{method} /userinfo");
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("invalid_request"), "{challenge}");
+    }
+    // One header still works.
+    let response = http
+        .post(server.url("/oauth/token"))
+        .header("authorization", basic("machine", "machine-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
