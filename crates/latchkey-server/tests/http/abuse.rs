@@ -15,7 +15,7 @@ const FREE_FAILURES: usize = 5;
 
 /// A node of `issuer` on `port` and `database`, with one confidential web client and the user
 /// alice.
-pub fn config(issuer: &str, port: u16, database: &str) -> ConfigFile {
+pub fn config(issuer: &str, port: u16, database: &str, extra: &str) -> ConfigFile {
     ConfigFile::new(&format!(
         r#"issuer = "{issuer}"
 listen = "127.0.0.1:{port}"
@@ -25,6 +25,8 @@ url = "{database}"
 
 [log]
 level = "warn"
+
+{extra}
 
 [[clients]]
 client_id = "web"
@@ -51,7 +53,7 @@ async fn concurrent_guesses_are_refused_outside_the_schedule_and_the_user_still_
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("latchkey.db").display());
-    let config = config(&base, port, &database);
+    let config = config(&base, port, &database, "");
     let mut server = Serving::start(&config.path);
     wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(30)).await;
     let form = LoginForm::open(&base).await;
@@ -139,7 +141,8 @@ async fn two_nodes_share_one_schedule_so_adding_nodes_adds_no_guesses() {
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
     let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];
-    let (config_a, config_b) = (config(&issuer, port_a, &db.url), config(&issuer, port_b, &db.url));
+    let (config_a, config_b) =
+        (config(&issuer, port_a, &db.url, ""), config(&issuer, port_b, &db.url, ""));
     let _a = Serving::start(&config_a.path);
     let _b = Serving::start(&config_b.path);
     for node in &nodes {
