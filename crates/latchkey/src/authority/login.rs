@@ -1,0 +1,84 @@
+//! Checking a user's password and opening the session a successful login gets.
+
+use std::net::IpAddr;
+
+use super::{Authority, Failure, Login, Throttled};
+use crate::model::{self, Session};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::secret;
+use crate::throttle::{self, Subject};
+
+impl Authority {
+    /// Checks a username and password (same cost whether or not the user exists) and opens a
+    /// session on success.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Login, Failure> {
+        let Some(user) = self.verify_user(username, password, from, now).await? else {
+            return Ok(Login::Failed);
+        };
+        let cookie = secret::generate()?;
+        let session = Session {
+            id_hash: secret::hash(&cookie),
+            user_id: user.id,
+            auth_time: now,
+            created_at: now,
+            expires_at: now + self.settings.session_ttl,
+        };
+        self.store.create_session(&session).await?;
+        Ok(Login::Success { session, cookie })
+    }
+
+    /// Checks a username and password from `from`: the same cost whether or not the user
+    /// exists, on the account's attempt schedule and the address's budget (see `throttle`).
+    pub async fn verify_user(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Option<model::User>, Failure> {
+        if username.len() > throttle::MAX_USERNAME_BYTES
+            || password.len() > throttle::MAX_PASSWORD_BYTES
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the username may have at most {} bytes and the password {}",
+                    throttle::MAX_USERNAME_BYTES,
+                    throttle::MAX_PASSWORD_BYTES
+                ),
+            )
+            .into());
+        }
+        let attempt =
+            self.attempt(Subject::Account(username), Throttled::Account, from, now).await?;
+        let user = self.store.user_by_username(username).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let valid = match self.hasher.verify(password.to_owned(), stored).await {
+            Ok(valid) => valid,
+            Err(error) => {
+                attempt.unchecked().await;
+                return Err(error.into());
+            }
+        };
+        let Some(user) = user.filter(|_| valid) else {
+            let attempts = attempt.failed().await?;
+            self.addresses.failed(from, now);
+            metrics::counter!("latchkey_login_failures_total").increment(1);
+            tracing::warn!(
+                target: "latchkey::security",
+                event = "login_failure",
+                attempts,
+                "failed login"
+            );
+            return Ok(None);
+        };
+        attempt.succeeded().await?;
+        Ok(Some(user))
+    }
+}

@@ -1,0 +1,243 @@
+//! The authorization server's operations, each one call for an HTTP handler: log in, decide an
+//! authorization request, issue a code, answer a token request, answer userinfo.
+//!
+//! Everything takes `now`; nothing here knows about HTTP.
+//!
+//! - `login`: a user's password check and the session it opens.
+//! - `client_auth`: client authentication by secret or `private_key_jwt`.
+//! - `attempts`: the attempt schedules both checks run under (rules in [`crate::throttle`]).
+//! - here: construction, failures, sessions, consent and codes.
+
+mod attempts;
+mod client_auth;
+mod login;
+
+use std::sync::Arc;
+
+pub(crate) use client_auth::bad_credentials;
+
+use crate::client_cache::ClientCache;
+use crate::client_keys::ClientKeys;
+use crate::client_secrets::VerifiedSecrets;
+use crate::keys::KeyManager;
+use crate::model::{ClientRecord, Resource, Session, TokenFormat};
+use crate::oauth::OAuthError;
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::scope::Scopes;
+use crate::password::{self, Hasher};
+use crate::store::{self, Store};
+use crate::throttle::AddressBudget;
+use crate::{model, secret};
+
+/// Lifetimes and the server's identity.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Access-token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// Authorization-code lifetime, seconds.
+    pub code_ttl: i64,
+    /// id_token lifetime, seconds.
+    pub id_token_ttl: i64,
+    /// Login-session lifetime, seconds.
+    pub session_ttl: i64,
+    /// Grace window for refresh-token retries, seconds, unless a client sets its own (0: strict).
+    pub refresh_grace_secs: i64,
+    /// The APIs tokens are issued for.
+    pub resources: Vec<Resource>,
+    /// Access-token format for clients that do not choose one.
+    pub access_token_format: TokenFormat,
+    /// Values a client assertion's `aud` may hold: the issuer and the endpoint URLs.
+    pub assertion_audiences: Vec<String>,
+}
+
+/// Failures that are the server's, not the client's: logged, answered with a generic 500.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Randomness, hashing or signing failed.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// A protocol error for the client, or an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Tell the client.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// Log it; tell the client only that something failed.
+    #[error(transparent)]
+    Internal(#[from] Internal),
+    /// Too many password checks are running and waiting: answer 503 with `Retry-After` now
+    /// rather than queue without bound.
+    #[error("too many password checks are waiting")]
+    Busy,
+    /// The attempt is outside the schedule of its account, client or source address: refused
+    /// without a check; it may come back after `retry_after` seconds (429 + `Retry-After`).
+    #[error("too many attempts; retry in {retry_after} s")]
+    Throttled {
+        /// Whose schedule refused it.
+        what: Throttled,
+        /// Seconds until an attempt may be checked again.
+        retry_after: i64,
+    },
+}
+
+/// Whose attempt schedule refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttled {
+    /// The user account's.
+    Account,
+    /// The client's (human-chosen secrets only).
+    Client,
+    /// The source address's.
+    Address,
+}
+
+/// How long a client shed with [`Failure::Busy`] should wait before it retries.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+impl From<password::Error> for Failure {
+    fn from(error: password::Error) -> Self {
+        match error {
+            password::Error::Busy => Failure::Busy,
+            other => Failure::Internal(Internal::Crypto(other.to_string())),
+        }
+    }
+}
+
+impl From<store::Error> for Failure {
+    fn from(error: store::Error) -> Self {
+        Failure::Internal(Internal::Store(error))
+    }
+}
+
+impl From<secret::RandomError> for Failure {
+    fn from(error: secret::RandomError) -> Self {
+        Failure::Internal(Internal::Crypto(error.to_string()))
+    }
+}
+
+/// The outcome of a login attempt.
+#[derive(Debug)]
+pub enum Login {
+    /// Signed in: set this cookie value.
+    Success {
+        /// The session.
+        session: Session,
+        /// The cookie value (the session id itself; only its hash is stored).
+        cookie: String,
+    },
+    /// Wrong username or password: one answer for both.
+    Failed,
+}
+
+/// Shared state of the authorization server.
+pub struct Authority {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+    /// Lifetimes, issuer, resources.
+    pub settings: Settings,
+    /// Password hashing pool for users (logins, the password grant).
+    pub hasher: Hasher,
+    /// Hashing pool for human-chosen client secrets, apart from the users' pool so that a
+    /// flood of logins queued there cannot hold up client authentication.
+    pub client_hasher: Hasher,
+    /// Failed attempts per source address, on this node (the per-account and per-client
+    /// schedules are in the store, shared by all nodes).
+    pub addresses: AddressBudget,
+    /// Registered clients, cached briefly.
+    pub clients: ClientCache,
+    /// Keys of `private_key_jwt` clients.
+    pub client_keys: ClientKeys,
+    /// Client secrets already verified.
+    pub verified_secrets: VerifiedSecrets,
+}
+
+impl Authority {
+    /// The live session behind a cookie value.
+    pub async fn session(&self, cookie: &str, now: i64) -> Result<Option<Session>, Failure> {
+        Ok(self.store.session(&secret::hash(cookie), now).await?)
+    }
+
+    /// The live session behind a cookie value, with the scopes its user already approved for
+    /// the client.
+    pub async fn session_and_consent(
+        &self,
+        cookie: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<(Session, Option<Scopes>)>, Failure> {
+        let found = self.store.session_and_consent(&secret::hash(cookie), client_id, now).await?;
+        Ok(found.map(|(session, scopes)| (session, scopes.and_then(|s| Scopes::parse(&s)))))
+    }
+
+    /// The scopes the user already approved for the client.
+    pub async fn consented(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<Scopes>, Failure> {
+        Ok(self.store.consent(user_id, client_id).await?.and_then(|s| Scopes::parse(&s)))
+    }
+
+    /// Remembers approval of the request's scopes, on top of earlier ones.
+    pub async fn remember_consent(
+        &self,
+        user_id: &str,
+        request: &AuthorizationRequest,
+        now: i64,
+    ) -> Result<(), Failure> {
+        let mut scopes: Vec<String> = self
+            .consented(user_id, &request.client.client_id)
+            .await?
+            .map(|s| s.iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        for scope in request.target.scopes.iter() {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        self.store.save_consent(user_id, &request.client.client_id, &scopes.join(" "), now).await?;
+        Ok(())
+    }
+
+    /// Issues an authorization code for an approved request.
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+        now: i64,
+    ) -> Result<String, Failure> {
+        let code = secret::generate()?;
+        let record = model::AuthorizationCode {
+            code_hash: secret::hash(&code),
+            client_id: request.client.client_id.clone(),
+            user_id: session.user_id.clone(),
+            session_id_hash: session.id_hash.clone(),
+            redirect_uri: request.redirect_uri_param.clone().unwrap_or_default(),
+            scopes: request.target.scopes.to_param(),
+            audience: request.target.audience.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time: session.auth_time,
+            created_at: now,
+            expires_at: now + self.settings.code_ttl,
+        };
+        self.store.insert_code(&record).await?;
+        Ok(code)
+    }
+
+    /// A registered client, possibly read up to [`crate::client_cache::CLIENT_CACHE_TTL`] ago.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, Failure> {
+        Ok(self.clients.get(self.store.as_ref(), client_id).await?)
+    }
+}
