@@ -233,13 +233,15 @@ pub enum AttemptSlot {
 }
 
 impl AttemptSlot {
-    /// The answer to an attempt that did not get the slot, from the schedule's row: busy while
-    /// another check holds its lease, else wait for the back-off.
-    pub fn refused(busy_until: i64, next_at: i64, now: i64) -> AttemptSlot {
-        if busy_until > now {
-            AttemptSlot::Busy
-        } else {
-            AttemptSlot::Wait { until: next_at.max(now) }
+    /// The answer to an attempt that did not get the slot, from the schedule's row
+    /// (`busy_until`, `next_at`) read after the refused upsert: busy while another check holds
+    /// its lease, else wait for the back-off. No row means the check that held the slot
+    /// succeeded and cleared it in between: busy, so the caller comes straight back.
+    pub fn refused(row: Option<(i64, i64)>, now: i64) -> AttemptSlot {
+        match row {
+            None => AttemptSlot::Busy,
+            Some((busy_until, _)) if busy_until > now => AttemptSlot::Busy,
+            Some((_, next_at)) => AttemptSlot::Wait { until: next_at.max(now) },
         }
     }
 }

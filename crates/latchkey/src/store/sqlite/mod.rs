@@ -22,6 +22,7 @@ use crate::model::{
     StoredAccess, User,
 };
 
+mod attempts;
 mod checkpoint;
 mod reader;
 mod writer;
@@ -408,18 +409,6 @@ const PURGE: [(PurgeCounter, &str); 7] = [
         (SELECT key FROM login_attempts WHERE updated_at <= ?1 - 86400 LIMIT ?2)",
     ),
 ];
-
-/// Takes an attempt schedule's slot: the failures so far when granted, no row otherwise.
-const BEGIN_ATTEMPT: &str =
-    "INSERT INTO login_attempts (key, failures, next_at, busy_until, updated_at)
-             VALUES (?1, 0, 0, ?2 + ?3, ?2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN login_attempts.updated_at <= ?2 - ?4 THEN 0
-                                 ELSE login_attempts.failures END,
-                 busy_until = ?2 + ?3, updated_at = ?2
-             WHERE login_attempts.busy_until <= ?2
-               AND (login_attempts.next_at <= ?2 OR login_attempts.updated_at <= ?2 - ?4)
-             RETURNING failures";
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 fn replay_code(c: &Connection, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -1122,43 +1111,12 @@ impl Store for SqliteStore {
         window: i64,
     ) -> Result<AttemptSlot> {
         let key = key.to_owned();
-        self.write(move |c| {
-            let granted: Option<u32> = c
-                .prepare_cached(BEGIN_ATTEMPT)
-                .and_then(|mut s| {
-                    s.query_row(params![key, now, lease, window], |row| row.get(0)).optional()
-                })
-                .map_err(backend)?;
-            if let Some(failures) = granted {
-                return Ok(AttemptSlot::Granted { failures });
-            }
-            let (busy_until, next_at): (i64, i64) = c
-                .prepare_cached("SELECT busy_until, next_at FROM login_attempts WHERE key = ?1")
-                .and_then(|mut s| s.query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?))))
-                .map_err(backend)?;
-            Ok(AttemptSlot::refused(busy_until, next_at, now))
-        })
-        .await
+        self.write(move |c| attempts::begin(c, &key, now, lease, window)).await
     }
 
     async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
         let key = key.to_owned();
-        self.write(move |c| {
-            match end {
-                AttemptEnd::Succeeded => c
-                    .prepare_cached("DELETE FROM login_attempts WHERE key = ?1")
-                    .and_then(|mut s| s.execute(params![key])),
-                AttemptEnd::Failed { failures, next_at } => c
-                    .prepare_cached(
-                        "UPDATE login_attempts SET failures = ?2, next_at = ?3, busy_until = 0,
-                         updated_at = ?4 WHERE key = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![key, failures, next_at, now])),
-            }
-            .map(drop)
-            .map_err(backend)
-        })
-        .await
+        self.write(move |c| attempts::end(c, &key, end, now)).await
     }
 
     async fn purge(&self, now: i64) -> Result<Purged> {

@@ -5,6 +5,8 @@
 //! and applied by sqlx's migrator, which holds a PostgreSQL advisory lock while it runs, so
 //! nodes starting together apply each migration once.
 
+mod attempts;
+
 use std::borrow::Cow;
 
 use async_trait::async_trait;
@@ -24,10 +26,10 @@ use crate::model::{
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../../migrations/postgres/0001_initial.sql")),
-    (2, "code flow", include_str!("../../migrations/postgres/0002_code_flow.sql")),
-    (3, "tokens", include_str!("../../migrations/postgres/0003_tokens.sql")),
-    (4, "attempts", include_str!("../../migrations/postgres/0004_attempts.sql")),
+    (1, "initial", include_str!("../../../migrations/postgres/0001_initial.sql")),
+    (2, "code flow", include_str!("../../../migrations/postgres/0002_code_flow.sql")),
+    (3, "tokens", include_str!("../../../migrations/postgres/0003_tokens.sql")),
+    (4, "attempts", include_str!("../../../migrations/postgres/0004_attempts.sql")),
 ];
 
 /// Serializes signing-key inserts across nodes (an arbitrary constant: "latchkey keys").
@@ -309,18 +311,6 @@ const PURGE: [(PurgeCounter, &str); 7] = [
     (|purged| &mut purged.attempts, "DELETE FROM login_attempts WHERE key IN
         (SELECT key FROM login_attempts WHERE updated_at <= $1 - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
-
-/// Takes an attempt schedule's slot: the failures so far when granted, no row otherwise.
-const BEGIN_ATTEMPT: &str =
-    "INSERT INTO login_attempts (key, failures, next_at, busy_until, updated_at)
-             VALUES ($1, 0, 0, $2 + $3, $2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN login_attempts.updated_at <= $2 - $4 THEN 0
-                                 ELSE login_attempts.failures END,
-                 busy_until = $2 + $3, updated_at = $2
-             WHERE login_attempts.busy_until <= $2
-               AND (login_attempts.next_at <= $2 OR login_attempts.updated_at <= $2 - $4)
-             RETURNING failures";
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 async fn replay_code(tx: &mut Tx<'_>, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -1007,47 +997,11 @@ impl Store for PgStore {
         lease: i64,
         window: i64,
     ) -> Result<AttemptSlot> {
-        let granted: Option<i64> = sqlx::query_scalar(BEGIN_ATTEMPT)
-            .bind(key)
-            .bind(now)
-            .bind(lease)
-            .bind(window)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        if let Some(failures) = granted {
-            return Ok(AttemptSlot::Granted {
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            });
-        }
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT busy_until, next_at FROM login_attempts WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
-        // No row: the check that held the slot succeeded and cleared it just now; come back.
-        Ok(row.map_or(AttemptSlot::Busy, |(busy_until, next_at)| {
-            AttemptSlot::refused(busy_until, next_at, now)
-        }))
+        attempts::begin(&self.pool, key, now, lease, window).await
     }
 
     async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
-        let query = match end {
-            AttemptEnd::Succeeded => {
-                sqlx::query("DELETE FROM login_attempts WHERE key = $1").bind(key)
-            }
-            AttemptEnd::Failed { failures, next_at } => sqlx::query(
-                "UPDATE login_attempts SET failures = $2, next_at = $3, busy_until = 0,
-                 updated_at = $4 WHERE key = $1",
-            )
-            .bind(key)
-            .bind(i64::from(failures))
-            .bind(next_at)
-            .bind(now),
-        };
-        query.execute(&self.pool).await.map_err(backend)?;
-        Ok(())
+        attempts::end(&self.pool, key, end, now).await
     }
 
     async fn purge(&self, now: i64) -> Result<Purged> {
