@@ -6,11 +6,13 @@
 //! - `login`: a user's password check and the session it opens.
 //! - `client_auth`: client authentication by secret or `private_key_jwt`.
 //! - `attempts`: the attempt schedules both checks run under (rules in [`crate::throttle`]).
+//! - `token`: the token endpoint, one module per grant.
 //! - here: construction, failures, sessions, consent and codes.
 
 mod attempts;
 mod client_auth;
 mod login;
+mod token;
 
 use std::sync::Arc;
 

@@ -1,0 +1,103 @@
+//! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
+
+use super::mint::{IdToken, Subject};
+use super::{invalid_grant, new_grant};
+use crate::authority::{Authority, Failure, bad_credentials};
+use crate::model::{AuthorizationCode, Client, CodeLookup, Grant, Issued};
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
+use crate::oauth::scope::Scopes;
+use crate::oauth::token::TokenResponse;
+use crate::secret;
+
+impl Authority {
+    pub(super) async fn exchange_code(
+        &self,
+        client: &Client,
+        params: &Params,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        let code = params.require("code")?;
+        let code_hash = secret::hash(code);
+        // The code is only read here; `issue` spends it together with storing the grant, so a
+        // crash or a failed check in between leaves it redeemable. Of concurrent exchanges,
+        // `issue` lets one through and treats the others as replays.
+        let record = match self.store.code(&code_hash, now).await? {
+            CodeLookup::Unspent(record) => record,
+            CodeLookup::Spent => {
+                let family = self.store.replay_code(&code_hash, now).await?;
+                return Err(code_replayed(client, family.as_deref()));
+            }
+            CodeLookup::Invalid => {
+                return Err(invalid_grant(
+                    "the authorization code is invalid or expired (codes live 60 seconds)",
+                ));
+            }
+        };
+        check_code(&record, client, params)?;
+        let granted = Scopes::parse(&record.scopes).unwrap_or_default();
+        let (scopes, audience) =
+            self.narrow_to_resources(client, &granted, &record.audience, params)?;
+        let grant = Grant {
+            id: secret::generate()?,
+            client_id: client.client_id.clone(),
+            user_id: record.user_id.clone(),
+            session_id_hash: Some(record.session_id_hash.clone()),
+            scopes: record.scopes.clone(),
+            audience: record.audience.clone(),
+            auth_time: record.auth_time,
+            created_at: now,
+            expires_at: now + self.settings.refresh_token_ttl,
+            revoked_at: None,
+        };
+        let subject = Subject::user(&grant, &audience);
+        let id_token = IdToken::Issue { nonce: record.nonce.as_deref() };
+        let minted = self.mint(client, &subject, &scopes, id_token, now).await?;
+        let (issue, refresh_token) = new_grant(client, grant, minted.access, Some(code_hash), now)?;
+        match self.store.issue(&issue).await? {
+            Issued::Done => {}
+            Issued::CodeSpent { family } => return Err(code_replayed(client, family.as_deref())),
+            // Removed while its request was being answered: it no longer exists.
+            Issued::ClientRemoved => return Err(bad_credentials().into()),
+        }
+        Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
+    }
+}
+
+/// A spent code presented again (RFC 6749 §4.1.2): a security event, and what its first
+/// exchange issued has been revoked.
+fn code_replayed(client: &Client, family: Option<&str>) -> Failure {
+    metrics::counter!("latchkey_code_replays_total").increment(1);
+    tracing::warn!(
+        target: "latchkey::security",
+        event = "authorization_code_replay",
+        client_id = %client.client_id,
+        family = family.unwrap_or("none"),
+        reason = "a spent code was presented again; the grant it produced is revoked",
+    );
+    invalid_grant("the authorization code was already used; tokens issued with it are revoked")
+}
+
+/// The bindings of a code (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
+fn check_code(record: &AuthorizationCode, client: &Client, params: &Params) -> Result<(), Failure> {
+    if record.client_id != client.client_id {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    if params.get("redirect_uri")?.unwrap_or("") != record.redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri must be identical to the one in the authorization request",
+        ));
+    }
+    match (record.code_challenge.as_deref(), params.get("code_verifier")?) {
+        (Some(challenge), Some(verifier)) if pkce::verify(verifier, challenge) => Ok(()),
+        (Some(_), Some(_)) => Err(invalid_grant("code_verifier does not match the code_challenge")),
+        (Some(_), None) => {
+            Err(invalid_grant("code_verifier is missing: send the PKCE verifier of this code"))
+        }
+        // A verifier for a code that had no challenge is a PKCE downgrade attempt.
+        (None, Some(_)) => Err(invalid_grant(
+            "code_verifier was sent but the authorization request had no code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
+}

@@ -1,0 +1,157 @@
+//! Minting: the access token (a JWT per RFC 9068, or an opaque value) and the id_token (OIDC
+//! Core §2) that a grant issues.
+
+use latchkey_resource::claims::ACCESS_TOKEN_TYP;
+use latchkey_resource::{AccessTokenClaims, Audience};
+
+use super::crypto;
+use crate::authority::{Authority, Failure};
+use crate::keys::KeyPurpose;
+use crate::model::{AccessTokenRecord, Client, Grant, OpaqueAccess, SigningAlg, TokenFormat};
+use crate::oauth::scope::Scopes;
+use crate::oidc::id_token::{IdTokenClaims, at_hash};
+use crate::secret;
+
+/// What a grant produces before it is stored.
+pub(super) struct Minted {
+    pub(super) access_token: String,
+    /// The record to store: opaque tokens only. A JWT carries everything in its claims, and its
+    /// grant id makes revoking the grant revoke it; it is recorded only if revoked itself.
+    pub(super) access: Option<AccessTokenRecord>,
+    pub(super) id_token: Option<String>,
+}
+
+impl Authority {
+    /// Makes the access token (a JWT or an opaque value, per the client's format) and, when
+    /// `openid` is granted, the id_token.
+    pub(super) async fn mint(
+        &self,
+        client: &Client,
+        subject: &Subject<'_>,
+        scopes: &Scopes,
+        id_token: IdToken<'_>,
+        now: i64,
+    ) -> Result<Minted, Failure> {
+        let snapshot = self.keys.snapshot();
+        let jti = secret::generate()?;
+        let expires_at = now + self.settings.access_token_ttl;
+        let format = client.access_token_format.unwrap_or(self.settings.access_token_format);
+        let (access_token, opaque) = match format {
+            TokenFormat::Jwt => {
+                let audience = match subject.audience {
+                    [] => Audience::One(self.settings.issuer.clone()),
+                    [one] => Audience::One(one.clone()),
+                    many => Audience::Many(many.to_vec()),
+                };
+                let claims = AccessTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: subject.id.to_owned(),
+                    aud: audience,
+                    exp: expires_at,
+                    iat: now,
+                    jti: jti.clone(),
+                    client_id: client.client_id.clone(),
+                    scope: Some(scopes.to_param()),
+                    auth_time: subject.auth_time,
+                    grant_id: subject.grant_id.map(str::to_owned),
+                };
+                let signer = snapshot
+                    .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
+                    .ok_or_else(|| crypto("no current access-token key"))?;
+                (signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?, None)
+            }
+            TokenFormat::Opaque => {
+                let token = secret::generate()?;
+                let opaque = OpaqueAccess {
+                    token_hash: secret::hash(&token),
+                    subject: subject.id.to_owned(),
+                    scopes: scopes.to_param(),
+                    audience: subject.audience.to_vec(),
+                    issued_at: now,
+                    auth_time: subject.auth_time,
+                };
+                (token, Some(opaque))
+            }
+        };
+        let id_token = match (id_token, scopes.contains("openid"), subject.auth_time) {
+            (IdToken::Issue { nonce }, true, Some(auth_time)) => {
+                let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
+                let signer = snapshot
+                    .signer((KeyPurpose::IdToken, alg))
+                    .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
+                let claims = IdTokenClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: subject.id.to_owned(),
+                    aud: client.client_id.clone(),
+                    exp: now + self.settings.id_token_ttl,
+                    iat: now,
+                    auth_time,
+                    nonce: nonce.map(str::to_owned),
+                    at_hash: Some(at_hash(alg, &access_token)),
+                    azp: client.client_id.clone(),
+                };
+                Some(sign_id_token(signer.clone(), claims).await?)
+            }
+            _ => None,
+        };
+        let access = opaque.map(|opaque| AccessTokenRecord {
+            jti,
+            grant_id: subject.grant_id.map(str::to_owned),
+            client_id: client.client_id.clone(),
+            expires_at,
+            opaque: Some(opaque),
+        });
+        Ok(Minted { access_token, access, id_token })
+    }
+}
+
+/// Whether a token response carries an id_token (when `openid` is granted to a user).
+#[derive(Clone, Copy)]
+pub(super) enum IdToken<'a> {
+    /// Yes, with the authorization request's nonce.
+    Issue {
+        /// The `nonce` to echo (OIDC Core §3.1.3.6).
+        nonce: Option<&'a str>,
+    },
+    /// No.
+    Skip,
+}
+
+/// Whom an access token is for.
+pub(super) struct Subject<'a> {
+    /// The user, or the client itself (client credentials).
+    pub(super) id: &'a str,
+    /// The APIs it is for.
+    pub(super) audience: &'a [String],
+    /// When the user authenticated; `None` for client credentials.
+    pub(super) auth_time: Option<i64>,
+    /// The grant (refresh-token family) it belongs to.
+    pub(super) grant_id: Option<&'a str>,
+}
+
+impl<'a> Subject<'a> {
+    pub(super) fn user(grant: &'a Grant, audience: &'a [String]) -> Self {
+        Subject {
+            id: &grant.user_id,
+            audience,
+            auth_time: Some(grant.auth_time),
+            grant_id: Some(&grant.id),
+        }
+    }
+}
+
+/// Signs an id_token. An RS256 signature costs about a millisecond of CPU, too long for the
+/// async runtime, so it runs on the blocking pool; ES256 and EdDSA take microseconds.
+async fn sign_id_token(
+    signer: std::sync::Arc<crate::keys::Signer>,
+    claims: IdTokenClaims,
+) -> Result<String, Failure> {
+    if signer.alg() == SigningAlg::RS256 {
+        tokio::task::spawn_blocking(move || signer.sign_jwt("JWT", &claims))
+            .await
+            .map_err(crypto)?
+            .map_err(crypto)
+    } else {
+        signer.sign_jwt("JWT", &claims).map_err(crypto)
+    }
+}

@@ -1,0 +1,176 @@
+//! The token endpoint (RFC 6749 §3.2): the dispatch to one module per grant, and what the
+//! grants share.
+//!
+//! - `authorization_code`: RFC 6749 §4.1.3, RFC 7636 §4.6.
+//! - `refresh_token`: RFC 6749 §6, rotation with reuse detection (RFC 9700 §4.14).
+//! - `client_credentials`: RFC 6749 §4.4.
+//! - `password`: RFC 6749 §4.3, for first-party clients registered for it.
+//! - `mint`: the access token and id_token every grant issues.
+
+mod authorization_code;
+mod client_credentials;
+mod mint;
+mod password;
+mod refresh_token;
+
+use std::net::IpAddr;
+
+use super::{Authority, Failure, Internal};
+use crate::model::{AccessTokenRecord, Client, Grant, GrantType, Issue, RefreshToken};
+use crate::oauth::audience;
+use crate::oauth::params::Params;
+use crate::oauth::scope::Scopes;
+use crate::oauth::token::TokenResponse;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::secret;
+
+fn invalid_grant(description: &str) -> Failure {
+    OAuthError::new(ErrorCode::InvalidGrant, description).into()
+}
+
+fn unauthorized(description: &str) -> Failure {
+    OAuthError::new(ErrorCode::UnauthorizedClient, description).into()
+}
+
+/// The scopes a token request asks for (RFC 6749 §3.3): the `scope` parameter, each of which
+/// must be in `allowed` (else `invalid_scope` naming it, then `why`), or all of `allowed`
+/// when it is absent.
+fn scopes_within(params: &Params, allowed: Scopes, why: &str) -> Result<Scopes, Failure> {
+    let Some(value) = params.get("scope")? else {
+        return Ok(allowed);
+    };
+    let requested = Scopes::parse(value).ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope must be scope names separated by single spaces",
+        )
+    })?;
+    if let Some(scope) = requested.iter().find(|s| !allowed.contains(s)) {
+        return Err(
+            OAuthError::new(ErrorCode::InvalidScope, format!("scope {scope:?} {why}")).into()
+        );
+    }
+    Ok(requested)
+}
+
+fn crypto(error: impl std::fmt::Display) -> Failure {
+    Failure::Internal(Internal::Crypto(error.to_string()))
+}
+
+impl Authority {
+    /// Answers a token request from an authenticated client.
+    pub async fn token(
+        &self,
+        client: &Client,
+        params: &Params,
+        from: Option<IpAddr>,
+        now: i64,
+    ) -> Result<TokenResponse, Failure> {
+        if let Some(name) = params.first_repeat(&["resource"]) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!("parameter {name} is given more than once"),
+            )
+            .into());
+        }
+        let grant_type = params.require("grant_type")?;
+        let Some(grant) = GrantType::parse(grant_type) else {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type {grant_type:?} is not supported (the implicit flow has no token request; use authorization_code with PKCE)"),
+            )
+            .into());
+        };
+        if !client.allows_grant(grant) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client is not registered for the {} grant", grant.as_str()),
+            )
+            .into());
+        }
+        match grant {
+            GrantType::AuthorizationCode => self.exchange_code(client, params, now).await,
+            GrantType::RefreshToken => self.refresh(client, params, now).await,
+            GrantType::ClientCredentials => self.client_credentials(client, params, now).await,
+            GrantType::Password => self.password(client, params, from, now).await,
+        }
+    }
+
+    /// The access token's scopes and audience: the grant's, or narrowed to the `resource`
+    /// parameters of the token request, each of which must be in the grant (RFC 8707 §2.2).
+    fn narrow_to_resources(
+        &self,
+        client: &Client,
+        scopes: &Scopes,
+        granted_audience: &[String],
+        params: &Params,
+    ) -> Result<(Scopes, Vec<String>), Failure> {
+        let requested: Vec<&str> = params.all("resource").collect();
+        if let Some(outside) = requested.iter().find(|r| !granted_audience.iter().any(|a| a == *r))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("resource {outside:?} was not part of the authorization"),
+            )
+            .into());
+        }
+        let resources: Vec<&str> = if requested.is_empty() {
+            // Without resource parameters: the granted APIs that still own one of the scopes.
+            granted_audience
+                .iter()
+                .filter(|id| {
+                    self.settings.resources.iter().any(|r| {
+                        &r.identifier == *id && r.scopes.iter().any(|s| scopes.contains(s))
+                    })
+                })
+                .map(String::as_str)
+                .collect()
+        } else {
+            requested
+        };
+        if resources.is_empty() {
+            return Ok((scopes.clone(), Vec::new()));
+        }
+        let target =
+            audience::resolve(scopes, &resources, &client.scopes, &self.settings.resources)?;
+        Ok((target.scopes, target.audience))
+    }
+
+    fn response(
+        &self,
+        access_token: String,
+        scopes: &Scopes,
+        refresh_token: Option<String>,
+        id_token: Option<String>,
+    ) -> TokenResponse {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl,
+            scope: scopes.to_param(),
+            refresh_token,
+            id_token,
+        }
+    }
+}
+
+/// What storing a new grant takes: the grant, its first access token, and a refresh token
+/// (returned in the clear, stored hashed) when the client may refresh.
+fn new_grant(
+    client: &Client,
+    grant: Grant,
+    access: Option<AccessTokenRecord>,
+    code_hash: Option<String>,
+    now: i64,
+) -> Result<(Issue, Option<String>), Failure> {
+    let refresh_token =
+        if client.allows_grant(GrantType::RefreshToken) { Some(secret::generate()?) } else { None };
+    let refresh = refresh_token.as_ref().map(|token| RefreshToken {
+        token_hash: secret::hash(token),
+        grant_id: grant.id.clone(),
+        created_at: now,
+        expires_at: grant.expires_at,
+        rotated_at: None,
+    });
+    Ok((Issue { grant, refresh, access, code_hash }, refresh_token))
+}
