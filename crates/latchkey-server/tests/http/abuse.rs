@@ -43,19 +43,36 @@ password = "alice-password"
     ))
 }
 
+/// A `latchkey serve` on its own SQLite file with [`config`] and `extra`, ready.
+pub struct SqliteNode {
+    pub server: Serving,
+    pub base: String,
+    pub port: u16,
+    _config: ConfigFile,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteNode {
+    pub async fn start(extra: &str) -> SqliteNode {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+        let config = config(&base, port, &database, extra);
+        let server = Serving::start(&config.path);
+        wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(30)).await;
+        SqliteNode { server, base, port, _config: config, _dir: dir }
+    }
+}
+
 async fn metrics(base: &str) -> String {
     crate::client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_are_refused_outside_the_schedule_and_the_user_still_signs_in() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("latchkey.db").display());
-    let config = config(&base, port, &database, "");
-    let mut server = Serving::start(&config.path);
-    wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let mut node = SqliteNode::start("").await;
+    let base = node.base.clone();
     let form = LoginForm::open(&base).await;
 
     // The free failures, one after another: each is checked (401).
@@ -97,10 +114,10 @@ async fn concurrent_guesses_are_refused_outside_the_schedule_and_the_user_still_
     assert_eq!(status, 303, "the right password signs in after the back-off");
     assert!(waited >= Duration::from_secs(1), "signed in inside the 1 s back-off: {waited:?}");
 
-    assert!(server.terminate(Duration::from_secs(10)).success());
+    assert!(node.server.terminate(Duration::from_secs(10)).success());
     let mut log = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    node.server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    node.server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
     let events = log.lines().filter(|line| line.contains("login_failure")).count();
     assert_eq!(events, FREE_FAILURES, "each checked failure is a security event:\n{log}");
     assert!(!log.contains("wrong-password"), "a password reached the log");

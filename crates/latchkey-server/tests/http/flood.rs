@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use latchkey::oauth::pkce;
 use tokio::io::AsyncWriteExt;
 
+use crate::abuse::SqliteNode;
 use crate::code_flow::{VERIFIER, hidden};
-use crate::process::{Serving, free_port, wait_until_ok};
 
 const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 /// Logins sent and abandoned.
@@ -116,17 +116,12 @@ pub fn metric(metrics: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_logins_stay_within_the_hashing_bound_and_a_real_user_signs_in_after() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("latchkey.db").display());
     // The attack comes from many addresses (through a proxy the server trusts), so the
     // per-address budget does not stop it before the hashing bound is reached; a small queue
     // makes the shedding certain on a loaded machine.
     let extra = "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[limits]\nhash_queue = 2\n";
-    let config = crate::abuse::config(&base, port, &database, extra);
-    let server = Serving::start(&config.path);
-    wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let node = SqliteNode::start(extra).await;
+    let (base, port) = (node.base.clone(), node.port);
     let form = LoginForm::open(&base).await;
 
     let started = Instant::now();
@@ -162,7 +157,7 @@ async fn abandoned_logins_stay_within_the_hashing_bound_and_a_real_user_signs_in
     eprintln!("the real user signed in {:?} after the burst", signing_in.elapsed());
     assert_eq!(status, 303, "the real user signs in after the burst");
 
-    let peak = peak_rss_mib(server.child.id());
+    let peak = peak_rss_mib(node.server.child.id());
     let metrics = crate::client().get(format!("{base}/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     let shed = metric(&metrics, "latchkey_shed_total{kind=\"login\"}");
