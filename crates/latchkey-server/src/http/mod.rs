@@ -36,6 +36,7 @@ use latchkey::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -106,7 +107,7 @@ pub fn app(state: AppState) -> Router {
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().on_failure(log_failure));
     match hsts {
         // Outermost, so that every response carries it, errors and panics included.
         Some(value) => router.layer(SetResponseHeaderLayer::overriding(
@@ -115,6 +116,16 @@ pub fn app(state: AppState) -> Router {
         )),
         None => router,
     }
+}
+
+/// Logs a failed response, except 503: a request shed by a full hashing queue, or `/readyz`
+/// before the node is ready, is expected and counted in `/metrics`, and one ERROR line per
+/// shed request would let a flood of logins flood the logs too.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    if matches!(class, ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE)) {
+        return;
+    }
+    tracing::error!(classification = %class, latency_ms = latency.as_millis() as u64, "response failed");
 }
 
 /// `Strict-Transport-Security` for an https issuer (RFC 6797 §6.1), unless switched off.
