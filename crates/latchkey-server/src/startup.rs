@@ -9,6 +9,7 @@ use latchkey::authority::{Authority, Settings};
 use latchkey::client_cache::ClientCache;
 use latchkey::client_keys::ClientKeys;
 use latchkey::client_secrets::VerifiedSecrets;
+use latchkey::forms::FormKey;
 use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
 use latchkey::oidc::discovery;
@@ -47,6 +48,9 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("loading signing keys")?;
     let keys = Arc::new(keys);
+    let forms = FormKey::load(store.as_ref(), config.master_key()?.as_ref())
+        .await
+        .context("loading the form key")?;
     let settings = settings(&config);
     let endpoints = discovery::Endpoints {
         authorization: paths::AUTHORIZE,
@@ -74,6 +78,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         clients: ClientCache::default(),
         client_keys: ClientKeys::default(),
         verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
+        forms,
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();

@@ -53,6 +53,7 @@ pub(super) struct RawClient {
     access_token_format: Option<TokenFormat>,
     id_token_signed_response_alg: Option<SigningAlg>,
     refresh_grace_period: Option<String>,
+    remember_consent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +217,7 @@ impl RawClient {
             access_token_format: self.access_token_format,
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             refresh_grace_period_secs,
+            remember_consent: self.remember_consent,
         };
         Ok(StaticClient { client, secret: self.client_secret })
     }

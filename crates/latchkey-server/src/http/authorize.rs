@@ -14,20 +14,18 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::authority::{BUSY_RETRY_AFTER_SECS, Failure, Login};
+use latchkey::forms::{Binding, Purpose};
 use latchkey::model::Session;
 use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
 use latchkey::oauth::scope::Scopes;
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
-use latchkey::{secret, throttle};
+use latchkey::throttle;
 
 use super::pages::{self, ConsentPage, LoginPage};
-use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use super::session::{Browser, cookie, set_cookie};
 use super::source::Source;
 use super::{AppState, paths};
 use crate::startup::unix_now;
-
-/// How recent a login must be to satisfy `prompt=login` when the user then consents.
-const FRESH_LOGIN_SECS: i64 = 300;
 
 /// GET /authorize: the request is the query string.
 pub(super) async fn get(
@@ -72,8 +70,11 @@ async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
         Ok(request) => request,
         Err(response) => return response,
     };
+    let Ok(browser) = Browser::of(state, headers) else {
+        return internal_message("no randomness");
+    };
     let client_id = &request.client.client_id;
-    let (session, consented) = match cookie(headers, SESSION_COOKIE) {
+    let (session, consented) = match cookie(headers, state.cookie_names().session) {
         None => (None, None),
         Some(value) => match state.authority.session_and_consent(value, client_id, now).await {
             Ok(Some((session, consented))) => (Some(session), consented),
@@ -83,14 +84,15 @@ async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
     };
     Flow {
         state,
-        headers,
         raw,
         request,
         session,
         consented,
+        browser: browser.id,
+        seen_at: now,
         fresh_login: false,
         fresh_consent: false,
-        cookies: Vec::new(),
+        cookies: browser.set_cookie.into_iter().collect(),
     }
     .next(now)
     .await
@@ -103,46 +105,48 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Validate the request before touching credentials: a bad one never reaches the login.
-    let (form, raw, request) = match submission(&state, &headers, &body).await {
+    let now = unix_now();
+    // Check the form and the request before touching credentials: a bad one never reaches
+    // the login.
+    let submitted = match submission(&state, &headers, &body, Purpose::Login, now).await {
         Ok(submitted) => submitted,
         Err(response) => return response,
     };
+    let form = &submitted.form;
     let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
     let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
-    let now = unix_now();
+    let again = |message: &str| submitted.login_page(&state, &username, Some(message));
     if username.is_empty()
         || password.is_empty()
         || username.len() > throttle::MAX_USERNAME_BYTES
         || password.len() > throttle::MAX_PASSWORD_BYTES
     {
-        return login_page(
-            &state,
-            &headers,
-            &raw,
-            &request,
-            &username,
-            Some("Enter your username and password."),
-            Vec::new(),
-        );
+        return again("Enter your username and password.");
     }
     match state.authority.login(&username, &password, from, now).await {
         Ok(Login::Success { session, cookie }) => {
-            let client_id = &request.client.client_id;
+            let client_id = &submitted.request.client.client_id;
             let consented = match state.authority.consented(&session.user_id, client_id).await {
                 Ok(consented) => consented,
                 Err(failure) => return internal(failure),
             };
+            // A new browser id: the forms shown before this login stop working.
+            let Ok(browser) = Browser::fresh(&state) else {
+                return internal_message("no randomness");
+            };
             let secure = state.secure_cookies();
             let ttl = state.authority.settings.session_ttl;
-            let cookies = vec![set_cookie(SESSION_COOKIE, &cookie, secure, Some(ttl))];
+            let mut cookies =
+                vec![set_cookie(state.cookie_names().session, &cookie, secure, Some(ttl))];
+            cookies.extend(browser.set_cookie);
             Flow {
                 state: &state,
-                headers: &headers,
-                raw,
-                request,
+                raw: submitted.raw,
+                request: submitted.request,
                 session: Some(session),
                 consented,
+                browser: browser.id,
+                seen_at: submitted.seen_at,
                 fresh_login: true,
                 fresh_consent: false,
                 cookies,
@@ -150,28 +154,16 @@ pub(super) async fn login(
             .next(now)
             .await
         }
-        Ok(Login::Failed) => login_page(
-            &state,
-            &headers,
-            &raw,
-            &request,
-            &username,
-            Some("Wrong username or password."),
-            Vec::new(),
-        ),
+        Ok(Login::Failed) => again("Wrong username or password."),
         Err(Failure::Throttled { retry_after, .. }) => {
             let message = format!(
                 "Too many sign-in attempts for this account. Try again in {retry_after} seconds."
             );
-            let page =
-                login_page(&state, &headers, &raw, &request, &username, Some(&message), Vec::new());
-            retry_later(page, StatusCode::TOO_MANY_REQUESTS, retry_after)
+            retry_later(again(&message), StatusCode::TOO_MANY_REQUESTS, retry_after)
         }
         Err(Failure::Busy) => {
             let message = "Too many sign-in attempts right now. Try again in a moment.";
-            let page =
-                login_page(&state, &headers, &raw, &request, &username, Some(message), Vec::new());
-            retry_later(page, StatusCode::SERVICE_UNAVAILABLE, BUSY_RETRY_AFTER_SECS)
+            retry_later(again(message), StatusCode::SERVICE_UNAVAILABLE, BUSY_RETRY_AFTER_SECS)
         }
         Err(failure) => internal(failure),
     }
@@ -194,33 +186,26 @@ pub(super) async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (form, raw, request) = match submission(&state, &headers, &body).await {
+    let now = unix_now();
+    let submitted = match submission(&state, &headers, &body, Purpose::Consent, now).await {
         Ok(submitted) => submitted,
         Err(response) => return response,
     };
-    let now = unix_now();
-    let session = match current_session(&state, &headers, now).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return Flow {
-                state: &state,
-                headers: &headers,
-                raw,
-                request,
-                session: None,
-                consented: None,
-                fresh_login: false,
-                fresh_consent: false,
-                cookies: Vec::new(),
-            }
-            .next(now)
-            .await;
-        }
-        Err(response) => return response,
+    // The value verified against the current session, so this is the session the page was
+    // shown to; a consent page is never shown without one.
+    let Some(session) = submitted.session else {
+        return expired_form();
     };
-    match form.get("decision").ok().flatten() {
+    let request = submitted.request;
+    match submitted.form.get("decision").ok().flatten() {
         Some("allow") => {}
         Some("deny") => {
+            // A denial withdraws what the user approved before, so that the client cannot
+            // carry on silently with the earlier consent (prompt=none).
+            let client_id = &request.client.client_id;
+            if let Err(error) = state.store.forget_consent(&session.user_id, client_id).await {
+                return internal(Failure::from(error));
+            }
             let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied access");
             return redirect_error(&state, &request.redirect_uri, request.state.as_deref(), &error);
         }
@@ -229,14 +214,17 @@ pub(super) async fn consent(
     if let Err(failure) = state.authority.remember_consent(&session.user_id, &request, now).await {
         return internal(failure);
     }
-    let fresh_login = now - session.auth_time <= FRESH_LOGIN_SECS;
+    // Fresh for prompt=login and max_age only if the sign-in came after the request was first
+    // seen; `seen_at` is signed, so it cannot be moved by whoever posts the form.
+    let fresh_login = session.auth_time >= submitted.seen_at;
     Flow {
         state: &state,
-        headers: &headers,
-        raw,
+        raw: submitted.raw,
         request,
         session: Some(session),
         consented: None,
+        browser: submitted.browser,
+        seen_at: submitted.seen_at,
         fresh_login,
         fresh_consent: true,
         cookies: Vec::new(),
@@ -248,12 +236,15 @@ pub(super) async fn consent(
 /// One step of the flow for a validated request and the user's progress through it.
 struct Flow<'a> {
     state: &'a AppState,
-    headers: &'a HeaderMap,
     raw: String,
     request: AuthorizationRequest,
     session: Option<Session>,
     /// The scopes the session's user already approved for the client.
     consented: Option<Scopes>,
+    /// The browser id the next form is bound to.
+    browser: String,
+    /// When the request was first seen (signed into every form that continues it).
+    seen_at: i64,
     fresh_login: bool,
     fresh_consent: bool,
     cookies: Vec<String>,
@@ -263,26 +254,53 @@ impl Flow<'_> {
     async fn next(self, now: i64) -> Response {
         let Flow {
             state,
-            headers,
             raw,
             request,
             session,
             consented,
+            browser,
+            seen_at,
             fresh_login,
             fresh_consent,
             cookies,
         } = self;
-        let progress = Progress { session: session.as_ref(), fresh_login, fresh_consent };
+        let hinted_subject = match request.id_token_hint.as_deref() {
+            None => None,
+            Some(token) => match state.authority.verify_id_token_hint(token) {
+                Some(hint) => Some(hint.sub),
+                None => {
+                    let error = OAuthError::new(
+                        ErrorCode::InvalidRequest,
+                        "id_token_hint is not an id_token this server issued",
+                    );
+                    return redirect_error(
+                        state,
+                        &request.redirect_uri,
+                        request.state.as_deref(),
+                        &error,
+                    );
+                }
+            },
+        };
+        let progress = Progress {
+            session: session.as_ref(),
+            fresh_login,
+            fresh_consent,
+            hinted_subject: hinted_subject.as_deref(),
+        };
+        let page = PageContext { raw: &raw, request: &request, browser: &browser, seen_at };
         match authorize::decide(&request, progress, consented.as_ref(), now) {
             Decision::NeedsLogin => {
-                let hint = request.login_hint.clone().unwrap_or_default();
-                login_page(state, headers, &raw, &request, &hint, None, cookies)
+                let hint = request.login_hint.as_deref().unwrap_or_default();
+                let session = session.as_ref().map(|s| s.id_hash.as_str());
+                let binding = Binding { browser: &browser, session };
+                page.login(state, binding, hint, None, cookies)
             }
             Decision::NeedsConsent => {
                 let Some(session) = session else {
                     return internal_message("consent without a session");
                 };
-                consent_page(state, headers, &raw, &request, &session, cookies).await
+                page.consent(state, &session, cookies).await
             }
             Decision::Refused(error) => {
                 redirect_error(state, &request.redirect_uri, request.state.as_deref(), &error)
@@ -342,115 +360,128 @@ async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationReques
     })
 }
 
-async fn current_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    now: i64,
-) -> Result<Option<Session>, Response> {
-    match cookie(headers, SESSION_COOKIE) {
-        None => Ok(None),
-        Some(value) => state.authority.session(value, now).await.map_err(internal),
+/// A login or consent submission whose anti-CSRF value checked out, with the original
+/// request it carries validated again.
+struct Submitted {
+    form: Params,
+    raw: String,
+    request: AuthorizationRequest,
+    /// The browser id and the session the value was bound to: the current ones.
+    browser: String,
+    session: Option<Session>,
+    /// When the request was first seen.
+    seen_at: i64,
+}
+
+impl Submitted {
+    /// The login page again, for the same request, browser and session.
+    fn login_page(&self, state: &AppState, username: &str, error: Option<&str>) -> Response {
+        let page = PageContext {
+            raw: &self.raw,
+            request: &self.request,
+            browser: &self.browser,
+            seen_at: self.seen_at,
+        };
+        let session = self.session.as_ref().map(|s| s.id_hash.as_str());
+        page.login(state, Binding { browser: &self.browser, session }, username, error, Vec::new())
     }
 }
 
-/// A login or consent submission: the form after the anti-CSRF check, the original request
-/// it carries, and that request validated again.
 async fn submission(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Params, String, AuthorizationRequest), Response> {
-    let form = form_with_csrf(headers, body)?;
-    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
-    let request = load_request(state, &raw).await?;
-    Ok((form, raw, request))
-}
-
-/// The form of a page submission, after the anti-CSRF check.
-fn form_with_csrf(headers: &HeaderMap, body: &[u8]) -> Result<Params, Response> {
+    purpose: Purpose,
+    now: i64,
+) -> Result<Submitted, Response> {
     let form = std::str::from_utf8(body)
         .ok()
         .and_then(|text| parse(text).ok())
         .ok_or_else(|| pages::error_page("Malformed request", "The form could not be read."))?;
-    let submitted = form.get("csrf_token").ok().flatten();
-    let expected = cookie(headers, CSRF_COOKIE);
-    match (submitted, expected) {
-        (Some(submitted), Some(expected))
-            if secret::constant_time_eq(submitted.as_bytes(), expected.as_bytes()) =>
-        {
-            Ok(form)
-        }
-        _ => Err(pages::error_page(
-            "This form has expired",
-            "The form was not sent from this page, or your browser blocked its cookie. Go back to the application and sign in again.",
-        )),
+    let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
+    let names = state.cookie_names();
+    let Some(browser) = cookie(headers, names.browser).map(str::to_owned) else {
+        return Err(expired_form());
+    };
+    let session = match cookie(headers, names.session) {
+        None => None,
+        Some(value) => state.authority.session(value, now).await.map_err(internal)?,
+    };
+    let binding =
+        Binding { browser: &browser, session: session.as_ref().map(|s| s.id_hash.as_str()) };
+    let value = form.get("csrf_token").ok().flatten().unwrap_or("");
+    let Some(seen_at) = state.authority.forms.verify(value, purpose, binding, &raw, now) else {
+        return Err(expired_form());
+    };
+    let request = load_request(state, &raw).await?;
+    Ok(Submitted { form, raw, request, browser, session, seen_at })
+}
+
+/// The answer to a form whose anti-CSRF value does not check out.
+fn expired_form() -> Response {
+    pages::error_page(
+        "This form has expired",
+        "The form was not sent from this page in this browser, it is over an hour old, or you signed in or out since it was shown. Go back to the application and sign in again.",
+    )
+}
+
+/// What a page for a request is built from.
+struct PageContext<'a> {
+    raw: &'a str,
+    request: &'a AuthorizationRequest,
+    browser: &'a str,
+    seen_at: i64,
+}
+
+impl PageContext<'_> {
+    fn login(
+        &self,
+        state: &AppState,
+        binding: Binding<'_>,
+        username: &str,
+        error: Option<&str>,
+        cookies: Vec<String>,
+    ) -> Response {
+        let csrf = state.authority.forms.issue(Purpose::Login, binding, self.raw, self.seen_at);
+        let client = &self.request.client;
+        let client_name = client.client_name.as_deref().unwrap_or(&client.client_id);
+        let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+        let page = LoginPage {
+            action: paths::LOGIN,
+            client_name,
+            csrf_token: &csrf,
+            request: self.raw,
+            username,
+            error,
+        };
+        pages::page(status, &page, &cookies)
     }
-}
 
-/// The CSRF token of the browser, and the cookie to set when it has none yet.
-fn csrf_token(state: &AppState, headers: &HeaderMap, cookies: &mut Vec<String>) -> Option<String> {
-    if let Some(existing) = cookie(headers, CSRF_COOKIE) {
-        return Some(existing.to_owned());
+    async fn consent(&self, state: &AppState, session: &Session, cookies: Vec<String>) -> Response {
+        let user = match state.store.user_by_id(&session.user_id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return internal_message("session of a removed user"),
+            Err(error) => return internal(Failure::from(error)),
+        };
+        let binding = Binding { browser: self.browser, session: Some(&session.id_hash) };
+        let csrf = state.authority.forms.issue(Purpose::Consent, binding, self.raw, self.seen_at);
+        let resources = &state.authority.settings.resources;
+        let request = self.request;
+        let scopes =
+            request.target.scopes.iter().map(|s| pages::describe_scope(s, resources)).collect();
+        let client_name =
+            request.client.client_name.as_deref().unwrap_or(&request.client.client_id);
+        let page = ConsentPage {
+            action: paths::CONSENT,
+            client_name,
+            username: &user.username,
+            scopes,
+            redirect_to: &pages::redirect_target(&request.redirect_uri),
+            csrf_token: &csrf,
+            request: self.raw,
+        };
+        pages::page(StatusCode::OK, &page, &cookies)
     }
-    let token = secret::generate().ok()?;
-    cookies.push(set_cookie(CSRF_COOKIE, &token, state.secure_cookies(), None));
-    Some(token)
-}
-
-fn login_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    raw: &str,
-    request: &AuthorizationRequest,
-    username: &str,
-    error: Option<&str>,
-    mut cookies: Vec<String>,
-) -> Response {
-    let Some(csrf) = csrf_token(state, headers, &mut cookies) else {
-        return internal_message("no randomness");
-    };
-    let client_name = request.client.client_name.as_deref().unwrap_or(&request.client.client_id);
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
-    let page = LoginPage {
-        action: paths::LOGIN,
-        client_name,
-        csrf_token: &csrf,
-        request: raw,
-        username,
-        error,
-    };
-    pages::page(status, &page, &cookies)
-}
-
-async fn consent_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    raw: &str,
-    request: &AuthorizationRequest,
-    session: &Session,
-    mut cookies: Vec<String>,
-) -> Response {
-    let user = match state.store.user_by_id(&session.user_id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return internal_message("session of a removed user"),
-        Err(error) => return internal(Failure::from(error)),
-    };
-    let Some(csrf) = csrf_token(state, headers, &mut cookies) else {
-        return internal_message("no randomness");
-    };
-    let resources = &state.authority.settings.resources;
-    let scopes =
-        request.target.scopes.iter().map(|s| pages::describe_scope(s, resources)).collect();
-    let client_name = request.client.client_name.as_deref().unwrap_or(&request.client.client_id);
-    let page = ConsentPage {
-        action: paths::CONSENT,
-        client_name,
-        username: &user.username,
-        scopes,
-        csrf_token: &csrf,
-        request: raw,
-    };
-    pages::page(StatusCode::OK, &page, &cookies)
 }
 
 /// 303 See Other: the browser follows with GET and drops the form body (RFC 9700 §4.11).

@@ -1,19 +1,20 @@
 //! `/logout` (OpenID Connect RP-Initiated Logout 1.0, the `end_session_endpoint`).
 //!
-//! With a valid `id_token_hint` for the signed-in user the session ends at once; otherwise the
-//! user confirms on a page first, so another site cannot sign people out with a link.
+//! With a live `id_token_hint` the session that issued it ends at once (found by the hint's
+//! `sid`, so also when the RP's cross-site POST arrives without cookies); otherwise the user
+//! confirms on a page first, so another site cannot sign people out with a link.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use latchkey::forms::{Binding, Purpose};
 use latchkey::oauth::Params;
 use latchkey::oauth::authorize::redirect_with;
 use latchkey::oidc::logout::LogoutRequest;
-use latchkey::secret;
 
 use super::pages::{self, LogoutPage, MessagePage};
-use super::session::{CSRF_COOKIE, SESSION_COOKIE, cookie, set_cookie};
+use super::session::{Browser, cookie, set_cookie};
 use super::{AppState, paths};
 use crate::startup::unix_now;
 
@@ -23,7 +24,7 @@ pub(super) async fn get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    handle(&state, &headers, query.unwrap_or_default(), false).await
+    handle(&state, &headers, query.unwrap_or_default(), Via::Get).await
 }
 
 /// POST /logout: logout parameters from an RP, or the user's confirmation.
@@ -39,70 +40,120 @@ pub(super) async fn post(
     match (form.get("csrf_token").ok().flatten(), form.get("request").ok().map(|r| r.unwrap_or("")))
     {
         (Some(submitted), Some(request)) => {
-            let expected = cookie(&headers, CSRF_COOKIE).unwrap_or("");
-            if !secret::constant_time_eq(submitted.as_bytes(), expected.as_bytes()) {
+            let browser = cookie(&headers, state.cookie_names().browser).unwrap_or("");
+            let binding = Binding { browser, session: None };
+            let forms = &state.authority.forms;
+            if browser.is_empty()
+                || forms.verify(submitted, Purpose::Logout, binding, request, unix_now()).is_none()
+            {
                 return pages::error_page("This form has expired", "Open the sign-out link again.");
             }
-            handle(&state, &headers, request.to_owned(), true).await
+            handle(&state, &headers, request.to_owned(), Via::Confirmation).await
         }
-        _ => handle(&state, &headers, String::from_utf8_lossy(&body).into_owned(), false).await,
+        _ => {
+            let raw = String::from_utf8_lossy(&body).into_owned();
+            handle(&state, &headers, raw, Via::Post).await
+        }
     }
+}
+
+/// How a logout request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A link or redirect: the browser sends its SameSite=Lax cookies.
+    Get,
+    /// A form posted by the RP: cross-site, so the cookies may be withheld.
+    Post,
+    /// The user confirmed on this server's own page.
+    Confirmation,
 }
 
 fn parse(raw: &str) -> Option<Params> {
     Params::from_form(raw).ok()
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, raw: String, confirmed: bool) -> Response {
+async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) -> Response {
     let Some(params) = parse(&raw) else {
         return pages::error_page("Malformed request", "The logout request could not be read.");
     };
     let request = match state.authority.logout_request(&params).await {
         Ok(request) => request,
         Err(Ok(message)) => return pages::error_page("This sign-out link is not valid", &message),
-        Err(Err(failure)) => {
-            tracing::error!(error = %failure, "logout failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
-        }
+        Err(Err(failure)) => return failed(failure),
     };
     let now = unix_now();
-    let session = match cookie(headers, SESSION_COOKIE) {
+    let names = state.cookie_names();
+    let mut session = match cookie(headers, names.session) {
         Some(value) => state.authority.session(value, now).await.ok().flatten(),
         None => None,
     };
-    let Some(session) = session else { return finish(&request) };
-    let hinted = request.hinted_subject.as_deref() == Some(session.user_id.as_str());
-    if !(hinted || confirmed) {
-        let mut cookies = Vec::new();
-        let csrf = match cookie(headers, CSRF_COOKIE) {
-            Some(existing) => existing.to_owned(),
-            None => match secret::generate() {
-                Ok(token) => {
-                    cookies.push(set_cookie(CSRF_COOKIE, &token, state.secure_cookies(), None));
-                    token
-                }
-                Err(_) => {
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
-                }
-            },
+    let mut ended = false;
+    // A live id_token_hint ends the session that issued it (its `sid`), with or without the
+    // cookie: an RP's cross-site POST does not carry SameSite=Lax cookies, and a logout that
+    // ended nothing would leave the next person at this browser signed in. An expired hint
+    // proves no recent sign-in, so it only names the client (the user confirms below).
+    if let Some(hint) = request.hint.as_ref().filter(|hint| hint.is_live(now)) {
+        let hinted = match state.authority.hinted_session(hint, now).await {
+            Ok(hinted) => hinted,
+            Err(failure) => return failed(failure),
         };
-        let page = LogoutPage {
-            action: paths::LOGOUT,
-            message: "Do you want to sign out of this browser? Applications you signed in to will need you to sign in again.",
-            csrf_token: &csrf,
-            request: &raw,
-        };
-        return pages::page(StatusCode::OK, &page, &cookies);
+        let same_user = session.as_ref().filter(|s| s.user_id == hint.sub);
+        for target in hinted.iter().chain(same_user) {
+            if let Err(failure) = state.authority.logout(&target.id_hash, now).await {
+                return failed(failure);
+            }
+        }
+        if session.as_ref().is_some_and(|s| s.user_id == hint.sub) {
+            (session, ended) = (None, true);
+        }
     }
-    if let Err(failure) = state.authority.logout(&session.id_hash, now).await {
-        tracing::error!(error = %failure, "logout failed");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    let withheld = via == Via::Post
+        && cookie(headers, names.session).is_none()
+        && cookie(headers, names.browser).is_none();
+    let ask = match &session {
+        Some(_) => via != Via::Confirmation,
+        // Cookies may have been withheld from a cross-site POST: ask, and the confirmation,
+        // posted from this server's own page, carries them.
+        None => withheld && !ended && !request.hint.as_ref().is_some_and(|h| h.is_live(now)),
+    };
+    if ask {
+        return confirmation(state, headers, &raw);
+    }
+    if let Some(session) = &session {
+        if let Err(failure) = state.authority.logout(&session.id_hash, now).await {
+            return failed(failure);
+        }
+        ended = true;
     }
     let mut response = finish(&request);
-    if let Ok(value) = set_cookie(SESSION_COOKIE, "", state.secure_cookies(), Some(0)).parse() {
+    if ended
+        && let Ok(value) = set_cookie(names.session, "", state.secure_cookies(), Some(0)).parse()
+    {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The page that asks the user to confirm; its form is bound to this browser and request.
+fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
+    let Ok(browser) = Browser::of(state, headers) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    };
+    let binding = Binding { browser: &browser.id, session: None };
+    let csrf = state.authority.forms.issue(Purpose::Logout, binding, raw, unix_now());
+    let page = LogoutPage {
+        action: paths::LOGOUT,
+        message: "Do you want to sign out of this browser? Applications you signed in to will need you to sign in again.",
+        csrf_token: &csrf,
+        request: raw,
+    };
+    let cookies: Vec<String> = browser.set_cookie.into_iter().collect();
+    pages::page(StatusCode::OK, &page, &cookies)
+}
+
+fn failed(failure: latchkey::authority::Failure) -> Response {
+    tracing::error!(error = %failure, "logout failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
 }
 
 fn finish(request: &LogoutRequest) -> Response {

@@ -71,6 +71,11 @@ impl AppState {
     pub(crate) fn secure_cookies(&self) -> bool {
         self.config.issuer.starts_with("https://")
     }
+
+    /// The cookie names for this issuer.
+    pub(crate) fn cookie_names(&self) -> session::CookieNames {
+        session::names(self.secure_cookies())
+    }
 }
 
 /// The router with every endpoint and the cross-cutting layers.

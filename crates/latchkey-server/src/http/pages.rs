@@ -24,6 +24,9 @@ pub(crate) struct ConsentPage<'a> {
     pub(crate) client_name: &'a str,
     pub(crate) username: &'a str,
     pub(crate) scopes: Vec<String>,
+    /// Where the answer goes (host and port, or the app's scheme): for a native app, which
+    /// local program will receive access (RFC 8252 §8.6).
+    pub(crate) redirect_to: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) request: &'a str,
 }
@@ -87,6 +90,21 @@ pub(crate) fn page(status: StatusCode, template: &impl Template, cookies: &[Stri
 /// The 400 page for requests that must not be redirected.
 pub(crate) fn error_page(title: &str, message: &str) -> Response {
     page(StatusCode::BAD_REQUEST, &ErrorPage { title, message }, &[])
+}
+
+/// The part of a redirect URI that tells the user where the answer goes: `host:port` for
+/// http(s), the scheme for a native app's private-use URI.
+pub(crate) fn redirect_target(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(host)) => match url.port_or_known_default() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            (scheme, _) => format!("{scheme}:"),
+        },
+        Err(_) => redirect_uri.to_owned(),
+    }
 }
 
 /// Plain-words description of a scope for the consent page.

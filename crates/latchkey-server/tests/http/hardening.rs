@@ -95,3 +95,39 @@ async fn two_authorization_headers_are_refused_with_invalid_request() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_carry_the_host_prefix_under_an_https_issuer() {
+    use crate::code_flow::{CONFIG, SPA_REDIRECT, authorize_url, hidden};
+    let db = sqlite_db();
+    let server = TestServer::start_as(&db, Some("https://auth.example.com"), CONFIG).await;
+    server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
+    let http = client();
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        let values = response.headers().get_all("set-cookie").iter();
+        values.map(|v| v.to_str().unwrap().to_owned()).collect()
+    };
+    let first = http.get(authorize_url(&server, "spa", SPA_REDIRECT, &[])).send().await.unwrap();
+    let cookies = set_cookies(&first);
+    let browser = cookies.iter().find(|c| c.starts_with("__Host-latchkey_browser="));
+    let browser = browser.unwrap_or_else(|| panic!("{cookies:?}"));
+    assert!(
+        browser.contains("; Secure") && browser.contains("Path=/") && !browser.contains("Domain")
+    );
+    let page = first.text().await.unwrap();
+    // The browser would send the Secure cookie back to the https issuer; send it by hand.
+    let pair = browser.split(';').next().unwrap().to_owned();
+    let form = [
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("request", &hidden(&page, "request")),
+    ];
+    let login =
+        http.post(server.url("/login")).header("cookie", pair).form(&form).send().await.unwrap();
+    let cookies = set_cookies(&login);
+    assert!(
+        cookies.iter().any(|c| c.starts_with("__Host-latchkey_session=") && c.contains("; Secure")),
+        "{cookies:?}"
+    );
+}

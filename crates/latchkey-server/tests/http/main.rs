@@ -11,6 +11,7 @@ mod code_flow;
 mod crash;
 mod discovery;
 mod flood;
+mod forms;
 mod hardening;
 mod hostile;
 mod interop;

@@ -21,6 +21,7 @@ pub(crate) use client_auth::bad_credentials;
 use crate::client_cache::ClientCache;
 use crate::client_keys::ClientKeys;
 use crate::client_secrets::VerifiedSecrets;
+use crate::forms::FormKey;
 use crate::keys::KeyManager;
 use crate::model::{ClientRecord, Resource, Session, TokenFormat};
 use crate::oauth::OAuthError;
@@ -162,6 +163,8 @@ pub struct Authority {
     pub client_keys: ClientKeys,
     /// Client secrets already verified.
     pub verified_secrets: VerifiedSecrets,
+    /// Signs the anti-CSRF values of the login, consent and logout forms.
+    pub forms: FormKey,
 }
 
 impl Authority {

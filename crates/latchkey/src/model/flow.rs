@@ -29,6 +29,21 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+impl Session {
+    /// The session's public id: the `sid` claim of the id_tokens it issues (OpenID Connect
+    /// Front-/Back-Channel Logout §2.1). See [`sid_of`].
+    pub fn sid(&self) -> String {
+        sid_of(&self.id_hash)
+    }
+}
+
+/// The `sid` of the session whose cookie hashes to `id_hash`: a further hash, so the id_token
+/// that carries it reveals nothing that opens the session, yet a logout request can find the
+/// session by it without the cookie.
+pub fn sid_of(id_hash: &str) -> String {
+    crate::secret::hash(&format!("sid:{id_hash}"))[..32].to_owned()
+}
+
 /// An issued authorization code and everything it is bound to (RFC 6749 §4.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCode {

@@ -12,7 +12,7 @@ mod flow;
 pub use flow::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, CodeLookup, Grant, Issue,
     Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Resource, Rotation, Session,
-    StoredAccess,
+    StoredAccess, sid_of,
 };
 
 /// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).
@@ -189,6 +189,11 @@ pub struct Client {
     /// Window in seconds in which a rotated refresh token may be retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_grace_period_secs: Option<u64>,
+    /// Whether a consent given before answers later requests without asking. Unset: yes,
+    /// except for public clients whose redirect URI is loopback or a custom scheme
+    /// ([`crate::oauth::authorize::remembered_consent_applies`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remember_consent: Option<bool>,
 }
 
 impl Client {

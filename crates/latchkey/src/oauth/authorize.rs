@@ -41,6 +41,9 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// Pre-fills the username.
     pub login_hint: Option<String>,
+    /// An id_token this server issued, naming the user the client expects (OIDC Core
+    /// §3.1.2.1); verified by the caller, who has the keys.
+    pub id_token_hint: Option<String>,
 }
 
 /// Why a request cannot proceed.
@@ -123,6 +126,7 @@ pub fn validate(
             prompt_consent: checked.prompt.2,
             max_age: checked.max_age,
             login_hint: checked.login_hint,
+            id_token_hint: checked.id_token_hint,
         })
         .map_err(fail)
 }
@@ -134,6 +138,7 @@ struct Checked {
     prompt: (bool, bool, bool),
     max_age: Option<i64>,
     login_hint: Option<String>,
+    id_token_hint: Option<String>,
 }
 
 fn invalid(description: impl Into<String>) -> OAuthError {
@@ -219,7 +224,8 @@ fn validate_after_redirect(
         ),
     };
     let login_hint = params.get("login_hint")?.filter(|h| h.len() <= 256).map(str::to_owned);
-    Ok(Checked { target, nonce, code_challenge, prompt, max_age, login_hint })
+    let id_token_hint = params.get("id_token_hint")?.map(str::to_owned);
+    Ok(Checked { target, nonce, code_challenge, prompt, max_age, login_hint, id_token_hint })
 }
 
 fn scopes_and_audience(
@@ -314,10 +320,13 @@ pub enum Decision {
 pub struct Progress<'a> {
     /// The current session, if any.
     pub session: Option<&'a Session>,
-    /// The user authenticated in this very round.
+    /// The user authenticated after this request was first seen (the login page's answer, or
+    /// a session whose `auth_time` is not before the form's server-signed `seen_at`).
     pub fresh_login: bool,
     /// The user consented in this very round.
     pub fresh_consent: bool,
+    /// The subject of the request's verified `id_token_hint`.
+    pub hinted_subject: Option<&'a str>,
 }
 
 /// Decides the next step (OIDC Core §3.1.2.3, §3.1.2.4).
@@ -329,9 +338,22 @@ pub fn decide(
 ) -> Decision {
     let too_old =
         |session: &Session| request.max_age.is_some_and(|age| now - session.auth_time > age);
+    // OIDC Core §3.1.2.1: the hint names the user the client expects; a session of anyone else
+    // does not answer the request.
+    let other_user =
+        |session: &Session| progress.hinted_subject.is_some_and(|sub| sub != session.user_id);
     let login_needed = match progress.session {
         None => true,
-        Some(session) => !progress.fresh_login && (request.prompt_login || too_old(session)),
+        Some(session) if other_user(session) && progress.fresh_login => {
+            return Decision::Refused(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user signed in as another account than the one id_token_hint names",
+            ));
+        }
+        Some(session) => {
+            other_user(session)
+                || (!progress.fresh_login && (request.prompt_login || too_old(session)))
+        }
     };
     if login_needed {
         return if request.prompt_none {
@@ -343,10 +365,11 @@ pub fn decide(
             Decision::NeedsLogin
         };
     }
+    let remembered = consented.is_some_and(|granted| request.target.scopes.is_subset_of(granted))
+        && remembered_consent_applies(&request.client, &request.redirect_uri);
     let consent_needed = request.client.require_consent
         && !progress.fresh_consent
-        && (request.prompt_consent
-            || !consented.is_some_and(|granted| request.target.scopes.is_subset_of(granted)));
+        && (request.prompt_consent || !remembered);
     if consent_needed {
         return if request.prompt_none {
             Decision::Refused(OAuthError::new(
@@ -360,8 +383,31 @@ pub fn decide(
     Decision::Approved
 }
 
+/// Whether a consent the user gave before may answer this request without asking again.
+///
+/// RFC 8252 §8.6: unless the client's identity can be assured, a request is processed as if
+/// nothing had been approved before. A confidential client proves its identity at the token
+/// endpoint, and a public client redirecting to an https host receives the code only there;
+/// but a loopback or custom-scheme redirect URI can be claimed by any local process, so a
+/// public client using one is asked every time, unless its registration sets
+/// `remember_consent = true` (which `latchkey check` reports).
+pub fn remembered_consent_applies(client: &Client, redirect_uri: &str) -> bool {
+    client.remember_consent.unwrap_or_else(|| !client.is_public() || is_web_origin(redirect_uri))
+}
+
+/// An https URI whose host is not loopback: only that host's server can receive the response.
+fn is_web_origin(redirect_uri: &str) -> bool {
+    url::Url::parse(redirect_uri).is_ok_and(|url| {
+        url.scheme() == "https" && url.host().is_some() && !redirect_uri::is_loopback(&url)
+    })
+}
+
 /// `redirect_uri` with `pairs` appended to its query (RFC 6749 §4.1.2: keep the existing query).
 pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        // Nothing to add: the URI as registered, without a stray `?`.
+        return redirect_uri.to_owned();
+    }
     match url::Url::parse(redirect_uri) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(pairs);

@@ -93,13 +93,17 @@ fn split_loopback(uri: &str) -> Option<(&str, &str)> {
 /// `http` on 127.0.0.1, [::1] or localhost. Native apps are steered to IP literals (RFC 8252
 /// §8.3) but `localhost` stays valid for web clients in development.
 fn is_loopback_http(url: &Url) -> bool {
-    url.scheme() == "http"
-        && match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        }
+    url.scheme() == "http" && is_loopback(url)
+}
+
+/// Whether the URL's host is 127.0.0.1, [::1] or localhost, whatever the scheme.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,10 @@ pub struct IdTokenClaims {
     pub at_hash: Option<String>,
     /// Authorized party: the client.
     pub azp: String,
+    /// The login session (OpenID Connect Front-/Back-Channel Logout §2.1): a logout request
+    /// with this id_token as its hint ends that session, even without its cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, with the hash of the

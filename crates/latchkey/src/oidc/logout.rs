@@ -10,18 +10,34 @@ use crate::oauth::Params;
 /// A validated logout request.
 #[derive(Debug, Clone, Default)]
 pub struct LogoutRequest {
-    /// The user the id_token_hint names, when a valid hint came.
-    pub hinted_subject: Option<String>,
+    /// The verified id_token_hint, when one came.
+    pub hint: Option<IdTokenHint>,
     /// Where to send the user afterwards, already checked against the client's registration.
     pub post_logout_redirect_uri: Option<String>,
     /// Echoed to the redirect.
     pub state: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct HintClaims {
-    sub: String,
-    aud: String,
+/// The claims of an `id_token_hint` this server signed (OIDC Core §3.1.2.1, RP-Initiated
+/// Logout §2), possibly expired.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdTokenHint {
+    /// The user.
+    pub sub: String,
+    /// The client it was issued to.
+    pub aud: String,
+    /// Its expiry: an expired hint still says who asks, but proves no recent sign-in.
+    pub exp: i64,
+    /// The session that issued it.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl IdTokenHint {
+    /// Whether the hint is still within its lifetime.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.exp > now
+    }
 }
 
 impl Authority {
@@ -76,16 +92,12 @@ impl Authority {
                 Some(uri.to_owned())
             }
         };
-        Ok(LogoutRequest {
-            hinted_subject: hint.map(|h| h.sub),
-            post_logout_redirect_uri,
-            state: state.map(str::to_owned),
-        })
+        Ok(LogoutRequest { hint, post_logout_redirect_uri, state: state.map(str::to_owned) })
     }
 
     /// The subject and client of an id_token this server signed. Expired hints are accepted:
     /// they still prove who asks (RP-Initiated Logout §2).
-    fn verify_id_token_hint(&self, token: &str) -> Option<HintClaims> {
+    pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
         let header = decode_header(token).ok()?;
         let snapshot = self.keys.snapshot();
         let (algorithm, key) = snapshot.verifier(header.kid.as_deref()?)?;
@@ -98,12 +110,23 @@ impl Authority {
         validation.set_issuer(&[&self.settings.issuer]);
         validation.validate_exp = false;
         validation.validate_aud = false;
-        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-        decode::<HintClaims>(token, key, &validation).ok().map(|data| data.claims)
+        validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
+        decode::<IdTokenHint>(token, key, &validation).ok().map(|data| data.claims)
     }
 
     /// Ends a session and revokes the refresh tokens issued through it.
     pub async fn logout(&self, session_id_hash: &str, now: i64) -> Result<(), Failure> {
         Ok(self.store.end_session(session_id_hash, now).await?)
+    }
+
+    /// The live session that issued a hint (its `sid`), if it belongs to the hint's user.
+    pub async fn hinted_session(
+        &self,
+        hint: &IdTokenHint,
+        now: i64,
+    ) -> Result<Option<crate::model::Session>, Failure> {
+        let Some(sid) = hint.sid.as_deref() else { return Ok(None) };
+        let session = self.store.session_by_sid(sid, now).await?;
+        Ok(session.filter(|session| session.user_id == hint.sub))
     }
 }

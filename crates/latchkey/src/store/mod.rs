@@ -96,8 +96,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a key (expired ones); absent keys are ignored.
     async fn remove_signing_key(&self, kid: &str) -> Result<()>;
 
+    /// The server secret `name` (its value and whether it is sealed): the one stored, or
+    /// `candidate` when none is, stored now. Every node gets the same one.
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        sealed: bool,
+    ) -> Result<(Vec<u8>, bool)>;
+    /// Replaces a server secret's stored form (sealing it once a master key is configured).
+    async fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()>;
+
     /// Stores a new login session.
     async fn create_session(&self, session: &Session) -> Result<()>;
+    /// A session that has not expired, found by its public id (the id_token's `sid`).
+    async fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
     /// A session that has not expired.
     async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
     /// A session that has not expired, with the scopes (space-separated) its user consented to
@@ -113,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The scopes (space-separated) a user consented to for a client.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    /// Forgets a consent (the user denied the client).
+    async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
     /// Remembers a consent, replacing the previous one.
     async fn save_consent(
         &self,

@@ -65,11 +65,15 @@ timed! {
     fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
     fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
     fn remove_signing_key(&self, kid: &str) -> Result<()>;
+    fn server_secret(&self, name: &str, candidate: &[u8], sealed: bool) -> Result<(Vec<u8>, bool)>;
+    fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()>;
     fn create_session(&self, session: &Session) -> Result<()>;
+    fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
     fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
     fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<String>)>>;
     fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
     fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
     fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<()>;
     fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
     fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;

@@ -25,6 +25,7 @@ fn client(id: &str, source: ClientSource) -> ClientRecord {
             access_token_format: None,
             id_token_signed_response_alg: None,
             refresh_grace_period_secs: Some(10),
+            remember_consent: None,
         },
         secret_hash: Some("sha256:abc".into()),
         source,

@@ -48,6 +48,7 @@ impl Authority {
             audience: &target.audience,
             auth_time: None,
             grant_id: None,
+            session_id_hash: None,
         };
         let minted = self.mint(client, &subject, &target.scopes, IdToken::Skip, now).await?;
         // A client-credentials JWT needs no record until it is revoked; an opaque token is

@@ -7,7 +7,9 @@ use latchkey_resource::{AccessTokenClaims, Audience};
 use super::crypto;
 use crate::authority::{Authority, Failure};
 use crate::keys::KeyPurpose;
-use crate::model::{AccessTokenRecord, Client, Grant, OpaqueAccess, SigningAlg, TokenFormat};
+use crate::model::{
+    AccessTokenRecord, Client, Grant, OpaqueAccess, SigningAlg, TokenFormat, sid_of,
+};
 use crate::oauth::scope::Scopes;
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
 use crate::secret;
@@ -89,6 +91,7 @@ impl Authority {
                     nonce: nonce.map(str::to_owned),
                     at_hash: Some(at_hash(alg, &access_token)),
                     azp: client.client_id.clone(),
+                    sid: subject.session_id_hash.map(sid_of),
                 };
                 Some(sign_id_token(signer.clone(), claims).await?)
             }
@@ -127,6 +130,8 @@ pub(super) struct Subject<'a> {
     pub(super) auth_time: Option<i64>,
     /// The grant (refresh-token family) it belongs to.
     pub(super) grant_id: Option<&'a str>,
+    /// The login session the grant came from.
+    pub(super) session_id_hash: Option<&'a str>,
 }
 
 impl<'a> Subject<'a> {
@@ -136,6 +141,7 @@ impl<'a> Subject<'a> {
             audience,
             auth_time: Some(grant.auth_time),
             grant_id: Some(&grant.id),
+            session_id_hash: grant.session_id_hash.as_deref(),
         }
     }
 }

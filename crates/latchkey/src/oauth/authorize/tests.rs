@@ -27,6 +27,7 @@ fn client(public: bool) -> Client {
         access_token_format: None,
         id_token_signed_response_alg: None,
         refresh_grace_period_secs: None,
+        remember_consent: None,
     }
 }
 
@@ -230,6 +231,72 @@ fn decisions_follow_session_prompt_max_age_and_consent() {
     first_party.require_consent = false;
     let request = validate(&params(&[]), Some(first_party), &resources()).unwrap();
     assert_eq!(decide(&request, signed_in, None, 1000), Decision::Approved);
+}
+
+fn native(redirect_uri: &str, remember_consent: Option<bool>) -> AuthorizationRequest {
+    let mut app = client(true);
+    app.application_type = ApplicationType::Native;
+    app.redirect_uris = vec![redirect_uri.into()];
+    app.remember_consent = remember_consent;
+    validate(&params(&[("redirect_uri", redirect_uri)]), Some(app), &resources()).unwrap()
+}
+
+#[test]
+fn remembered_consent_does_not_answer_for_a_public_client_on_loopback_or_a_custom_scheme() {
+    // RFC 8252 §8.6: any local program can claim such a redirect URI.
+    let s = session(1000);
+    let signed_in = Progress { session: Some(&s), ..Progress::default() };
+    let granted = Scopes::parse("openid read:photos profile").unwrap();
+    for uri in ["http://127.0.0.1/cb", "http://[::1]/cb", "com.example.app:/cb"] {
+        let request = native(uri, None);
+        assert_eq!(
+            decide(&request, signed_in, Some(&granted), 1000),
+            Decision::NeedsConsent,
+            "{uri}"
+        );
+        let mut none = request.clone();
+        none.prompt_none = true;
+        assert!(
+            matches!(decide(&none, signed_in, Some(&granted), 1000), Decision::Refused(e) if e.code == ErrorCode::ConsentRequired),
+            "{uri}"
+        );
+        let fresh = Progress { fresh_consent: true, ..signed_in };
+        assert_eq!(decide(&request, fresh, Some(&granted), 1000), Decision::Approved, "{uri}");
+        // The registration may say otherwise (and `latchkey check` reports it).
+        let trusted = native(uri, Some(true));
+        assert_eq!(decide(&trusted, signed_in, Some(&granted), 1000), Decision::Approved, "{uri}");
+    }
+    // A public client whose code can only reach its https host, and any confidential client,
+    // keep their remembered consent.
+    let web = validate(&params(&[]), Some(client(true)), &resources()).unwrap();
+    assert_eq!(decide(&web, signed_in, Some(&granted), 1000), Decision::Approved);
+    let mut confidential = client(false);
+    confidential.redirect_uris = vec!["http://127.0.0.1:9000/cb".into()];
+    let loopback = params(&[("redirect_uri", "http://127.0.0.1:9000/cb")]);
+    let request = validate(&loopback, Some(confidential), &resources()).unwrap();
+    assert_eq!(decide(&request, signed_in, Some(&granted), 1000), Decision::Approved);
+}
+
+#[test]
+fn a_hint_for_another_user_is_not_answered_by_the_session() {
+    // OIDC Core §3.1.2.1: id_token_hint names the user the client expects.
+    let granted = Scopes::parse("openid read:photos profile").unwrap();
+    let s = session(1000);
+    let request = validate(&params(&[]), Some(client(false)), &resources()).unwrap();
+    let other =
+        Progress { session: Some(&s), hinted_subject: Some("someone-else"), ..Progress::default() };
+    assert_eq!(decide(&request, other, Some(&granted), 1000), Decision::NeedsLogin);
+    let mut none = request.clone();
+    none.prompt_none = true;
+    assert!(
+        matches!(decide(&none, other, Some(&granted), 1000), Decision::Refused(e) if e.code == ErrorCode::LoginRequired)
+    );
+    let fresh_but_other = Progress { fresh_login: true, ..other };
+    assert!(
+        matches!(decide(&request, fresh_but_other, Some(&granted), 1000), Decision::Refused(e) if e.code == ErrorCode::LoginRequired)
+    );
+    let same = Progress { hinted_subject: Some("u"), ..other };
+    assert_eq!(decide(&none, same, Some(&granted), 1000), Decision::Approved);
 }
 
 #[test]

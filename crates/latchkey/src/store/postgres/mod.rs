@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "code flow", include_str!("../../../migrations/postgres/0002_code_flow.sql")),
     (3, "tokens", include_str!("../../../migrations/postgres/0003_tokens.sql")),
     (4, "attempts", include_str!("../../../migrations/postgres/0004_attempts.sql")),
+    (5, "browser", include_str!("../../../migrations/postgres/0005_browser.sql")),
 ];
 
 /// Serializes signing-key inserts across nodes (an arbitrary constant: "latchkey keys").
@@ -597,12 +598,58 @@ impl Store for PgStore {
     }
 
     async fn create_session(&self, session: &Session) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&session.id_hash)
             .bind(&session.user_id)
             .bind(session.auth_time)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(session.sid())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    async fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions WHERE sid = $1 AND expires_at > $2",
+        )
+        .bind(sid)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        sealed: bool,
+    ) -> Result<(Vec<u8>, bool)> {
+        // The first node to start stores its candidate; every node reads back the one stored.
+        sqlx::query("INSERT INTO server_secrets (name, value, sealed) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        let row = sqlx::query("SELECT value, sealed FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok((row.try_get("value").map_err(backend)?, row.try_get("sealed").map_err(backend)?))
+    }
+
+    async fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()> {
+        sqlx::query("UPDATE server_secrets SET value = $2, sealed = $3 WHERE name = $1")
+            .bind(name)
+            .bind(value)
+            .bind(sealed)
             .execute(&self.pool)
             .await
             .map(drop)
@@ -666,6 +713,16 @@ impl Store for PgStore {
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
+            .map_err(backend)
+    }
+
+    async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
             .map_err(backend)
     }
 

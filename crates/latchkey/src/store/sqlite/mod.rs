@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "code flow", include_str!("../../../migrations/sqlite/0002_code_flow.sql")),
     (3, "tokens", include_str!("../../../migrations/sqlite/0003_tokens.sql")),
     (4, "attempts", include_str!("../../../migrations/sqlite/0004_attempts.sql")),
+    (5, "browser", include_str!("../../../migrations/sqlite/0005_browser.sql")),
 ];
 
 const READERS: usize = 4;
@@ -689,11 +690,57 @@ impl Store for SqliteStore {
         let session = session.clone();
         self.write(move |c| {
             c.prepare_cached(
-                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut s| {
-                s.execute(params![session.id_hash, session.user_id, session.auth_time, session.created_at, session.expires_at])
+                s.execute(params![session.id_hash, session.user_id, session.auth_time, session.created_at, session.expires_at, session.sid()])
             })
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>> {
+        let sid = sid.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id_hash, user_id, auth_time, created_at, expires_at FROM sessions WHERE sid = ?1 AND expires_at > ?2",
+            )
+            .and_then(|mut s| s.query_row(params![sid, now], session_from_row).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        sealed: bool,
+    ) -> Result<(Vec<u8>, bool)> {
+        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO server_secrets (name, value, sealed) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+                params![name, candidate, sealed],
+            )
+            .map_err(backend)?;
+            c.query_row("SELECT value, sealed FROM server_secrets WHERE name = ?1", [&name], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE server_secrets SET value = ?2, sealed = ?3 WHERE name = ?1",
+                params![name, value, sealed],
+            )
             .map(drop)
             .map_err(backend)
         })
@@ -758,6 +805,19 @@ impl Store for SqliteStore {
             c.prepare_cached("SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2")
                 .and_then(|mut s| s.query_row([user_id, client_id], |row| row.get(0)).optional())
                 .map_err(backend)
+        })
+        .await
+    }
+
+    async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()> {
+        let (user_id, client_id) = (user_id.to_owned(), client_id.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
+                params![user_id, client_id],
+            )
+            .map(drop)
+            .map_err(backend)
         })
         .await
     }
