@@ -19,7 +19,7 @@ use crate::startup::{new_user_id, open_store, unix_now};
 pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     match command {
-        ClientsCommand::Add(args) => add_client(store.as_ref(), args).await,
+        ClientsCommand::Add(args) => add_client(store.as_ref(), &config.resources, args).await,
         ClientsCommand::List => {
             for record in store.clients().await? {
                 let c = &record.client;
@@ -64,7 +64,11 @@ fn no_client(client_id: &str) -> String {
     format!("no client {client_id:?}: `latchkey clients list` shows the registered ones")
 }
 
-async fn add_client(store: &dyn Store, args: ClientAddArgs) -> anyhow::Result<()> {
+async fn add_client(
+    store: &dyn Store,
+    resources: &[latchkey::model::Resource],
+    args: ClientAddArgs,
+) -> anyhow::Result<()> {
     let secret = if args.public { None } else { Some(latchkey::secret::generate()?) };
     let mut table = toml::Table::new();
     table.insert("client_id".into(), args.client_id.clone().into());
@@ -81,7 +85,7 @@ async fn add_client(store: &dyn Store, args: ClientAddArgs) -> anyhow::Result<()
     }
     table.insert("scopes".into(), args.scopes.into());
     table.insert("require_consent".into(), (!args.no_consent).into());
-    let client = config::client_from_table(table)?;
+    let client = config::client_from_table(table, resources)?;
     if store.client(&args.client_id).await?.is_some() {
         bail!(
             "client {:?} already exists: remove it first or pick another client_id",

@@ -2,8 +2,10 @@
 
 use std::collections::HashSet;
 
-use latchkey::model::{ApplicationType, AuthMethod, Client, GrantType, SigningAlg, TokenFormat};
-use latchkey::oauth::{redirect_uri, scope};
+use latchkey::model::{
+    ApplicationType, AuthMethod, Client, GrantType, Resource, SigningAlg, TokenFormat,
+};
+use latchkey::oauth::{audience, redirect_uri, scope};
 use latchkey_resource::JwkSet;
 use serde::Deserialize;
 
@@ -79,7 +81,10 @@ pub(super) fn check_scope_token(key: &str, value: &str) -> Result<(), ConfigErro
     }
 }
 
-pub(super) fn validate_clients(raw: Vec<RawClient>) -> Result<Vec<StaticClient>, ConfigError> {
+pub(super) fn validate_clients(
+    raw: Vec<RawClient>,
+    resources: &[Resource],
+) -> Result<Vec<StaticClient>, ConfigError> {
     let mut seen = HashSet::new();
     let mut clients = Vec::with_capacity(raw.len());
     for (index, client) in raw.into_iter().enumerate() {
@@ -90,7 +95,7 @@ pub(super) fn validate_clients(raw: Vec<RawClient>) -> Result<Vec<StaticClient>,
                 format!("{:?} is listed twice", client.client_id),
             ));
         }
-        clients.push(client.validate(&key)?);
+        clients.push(client.validate(&key, resources)?);
     }
     Ok(clients)
 }
@@ -111,7 +116,7 @@ fn check_client_id(key: &str, id: &str) -> Result<(), ConfigError> {
 }
 
 impl RawClient {
-    fn validate(self, key: &str) -> Result<StaticClient, ConfigError> {
+    fn validate(self, key: &str, resources: &[Resource]) -> Result<StaticClient, ConfigError> {
         let at = |field: &str, problem: String| ConfigError::at(format!("{key}.{field}"), problem);
         check_client_id(key, &self.client_id)?;
         let has_keys = self.jwks.is_some() || self.jwks_uri.is_some();
@@ -186,7 +191,19 @@ impl RawClient {
             }
         }
         for (index, value) in self.scopes.iter().enumerate() {
-            check_scope_token(&format!("{key}.scopes[{index}]"), value)?;
+            let at = format!("{key}.scopes[{index}]");
+            check_scope_token(&at, value)?;
+            // A scope nothing defines could only reach a token whose audience does not
+            // define it (INTERFACE.md audience rules).
+            if !audience::is_known(value, resources) {
+                return Err(ConfigError::at(
+                    at,
+                    format!(
+                        "{value:?} is neither an OpenID scope ({}) nor defined by a [[resources]] entry: add it to the scopes of the API that owns it",
+                        audience::OPENID_SCOPES.join(", ")
+                    ),
+                ));
+            }
         }
         if public && self.require_pkce == Some(false) {
             return Err(at(
@@ -255,7 +272,10 @@ pub(super) fn validate_users(raw: Vec<RawUser>) -> Result<Vec<StaticUser>, Confi
 
 /// Validates one client given as a table (used by `latchkey clients add`), with the same rules
 /// as `[[clients]]`.
-pub fn client_from_table(table: toml::Table) -> Result<Client, ConfigError> {
+pub fn client_from_table(
+    table: toml::Table,
+    resources: &[Resource],
+) -> Result<Client, ConfigError> {
     let raw: RawClient =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
             let path = error.path().to_string();
@@ -264,5 +284,5 @@ pub fn client_from_table(table: toml::Table) -> Result<Client, ConfigError> {
                 super::one_line(&error.into_inner().to_string()),
             )
         })?;
-    Ok(raw.validate("client")?.client)
+    Ok(raw.validate("client", resources)?.client)
 }

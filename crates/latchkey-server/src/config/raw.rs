@@ -241,7 +241,7 @@ impl RawConfig {
         let tokens = self.tokens.validate()?;
         let keys = self.keys.validate()?;
         let resources = validate_resources(self.resources)?;
-        let clients = super::clients::validate_clients(self.clients)?;
+        let clients = super::clients::validate_clients(self.clients, &resources)?;
         let users = super::clients::validate_users(self.users)?;
         let config = Config {
             issuer,

@@ -91,6 +91,10 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "config: clients[0].grant_types: a public client cannot use client_credentials: give it a secret or remove the grant",
         ),
         (
+            "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]\nscopes = [\"openid\", \"read:nothing\"]",
+            "config: clients[0].scopes[1]: \"read:nothing\" is neither an OpenID scope (openid, profile, email, offline_access) nor defined by a [[resources]] entry: add it to the scopes of the API that owns it",
+        ),
+        (
             "[[clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://a.example.com/cb\"]\nrequire_pkce = false",
             "config: clients[0].require_pkce: PKCE cannot be switched off for a public client (RFC 9700 §2.1.1)",
         ),

@@ -54,7 +54,17 @@ fn check_reports_weak_settings_and_exits_0() {
 
 #[test]
 fn clients_add_prints_a_generated_secret_once_and_stores_only_its_hash() {
-    let config = ConfigFile::sqlite("");
+    let config = ConfigFile::sqlite(
+        "[[resources]]\nidentifier = \"https://billing.example.com\"\nscopes = [\"read:invoices\"]\n",
+    );
+    // A scope that no resource defines is refused, as in the config file.
+    let undefined = run(
+        &["clients", "add", "x", "--grant-type", "client_credentials", "--scope", "read:nothing"],
+        &config.path,
+        "",
+    );
+    assert_eq!(undefined.status.code(), Some(2), "{}", stderr(&undefined));
+    assert!(stderr(&undefined).contains("nor defined by a [[resources]] entry"));
     let output = run(
         &[
             "clients",

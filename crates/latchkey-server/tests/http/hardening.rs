@@ -131,3 +131,62 @@ async fn cookies_carry_the_host_prefix_under_an_https_issuer() {
         "{cookies:?}"
     );
 }
+
+/// RFC 6749 §4.1.2.1 and §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
+fn rfc_description(description: &str) -> bool {
+    description.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_descriptions_never_echo_request_values() {
+    use crate::code_flow::{SPA_REDIRECT, authorize_url, browser, location_params, server};
+    let db = sqlite_db();
+    let server = server(&db, "").await;
+    let marker = "EVIL\"<script>é";
+    let browser = browser();
+    for extra in [
+        vec![("scope", marker)],
+        vec![("scope", "openid write:photos")],
+        vec![("response_type", marker)],
+        vec![("response_type", "token EVIL\"")],
+        vec![("response_mode", marker)],
+        vec![("prompt", marker)],
+        vec![("code_challenge_method", marker)],
+        vec![("resource", marker)],
+        vec![("resource", "https://photos.example.com/EVIL\"")],
+    ] {
+        let url = authorize_url(&server, "spa", SPA_REDIRECT, &extra);
+        let (_, params) = location_params(&browser.get(url).send().await.unwrap());
+        let description = &params["error_description"];
+        assert!(!description.contains("EVIL"), "{extra:?}: {description}");
+        assert!(rfc_description(description), "{extra:?}: {description}");
+    }
+    // A repeated parameter whose name is attacker text.
+    let url = format!(
+        "{}&EVIL%22%3Cx%3E=1&EVIL%22%3Cx%3E=2",
+        authorize_url(&server, "spa", SPA_REDIRECT, &[])
+    );
+    let (_, params) = location_params(&browser.get(url).send().await.unwrap());
+    assert_eq!(params["error"], "invalid_request");
+    assert!(!params["error_description"].contains("EVIL"), "{}", params["error_description"]);
+
+    let http = client();
+    for form in [
+        vec![("grant_type", marker)],
+        vec![("grant_type", "client_credentials"), ("scope", marker)],
+        vec![("grant_type", "client_credentials"), ("resource", marker)],
+        vec![("grant_type", "client_credentials"), ("EVIL\"", "1"), ("EVIL\"", "2")],
+    ] {
+        let response = http
+            .post(server.url("/oauth/token"))
+            .basic_auth("machine", Some("machine-secret"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let description = body["error_description"].as_str().unwrap();
+        assert!(!description.contains("EVIL"), "{form:?}: {description}");
+        assert!(rfc_description(description), "{form:?}: {description}");
+    }
+}

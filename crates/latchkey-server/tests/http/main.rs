@@ -12,6 +12,7 @@ mod crash;
 mod discovery;
 mod flood;
 mod forms;
+mod grants;
 mod hardening;
 mod hostile;
 mod interop;

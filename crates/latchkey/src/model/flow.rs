@@ -81,7 +81,10 @@ pub enum CodeLookup {
     Unspent(Box<AuthorizationCode>),
     /// Spent before: presenting it again is a replay
     /// ([`crate::store::Store::replay_code`], RFC 6749 §4.1.2).
-    Spent,
+    Spent {
+        /// The client it was issued to: only its replay revokes what the code granted.
+        client_id: String,
+    },
     /// Unknown or expired.
     Invalid,
 }

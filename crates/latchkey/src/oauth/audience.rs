@@ -39,7 +39,10 @@ pub fn resolve(
             .filter(|r| requested.iter().any(|s| r.scopes.iter().any(|owned| owned == s)))
             .map(|r| r.identifier.clone())
             .collect();
-        return Ok(Target { scopes: requested.clone(), audience });
+        // Every scope a resource defines has that resource in the audience; a scope nothing
+        // defines (a registration from before that rule) is dropped, never carried.
+        let kept: Vec<&str> = requested.iter().filter(|s| is_known(s, resources)).collect();
+        return Ok(Target { scopes: Scopes::from_list(&kept), audience });
     }
     let mut chosen: Vec<&Resource> = Vec::new();
     for value in resource_params {
@@ -49,13 +52,13 @@ pub fn resolve(
         let Some(resource) = resource.filter(|_| valid) else {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
-                format!("resource {value:?} is not an API known to this server"),
+                "a resource parameter is not an API known to this server (an absolute URI of a configured resource)",
             ));
         };
         if !resource.scopes.iter().any(|s| client_scopes.contains(s)) {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
-                format!("this client may not request tokens for resource {value:?}"),
+                "this client may not request tokens for one of the resources: it is registered for none of its scopes",
             ));
         }
         if !chosen.iter().any(|r| r.identifier == resource.identifier) {
@@ -118,6 +121,17 @@ mod tests {
         .unwrap();
         assert_eq!(target.audience, ["https://mail"]);
         assert_eq!(target.scopes.to_param(), "openid read:mail");
+    }
+
+    #[test]
+    fn a_scope_nothing_defines_never_reaches_a_token() {
+        // A registration stored before undefined scopes became a configuration error.
+        let client = vec!["read:photos".to_owned(), "admin".to_owned()];
+        let target = resolve(&scopes("read:photos admin"), &[], &client, &resources()).unwrap();
+        assert_eq!(target.scopes.to_param(), "read:photos");
+        assert_eq!(target.audience, ["https://photos"]);
+        let target = resolve(&scopes("admin"), &[], &client, &resources()).unwrap();
+        assert!(target.scopes.is_empty() && target.audience.is_empty());
     }
 
     #[test]

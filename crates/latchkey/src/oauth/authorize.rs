@@ -150,8 +150,8 @@ fn validate_after_redirect(
     client: &Client,
     resources: &[Resource],
 ) -> Result<Checked, OAuthError> {
-    if let Some(name) = params.first_repeat(&["resource"]) {
-        return Err(invalid(format!("parameter {name} is given more than once; send it once")));
+    if let Some(error) = params.repeat_error(&["resource"]) {
+        return Err(error);
     }
     match params.get("response_type")? {
         Some("code") => {}
@@ -159,15 +159,13 @@ fn validate_after_redirect(
         Some(other) if other.split(' ').any(|t| t == "token" || t == "id_token") => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedResponseType,
-                format!(
-                    "response_type={other} (the implicit flow) is not supported: it leaks tokens in URLs (RFC 9700 §2.1.2); use response_type=code with PKCE"
-                ),
+                "response_type token or id_token (the implicit and hybrid flows) is not supported: it leaks tokens in URLs (RFC 9700 section 2.1.2); use response_type=code with PKCE",
             ));
         }
-        Some(other) => {
+        Some(_) => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedResponseType,
-                format!("response_type={other} is not supported: use response_type=code"),
+                "this response_type is not supported: use response_type=code",
             ));
         }
     }
@@ -179,8 +177,8 @@ fn validate_after_redirect(
     }
     match params.get("response_mode")? {
         None | Some("query") => {}
-        Some(mode) => {
-            return Err(invalid(format!("response_mode={mode} is not supported: use query")));
+        Some(_) => {
+            return Err(invalid("this response_mode is not supported: use query (or omit it)"));
         }
     }
     if params.get("request")?.is_some() {
@@ -243,13 +241,20 @@ fn scopes_and_audience(
             )
         })?,
     };
-    if let Some(unknown) = requested.iter().find(|s| !audience::is_known(s, resources)) {
-        return Err(OAuthError::new(ErrorCode::InvalidScope, format!("unknown scope {unknown:?}")));
-    }
-    if let Some(unregistered) = requested.outside(&client.scopes).next() {
+    if requested.iter().any(|s| !audience::is_known(s, resources)) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
-            format!("this client is not registered for scope {unregistered:?}"),
+            "a requested scope is not defined by this server (discovery lists scopes_supported)",
+        ));
+    }
+    if requested.outside(&client.scopes).next().is_some() {
+        // The registered scopes are the server's own configuration, never request text.
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!(
+                "this client is not registered for every requested scope; it may request: {}",
+                client.scopes.join(" ")
+            ),
         ));
     }
     let resource_params: Vec<&str> = params.all("resource").collect();
@@ -274,7 +279,7 @@ fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthE
             Err(invalid("code_challenge_method is missing: use S256 (plain is not allowed)"))
         }
         (Some(_), Some(other)) if other != "S256" => {
-            Err(invalid(format!("code_challenge_method={other} is not supported: use S256")))
+            Err(invalid("this code_challenge_method is not supported: use S256"))
         }
         (Some(challenge), Some(_)) if !pkce::is_s256_challenge(challenge) => Err(invalid(
             "code_challenge must be the 43-character base64url SHA-256 of the code_verifier",
@@ -292,7 +297,11 @@ fn parse_prompt(value: Option<&str>) -> Result<(bool, bool, bool), OAuthError> {
             "none" => prompt.0 = true,
             "login" | "select_account" => prompt.1 = true,
             "consent" => prompt.2 = true,
-            other => return Err(invalid(format!("prompt={other} is not supported"))),
+            _ => {
+                return Err(invalid(
+                    "prompt may hold only none, login, consent and select_account",
+                ));
+            }
         }
     }
     if prompt.0 && (prompt.1 || prompt.2) {

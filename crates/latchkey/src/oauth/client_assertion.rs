@@ -75,8 +75,8 @@ pub fn verify(
         .collect();
     if candidates.is_empty() {
         return Err(refuse(match &header.kid {
-            Some(kid) => {
-                format!("no registered key of this client has kid {kid:?} and fits {alg:?}")
+            Some(_) => {
+                format!("no registered key of this client has the assertion's kid and fits {alg:?}")
             }
             None => format!("no registered key of this client fits {alg:?}"),
         }));

@@ -139,9 +139,7 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     };
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(invalid_client(format!(
-            "unsupported Authorization scheme {scheme:?}: use Basic"
-        )));
+        return Err(invalid_client("unsupported Authorization scheme: use Basic"));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;

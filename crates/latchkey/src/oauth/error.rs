@@ -89,8 +89,43 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    /// An error with a description.
+    /// An error with a description, kept to the characters RFC 6749 §4.1.2.1 and §5.2 allow
+    /// in `error_description` (%x20-21 / %x23-5B / %x5D-7E): any other is replaced, so a
+    /// description can never carry quotes, backslashes, controls or non-ASCII text to a client.
+    /// Descriptions never quote request values either; this is the backstop.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { code, description: description.into() }
+        let mut description = description.into();
+        if !description.bytes().all(is_description_char) {
+            let mut kept = String::with_capacity(description.len());
+            for c in description.chars() {
+                match c {
+                    '"' => kept.push('\''),
+                    '§' => kept.push_str("section "),
+                    c if c.is_ascii() && is_description_char(c as u8) => kept.push(c),
+                    _ => kept.push('?'),
+                }
+            }
+            description = kept;
+        }
+        OAuthError { code, description }
+    }
+}
+
+/// RFC 6749 Appendix A.7: `error-description = 1*( %x20-21 / %x23-5B / %x5D-7E )`.
+pub fn is_description_char(byte: u8) -> bool {
+    matches!(byte, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_keep_to_the_rfc_character_set() {
+        let error = OAuthError::new(ErrorCode::InvalidRequest, "a \"b\" \\ c\u{e9}\n<d>");
+        assert_eq!(error.description, "a 'b' ? c??<d>");
+        assert!(error.description.bytes().all(is_description_char));
+        let cited = OAuthError::new(ErrorCode::InvalidRequest, "use S256 (RFC 7636 §4.3)");
+        assert_eq!(cited.description, "use S256 (RFC 7636 section 4.3)");
     }
 }

@@ -8,6 +8,39 @@ use percent_encoding::percent_decode_str;
 
 use super::{ErrorCode, OAuthError};
 
+/// The parameters of the endpoints latchkey serves: names an error description may quote.
+const KNOWN: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "id_token_hint",
+    "response_mode",
+    "request",
+    "request_uri",
+    "grant_type",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "username",
+    "password",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "token",
+    "token_type_hint",
+    "resource",
+    "post_logout_redirect_uri",
+    "access_token",
+];
+
 /// Most parameters one request may carry. The largest legitimate request (an authorization
 /// request with every OIDC parameter and a few `resource`s) has about 25.
 pub const MAX_PARAMS: usize = 64;
@@ -79,6 +112,23 @@ impl Params {
 
     /// The first repeated name, if any, in one pass.
     pub fn first_repeat(&self, except: &[&str]) -> Option<&str> {
+        self.repeated(except)
+    }
+
+    /// An `invalid_request` for the first parameter given twice (except those in `except`),
+    /// naming it only when it is one of the parameters OAuth defines: error descriptions never
+    /// quote request text.
+    pub fn repeat_error(&self, except: &[&str]) -> Option<OAuthError> {
+        self.repeated(except).map(|name| {
+            let description = match KNOWN.iter().find(|known| **known == name) {
+                Some(known) => format!("parameter {known} is given more than once; send it once"),
+                None => "a parameter is given more than once; send each once".to_owned(),
+            };
+            OAuthError::new(ErrorCode::InvalidRequest, description)
+        })
+    }
+
+    fn repeated(&self, except: &[&str]) -> Option<&str> {
         let mut seen = HashSet::with_capacity(self.0.len());
         self.0
             .iter()

@@ -157,7 +157,10 @@ async fn a_code_is_spent_by_the_issue_that_stores_its_grant(db: TestDb) {
     assert_eq!(store.code("c1", NOW + 1).await.unwrap(), unspent);
     assert_eq!(store.code("c1", NOW + 1).await.unwrap(), unspent, "reading does not spend");
     assert_eq!(store.issue(&issue("g1", "r1", "j1", Some("c1"))).await.unwrap(), Issued::Done);
-    assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Spent);
+    assert_eq!(
+        store.code("c1", NOW + 2).await.unwrap(),
+        CodeLookup::Spent { client_id: "app".into() }
+    );
     assert!(live(store, "j1", NOW + 2).await);
 
     assert_eq!(store.replay_code("c1", NOW + 3).await.unwrap().as_deref(), Some("g1"));

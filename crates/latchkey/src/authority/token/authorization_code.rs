@@ -1,12 +1,11 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, new_grant};
+use super::{invalid_grant, new_grant, still_registered};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{AuthorizationCode, Client, CodeLookup, Grant, Issued};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
-use crate::oauth::scope::Scopes;
 use crate::oauth::token::TokenResponse;
 use crate::secret;
 
@@ -24,7 +23,13 @@ impl Authority {
         // `issue` lets one through and treats the others as replays.
         let record = match self.store.code(&code_hash, now).await? {
             CodeLookup::Unspent(record) => record,
-            CodeLookup::Spent => {
+            // RFC 6749 §4.1.2 revokes what a code issued when it is used twice; but a client
+            // that never owned the code proves nothing about its owner's grant, and letting it
+            // revoke that grant would let any client that sees a code log its owner's user out.
+            CodeLookup::Spent { client_id: owner } if owner != client.client_id => {
+                return Err(foreign_code_replayed(&owner, client));
+            }
+            CodeLookup::Spent { .. } => {
                 let family = self.store.replay_code(&code_hash, now).await?;
                 return Err(code_replayed(client, family.as_deref()));
             }
@@ -35,7 +40,7 @@ impl Authority {
             }
         };
         check_code(&record, client, params)?;
-        let granted = Scopes::parse(&record.scopes).unwrap_or_default();
+        let granted = still_registered(&record.scopes, client)?;
         let (scopes, audience) =
             self.narrow_to_resources(client, &granted, &record.audience, params)?;
         let grant = Grant {
@@ -43,7 +48,7 @@ impl Authority {
             client_id: client.client_id.clone(),
             user_id: record.user_id.clone(),
             session_id_hash: Some(record.session_id_hash.clone()),
-            scopes: record.scopes.clone(),
+            scopes: granted.to_param(),
             audience: record.audience.clone(),
             auth_time: record.auth_time,
             created_at: now,
@@ -71,11 +76,25 @@ fn code_replayed(client: &Client, family: Option<&str>) -> Failure {
     tracing::warn!(
         target: "latchkey::security",
         event = "authorization_code_replay",
-        client_id = %client.client_id,
+        owner_client_id = %client.client_id,
+        presenter_client_id = %client.client_id,
         family = family.unwrap_or("none"),
         reason = "a spent code was presented again; the grant it produced is revoked",
     );
     invalid_grant("the authorization code was already used; tokens issued with it are revoked")
+}
+
+/// A spent code presented by another client than its owner: a security event, nothing revoked.
+fn foreign_code_replayed(owner: &str, presenter: &Client) -> Failure {
+    metrics::counter!("latchkey_code_replays_total").increment(1);
+    tracing::warn!(
+        target: "latchkey::security",
+        event = "authorization_code_replay",
+        owner_client_id = %owner,
+        presenter_client_id = %presenter.client_id,
+        reason = "a spent code was presented by a client it was not issued to; nothing is revoked",
+    );
+    invalid_grant("the authorization code is invalid, expired or was issued to another client")
 }
 
 /// The bindings of a code (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).

@@ -45,12 +45,31 @@ fn scopes_within(params: &Params, allowed: Scopes, why: &str) -> Result<Scopes, 
             "scope must be scope names separated by single spaces",
         )
     })?;
-    if let Some(scope) = requested.iter().find(|s| !allowed.contains(s)) {
-        return Err(
-            OAuthError::new(ErrorCode::InvalidScope, format!("scope {scope:?} {why}")).into()
-        );
+    if requested.iter().any(|s| !allowed.contains(s)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("a requested scope {why}; allowed: {}", allowed.to_param()),
+        )
+        .into());
     }
     Ok(requested)
+}
+
+/// What a grant still allows: the scopes it granted that the client is *still* registered
+/// for, so that a scope removed from a client stops being minted at once, by refreshes and
+/// code exchanges alike. A grant left with nothing is refused rather than minted empty.
+fn still_registered(granted: &str, client: &Client) -> Result<Scopes, Failure> {
+    let granted = Scopes::parse(granted).unwrap_or_default();
+    let kept: Vec<&str> =
+        granted.iter().filter(|scope| client.scopes.iter().any(|s| s == scope)).collect();
+    if kept.is_empty() && !granted.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "the client is no longer registered for any scope of this grant: sign in again",
+        )
+        .into());
+    }
+    Ok(Scopes::from_list(&kept))
 }
 
 fn crypto(error: impl std::fmt::Display) -> Failure {
@@ -66,18 +85,14 @@ impl Authority {
         from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
-        if let Some(name) = params.first_repeat(&["resource"]) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidRequest,
-                format!("parameter {name} is given more than once"),
-            )
-            .into());
+        if let Some(error) = params.repeat_error(&["resource"]) {
+            return Err(error.into());
         }
         let grant_type = params.require("grant_type")?;
         let Some(grant) = GrantType::parse(grant_type) else {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {grant_type:?} is not supported (the implicit flow has no token request; use authorization_code with PKCE)"),
+                "this grant_type is not supported: use authorization_code (with PKCE), refresh_token, client_credentials or password (the implicit flow has no token request)",
             )
             .into());
         };
@@ -106,11 +121,10 @@ impl Authority {
         params: &Params,
     ) -> Result<(Scopes, Vec<String>), Failure> {
         let requested: Vec<&str> = params.all("resource").collect();
-        if let Some(outside) = requested.iter().find(|r| !granted_audience.iter().any(|a| a == *r))
-        {
+        if requested.iter().any(|r| !granted_audience.iter().any(|a| a == *r)) {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
-                format!("resource {outside:?} was not part of the authorization"),
+                "a resource parameter was not part of the authorization",
             )
             .into());
         }

@@ -4,12 +4,11 @@
 use aws_lc_rs::digest;
 
 use super::mint::{IdToken, Subject};
-use super::{crypto, invalid_grant, scopes_within};
+use super::{crypto, invalid_grant, scopes_within, still_registered};
 use crate::authority::{Authority, Failure};
 use crate::keys::MasterKey;
 use crate::model::{Client, RefreshToken, Rotation};
 use crate::oauth::params::Params;
-use crate::oauth::scope::Scopes;
 use crate::oauth::token::TokenResponse;
 use crate::secret;
 use crate::store::RotationRequest;
@@ -31,7 +30,7 @@ impl Authority {
         if grant.client_id != client.client_id {
             return Err(invalid_grant("the refresh token was issued to another client"));
         }
-        let granted = Scopes::parse(&grant.scopes).unwrap_or_default();
+        let granted = still_registered(&grant.scopes, client)?;
         let scopes = scopes_within(
             params,
             granted,

@@ -781,7 +781,7 @@ impl Store for PgStore {
         let redeemed_at: Option<i64> = row.try_get("redeemed_at").map_err(backend)?;
         let code = code_from_row(&row)?;
         Ok(if redeemed_at.is_some() {
-            CodeLookup::Spent
+            CodeLookup::Spent { client_id: code.client_id }
         } else if code.expires_at <= now {
             CodeLookup::Invalid
         } else {

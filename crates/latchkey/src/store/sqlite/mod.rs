@@ -887,7 +887,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             Ok(match row {
                 None => CodeLookup::Invalid,
-                Some((_, _, Some(_))) => CodeLookup::Spent,
+                Some((code, _, Some(_))) => CodeLookup::Spent { client_id: code.client_id },
                 Some((code, _, None)) if code.expires_at <= now => CodeLookup::Invalid,
                 Some((code, audience, None)) => {
                     CodeLookup::Unspent(Box::new(with_audience((code, audience), |c, a| {
