@@ -137,13 +137,20 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        UsersCommand::SetPassword { username } => {
+        UsersCommand::SetPassword { username, keep_sessions } => {
             if store.user_by_username(&username).await?.is_none() {
                 bail!(no_user(&username));
             }
             let hash = hash_password(read_password()?).await?;
-            store.set_password_hash(&username, &hash, unix_now()).await?;
-            println!("password of {username} changed");
+            let change = store::PasswordChange { end_sessions: !keep_sessions, from_config: false };
+            store.set_password_hash(&username, &hash, change, unix_now()).await?;
+            if keep_sessions {
+                println!("password of {username} changed; sessions and grants kept");
+            } else {
+                println!(
+                    "password of {username} changed; their sessions ended and grants were revoked"
+                );
+            }
             Ok(())
         }
         UsersCommand::Remove { username } => match store.remove_user(&username, unix_now()).await {

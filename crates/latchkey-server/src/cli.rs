@@ -113,6 +113,10 @@ pub enum UsersCommand {
     SetPassword {
         /// Login name.
         username: String,
+        /// Keep the user's sessions and grants (by default a password change ends them, as
+        /// after a compromise).
+        #[arg(long)]
+        keep_sessions: bool,
     },
     /// Remove a user.
     Remove {

@@ -160,20 +160,72 @@ pub async fn sync_static(
         tracing::info!(removed, "removed clients that are no longer in the config");
     }
     for entry in &config.users {
-        let user = User {
-            id: new_user_id()?,
-            username: entry.username.clone(),
-            password_hash: hasher.hash(entry.password.expose().to_owned()).await?,
-            email: entry.email.clone(),
-            name: entry.name.clone(),
-        };
-        store.upsert_user(&user, now).await?;
+        sync_static_user(entry, store, hasher, now).await?;
     }
     tracing::info!(
         clients = config.clients.len(),
         users = config.users.len(),
         "static registrations loaded"
     );
+    Ok(())
+}
+
+/// Creates or updates one `[[users]]` entry.
+///
+/// Which password wins: the config's applies when the user is created and whenever the
+/// config's password for the user changes (that change ends the user's sessions and revokes
+/// their grants, like any password change). Otherwise the stored one stays, so a password set
+/// with `latchkey users set-password` is not reverted by the next restart. The config's last
+/// password is recorded as its own argon2 hash to tell the two apart.
+async fn sync_static_user(
+    entry: &crate::config::StaticUser,
+    store: &dyn Store,
+    hasher: &Hasher,
+    now: i64,
+) -> anyhow::Result<()> {
+    use latchkey::store::PasswordChange;
+    let password = entry.password.expose();
+    let Some(recorded) = store.config_password_hash(&entry.username).await? else {
+        let user = User {
+            id: new_user_id()?,
+            username: entry.username.clone(),
+            password_hash: hasher.hash(password.to_owned()).await?,
+            email: entry.email.clone(),
+            name: entry.name.clone(),
+        };
+        store.upsert_user(&user, now).await?;
+        return Ok(());
+    };
+    let Some(stored) = store.user_by_username(&entry.username).await? else {
+        anyhow::bail!("user {:?} vanished while the config was loaded", entry.username);
+    };
+    // Name and email follow the config; the password does not change here.
+    let profile = User { email: entry.email.clone(), name: entry.name.clone(), ..stored.clone() };
+    store.upsert_user(&profile, now).await?;
+    let reference = recorded.clone().unwrap_or_else(|| stored.password_hash.clone());
+    let unchanged = hasher.verify(password.to_owned(), Some(reference.clone())).await?;
+    match (unchanged, recorded) {
+        (true, Some(_)) => {}
+        // Stored by a version that kept no record: remember what the config says now.
+        (true, None) => store.record_config_password(&entry.username, &reference).await?,
+        (false, None) => {
+            tracing::info!(
+                user = %entry.username,
+                "the stored password differs from the config's (set with `latchkey users set-password`): it stays; a later change of the config's password applies"
+            );
+            let hash = hasher.hash(password.to_owned()).await?;
+            store.record_config_password(&entry.username, &hash).await?;
+        }
+        (false, Some(_)) => {
+            tracing::info!(
+                user = %entry.username,
+                "the config's password changed: applied; the user's sessions end and grants are revoked"
+            );
+            let hash = hasher.hash(password.to_owned()).await?;
+            let change = PasswordChange { end_sessions: true, from_config: true };
+            store.set_password_hash(&entry.username, &hash, change, now).await?;
+        }
+    }
     Ok(())
 }
 

@@ -4,7 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::code_flow::{CONFIG, browser, exchange_spa, server, spa_code, token};
+use crate::code_flow::{
+    CONFIG, SPA_REDIRECT, authorize_url, browser, exchange_spa, location_params, server, sign_in,
+    spa_code, token,
+};
+use crate::process::{ConfigFile, run, stderr};
 use crate::{TestDb, TestServer};
 
 /// A refresh by the public client `spa`.
@@ -64,6 +68,58 @@ async fn a_scope_removed_from_a_client_stops_being_minted_at_once(db: TestDb) {
     assert_eq!(exchanged["scope"], "openid profile email offline_access");
 }
 
+/// Whether `browser` is still signed in (a silent request gets a code).
+async fn signed_in(browser: &reqwest::Client, server: &TestServer) -> bool {
+    let url = authorize_url(server, "spa", SPA_REDIRECT, &[("prompt", "none")]);
+    let (_, params) = location_params(&browser.get(url).send().await.unwrap());
+    params.contains_key("code")
+}
+
+/// Signs alice in with `password` at a fresh login page; whether it worked.
+async fn signs_in_with(browser: &reqwest::Client, server: &TestServer, password: &str) -> bool {
+    let url = authorize_url(server, "spa", SPA_REDIRECT, &[("prompt", "login")]);
+    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+    let response = sign_in(browser, server, &page, password).await;
+    response.status() == StatusCode::SEE_OTHER || response.status() == StatusCode::OK
+}
+
+async fn a_password_change_ends_sessions_and_survives_a_restart(db: TestDb) {
+    let first = server(&db, "").await;
+    let browser = browser();
+    let (_, tokens) = exchange_spa(&first, &spa_code(&browser, &first, &[]).await).await;
+    assert!(signed_in(&browser, &first).await);
+    // The operator changes alice's password with the CLI, on the same database.
+    let cli = ConfigFile::new(&format!("[database]\nurl = \"{}\"\n", db.url));
+    let output = run(&["users", "set-password", "alice"], &cli.path, "new-password-123\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!signed_in(&browser, &first).await, "the session ended with the change");
+    let (_, body) = refresh(&first, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(body["error"], "invalid_grant", "the grants were revoked with it");
+    drop(first);
+
+    // A restart with the same config does not revert the CLI's change.
+    let second = TestServer::start_ready(&db, CONFIG).await;
+    assert!(!signs_in_with(&browser, &second, "alice-password").await, "the old password");
+    assert!(signs_in_with(&browser, &second, "new-password-123").await, "the CLI's password");
+    assert!(signed_in(&browser, &second).await);
+    drop(second);
+
+    // A changed password in the config applies, and ends the sessions like any change.
+    let third =
+        TestServer::start_ready(&db, &CONFIG.replace("alice-password", "from-the-config")).await;
+    assert!(!signed_in(&browser, &third).await, "the config's change ended the session");
+    assert!(signs_in_with(&browser, &third, "from-the-config").await);
+
+    // --keep-sessions keeps them.
+    let output = run(
+        &["users", "set-password", "alice", "--keep-sessions"],
+        &cli.path,
+        "another-password-456\n",
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(signed_in(&browser, &third).await, "kept on request");
+}
+
 fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let payload = jwt.split('.').nth(1).unwrap();
@@ -74,4 +130,5 @@ fn claims(jwt: &str) -> Value {
 crate::on_both_engines!(
     a_code_replayed_by_another_client_revokes_nothing,
     a_scope_removed_from_a_client_stops_being_minted_at_once,
+    a_password_change_ends_sessions_and_survives_a_restart,
 );

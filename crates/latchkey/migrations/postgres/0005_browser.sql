@@ -1,4 +1,5 @@
--- What the browser flows need to bind their forms and sessions (issue 11, items 5, 6 and 9).
+-- What the browser flows need to bind their forms and sessions (issue 11, items 5, 6 and 9),
+-- and the record of a static user's configured password (item 12).
 --
 -- server_secrets: random keys the nodes share, created once by whichever node starts first;
 -- `form` signs the anti-CSRF value of the login, consent and logout forms. Sealed under the
@@ -14,3 +15,8 @@ CREATE TABLE server_secrets (
 -- its cookie. Sessions made before this migration have none and end only through their cookie.
 ALTER TABLE sessions ADD COLUMN sid TEXT;
 CREATE UNIQUE INDEX sessions_sid ON sessions (sid);
+
+-- The argon2 hash of the password the config file last gave a static user: a restart applies
+-- the config's password only when it differs from this one, so a password set with
+-- `latchkey users set-password` is not silently reverted.
+ALTER TABLE users ADD COLUMN config_password_hash TEXT;

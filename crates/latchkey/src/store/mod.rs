@@ -19,6 +19,16 @@ use crate::model::{
     SigningAlg, StoredAccess, User,
 };
 
+/// How a password change is applied by [`Store::set_password_hash`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordChange {
+    /// End the user's sessions and revoke their grants (a changed password is usually a
+    /// response to a compromise, so this is the default; the CLI has `--keep-sessions`).
+    pub end_sessions: bool,
+    /// The password comes from the config file: also record it as the config's password.
+    pub from_config: bool,
+}
+
 /// Store errors, kept to what callers can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,8 +89,21 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     /// All users, ordered by username.
     async fn users(&self) -> Result<Vec<User>>;
-    /// Replaces a user's password hash; `NotFound` if there is no such user.
-    async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
+    /// Replaces a user's password hash and, unless `change` keeps them, ends the user's
+    /// sessions, revokes their grants and drops their pending codes, in one transaction;
+    /// `NotFound` if there is no such user.
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        change: PasswordChange,
+        now: i64,
+    ) -> Result<()>;
+    /// The hash recorded for the config file's password of a user: `None` when there is no
+    /// such user, `Some(None)` when nothing is recorded.
+    async fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
+    /// Records `hash` as the config file's password of a user, leaving the password as it is.
+    async fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;
     /// Removes a user and, in the same transaction, what they hold: their sessions, consents
     /// and codes go, their grants (with every token issued in them) are revoked at `now`.
     /// `NotFound` if there was none.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Result, RotationRequest, Store};
+use super::{PasswordChange, Result, RotationRequest, Store};
 use crate::keys::KeyRecord;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
@@ -59,7 +59,9 @@ timed! {
     fn user_by_username(&self, username: &str) -> Result<Option<User>>;
     fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     fn users(&self) -> Result<Vec<User>>;
-    fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()>;
+    fn set_password_hash(&self, username: &str, hash: &str, change: PasswordChange, now: i64) -> Result<()>;
+    fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
+    fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;
     fn remove_user(&self, username: &str, now: i64) -> Result<()>;
     fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
     fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;

@@ -119,12 +119,13 @@ async fn users_round_trip_and_keep_their_subject(db: TestDb) {
     let names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["alice", "bob"]);
 
-    store.set_password_hash("bob", "$argon2id$new", 4).await.unwrap();
+    let change = latchkey::store::PasswordChange { end_sessions: true, from_config: false };
+    store.set_password_hash("bob", "$argon2id$new", change, 4).await.unwrap();
     assert_eq!(
         store.user_by_username("bob").await.unwrap().unwrap().password_hash,
         "$argon2id$new"
     );
-    assert!(matches!(store.set_password_hash("carol", "h", 5).await, Err(Error::NotFound)));
+    assert!(matches!(store.set_password_hash("carol", "h", change, 5).await, Err(Error::NotFound)));
 
     store.remove_user("bob", 2).await.unwrap();
     assert!(matches!(store.remove_user("bob", 3).await, Err(Error::NotFound)));

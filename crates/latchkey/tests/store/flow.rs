@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use latchkey::model::{
     AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, RefreshRevocation,
-    RefreshToken, Rotation, Session,
+    RefreshToken, Rotation, Session, User,
 };
 use latchkey::store::{RotationRequest, Store};
 
@@ -452,6 +452,83 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
     eprintln!("{} rotations before the revocation", rotated.len());
 }
 
+/// A password change ends the user's sessions and revokes their grants in its transaction,
+/// unless told to keep them; consents stay. The config's password is recorded only when the
+/// change comes from the config.
+async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
+    use latchkey::store::PasswordChange;
+    let store = &db.store;
+    crate::conformance::register(&db, "app").await;
+    let user = latchkey::model::User {
+        id: "u1".into(),
+        username: "alice".into(),
+        password_hash: "$argon2id$old".into(),
+        email: None,
+        name: None,
+    };
+    store.upsert_user(&user, NOW).await.unwrap();
+    assert_eq!(
+        store.config_password_hash("alice").await.unwrap(),
+        Some(Some("$argon2id$old".into()))
+    );
+    assert_eq!(store.config_password_hash("nobody").await.unwrap(), None);
+    store.create_session(&session("s1")).await.unwrap();
+    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+
+    let keep = PasswordChange { end_sessions: false, from_config: false };
+    store.set_password_hash("alice", "$argon2id$kept", keep, NOW + 1).await.unwrap();
+    assert!(store.session("s1", NOW + 2).await.unwrap().is_some(), "kept on request");
+    assert!(live(store, "j1", NOW + 2).await);
+    assert_eq!(
+        store.config_password_hash("alice").await.unwrap(),
+        Some(Some("$argon2id$old".into()))
+    );
+
+    let end = PasswordChange { end_sessions: true, from_config: true };
+    store.set_password_hash("alice", "$argon2id$new", end, NOW + 3).await.unwrap();
+    assert!(store.session("s1", NOW + 4).await.unwrap().is_none());
+    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    assert_eq!(grant.revoked_at, Some(NOW + 3));
+    assert!(!live(store, "j1", NOW + 4).await);
+    assert_eq!(store.consent("u1", "app").await.unwrap().as_deref(), Some("openid"));
+    assert_eq!(
+        store.config_password_hash("alice").await.unwrap(),
+        Some(Some("$argon2id$new".into()))
+    );
+    // A restart's upsert keeps the password and its record.
+    store
+        .upsert_user(&User { password_hash: "$argon2id$other".into(), ..user }, NOW + 5)
+        .await
+        .unwrap();
+    let stored = store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, "$argon2id$new");
+    store.record_config_password("alice", "$argon2id$cfg").await.unwrap();
+    assert_eq!(
+        store.config_password_hash("alice").await.unwrap(),
+        Some(Some("$argon2id$cfg".into()))
+    );
+}
+
+/// Sessions are found by their public id (`sid`), and server secrets are created once.
+async fn sessions_by_sid_and_server_secrets(db: TestDb) {
+    let store = &db.store;
+    let s = session("s1");
+    store.create_session(&s).await.unwrap();
+    assert_eq!(store.session_by_sid(&s.sid(), NOW).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.session_by_sid(&s.sid(), NOW + 3600).await.unwrap(), None, "expired");
+    assert_eq!(store.session_by_sid("s1", NOW).await.unwrap(), None, "the sid is not the key");
+    let first = store.server_secret("form", b"one", false).await.unwrap();
+    assert_eq!(first, (b"one".to_vec(), false));
+    let second = store.server_secret("form", b"two", true).await.unwrap();
+    assert_eq!(second, first, "every node gets the one stored first");
+    store.replace_server_secret("form", b"sealed", true).await.unwrap();
+    assert_eq!(store.server_secret("form", b"x", false).await.unwrap(), (b"sealed".to_vec(), true));
+    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.forget_consent("u1", "app").await.unwrap();
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+}
+
 /// Removing a user takes their sessions, consents, codes and grants with them.
 async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
     let store = &db.store;
@@ -497,4 +574,6 @@ crate::on_both_engines!(
     grants_issued_during_a_client_removal_do_not_survive_it,
     a_revocation_racing_rotations_leaves_nothing_live,
     removing_a_user_ends_their_sessions_grants_and_consents,
+    a_password_change_ends_sessions_and_grants_unless_kept,
+    sessions_by_sid_and_server_secrets,
 );

@@ -15,8 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, SqlSafeStr};
 
 use super::{
-    Error, PurgeCounter, Result, RotationRequest, Store, StoredKey, audience_from_json,
-    audience_json, client_record,
+    Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey,
+    audience_from_json, audience_json, client_record,
 };
 use crate::keys::KeyRecord;
 use crate::model::{
@@ -90,6 +90,28 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
     let metadata: String = row.try_get("metadata").map_err(backend)?;
     let source: String = row.try_get("source").map_err(backend)?;
     client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
+}
+
+/// Ends every session of a user, drops their pending codes and revokes their grants (every
+/// token of a grant lives and dies with it), inside the caller's transaction.
+async fn end_user_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user_id: &str,
+    now: i64,
+) -> Result<()> {
+    for statement in [
+        "DELETE FROM sessions WHERE user_id = $1",
+        "DELETE FROM authorization_codes WHERE user_id = $1",
+    ] {
+        sqlx::query(statement).bind(user_id).execute(&mut **tx).await.map_err(backend)?;
+    }
+    sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
 }
 
 fn session_from_row(row: &PgRow) -> Result<Session> {
@@ -433,9 +455,9 @@ impl Store for PgStore {
 
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
         let row = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,
+            "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $3)
+             ON CONFLICT (username) DO UPDATE SET
                  email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
              RETURNING id, username, password_hash, email, name",
         )
@@ -489,16 +511,52 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()> {
-        let result =
-            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
-                .bind(hash)
-                .bind(now)
-                .bind(username)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
-        if result.rows_affected() == 0 { Err(Error::NotFound) } else { Ok(()) }
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        change: PasswordChange,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $1, updated_at = $2,
+                 config_password_hash = CASE WHEN $4 THEN $1 ELSE config_password_hash END
+             WHERE username = $3 RETURNING id",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(username)
+        .bind(change.from_config)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(id) = id else { return Err(Error::NotFound) };
+        if change.end_sessions {
+            end_user_sessions(&mut tx, &id, now).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>> {
+        if username.contains('\0') {
+            return Ok(None);
+        }
+        sqlx::query_scalar("SELECT config_password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn record_config_password(&self, username: &str, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET config_password_hash = $1 WHERE username = $2")
+            .bind(hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(backend)
     }
 
     async fn remove_user(&self, username: &str, now: i64) -> Result<()> {
@@ -510,20 +568,12 @@ impl Store for PgStore {
                 .await
                 .map_err(backend)?;
         let Some(id) = id else { return Err(Error::NotFound) };
-        for statement in [
-            "DELETE FROM sessions WHERE user_id = $1",
-            "DELETE FROM consents WHERE user_id = $1",
-            "DELETE FROM authorization_codes WHERE user_id = $1",
-        ] {
-            sqlx::query(statement).bind(&id).execute(&mut *tx).await.map_err(backend)?;
-        }
-        // Every token of a grant lives and dies with it.
-        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        sqlx::query("DELETE FROM consents WHERE user_id = $1")
             .bind(&id)
-            .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        end_user_sessions(&mut tx, &id, now).await?;
         tx.commit().await.map_err(backend)
     }
 

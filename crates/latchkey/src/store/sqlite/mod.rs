@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    Error, PurgeCounter, Result, RotationRequest, Store, StoredKey, Synchronous,
+    Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey, Synchronous,
     audience_from_json, audience_json, client_record,
 };
 use crate::keys::KeyRecord;
@@ -181,6 +181,23 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// A session from the first five columns: id_hash, user_id, auth_time, created_at, expires_at.
+/// Ends every session of a user, drops their pending codes and revokes their grants (every
+/// token of a grant lives and dies with it), inside the caller's transaction.
+fn end_user_sessions(c: &Connection, user_id: &str, now: i64) -> Result<()> {
+    for statement in [
+        "DELETE FROM sessions WHERE user_id = ?1",
+        "DELETE FROM authorization_codes WHERE user_id = ?1",
+    ] {
+        c.execute(statement, [user_id]).map_err(backend)?;
+    }
+    c.execute(
+        "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
         id_hash: row.get(0)?,
@@ -523,9 +540,9 @@ impl Store for SqliteStore {
         let user = user.clone();
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash,
+                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?3)
+                 ON CONFLICT (username) DO UPDATE SET
                      email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
                  RETURNING {USER_COLUMNS}"
             ))
@@ -571,18 +588,61 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, username: &str, hash: &str, now: i64) -> Result<()> {
+    async fn set_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        change: PasswordChange,
+        now: i64,
+    ) -> Result<()> {
         let (username, hash) = (username.to_owned(), hash.to_owned());
         let updated = self
             .write(move |c| {
-                c.execute(
-                    "UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE username = ?3",
-                    params![hash, now, username],
-                )
-                .map_err(backend)
+                let id: Option<String> = c
+                    .query_row(
+                        "UPDATE users SET password_hash = ?1, updated_at = ?2,
+                             config_password_hash = CASE WHEN ?4 THEN ?1 ELSE config_password_hash END
+                         WHERE username = ?3 RETURNING id",
+                        params![hash, now, username, change.from_config],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let Some(id) = id else { return Ok(false) };
+                if change.end_sessions {
+                    end_user_sessions(c, &id, now)?;
+                }
+                Ok(true)
             })
             .await?;
-        if updated == 0 { Err(Error::NotFound) } else { Ok(()) }
+        if updated { Ok(()) } else { Err(Error::NotFound) }
+    }
+
+    async fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT config_password_hash FROM users WHERE username = ?1",
+                [username],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn record_config_password(&self, username: &str, hash: &str) -> Result<()> {
+        let (username, hash) = (username.to_owned(), hash.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE users SET config_password_hash = ?1 WHERE username = ?2",
+                params![hash, username],
+            )
+            .map(drop)
+            .map_err(backend)
+        })
+        .await
     }
 
     async fn remove_user(&self, username: &str, now: i64) -> Result<()> {
@@ -598,19 +658,8 @@ impl Store for SqliteStore {
                     .optional()
                     .map_err(backend)?;
                 let Some(id) = id else { return Ok(false) };
-                for statement in [
-                    "DELETE FROM sessions WHERE user_id = ?1",
-                    "DELETE FROM consents WHERE user_id = ?1",
-                    "DELETE FROM authorization_codes WHERE user_id = ?1",
-                ] {
-                    c.execute(statement, [&id]).map_err(backend)?;
-                }
-                // Every token of a grant lives and dies with it.
-                c.execute(
-                    "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-                    params![id, now],
-                )
-                .map_err(backend)?;
+                c.execute("DELETE FROM consents WHERE user_id = ?1", [&id]).map_err(backend)?;
+                end_user_sessions(c, &id, now)?;
                 Ok(true)
             })
             .await?;
