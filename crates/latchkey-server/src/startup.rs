@@ -76,7 +76,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         client_hasher: Hasher::new(1, config.limits.hash_queue),
         addresses: AddressBudget::default(),
         clients: ClientCache::default(),
-        client_keys: ClientKeys::default(),
+        client_keys: ClientKeys::new(&config.issuer),
         verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
         forms,
     });

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::JwkSet;
 
 use crate::model::Client;
+use crate::oauth::client_assertion;
 
 /// How long a fetched key set is used without asking again.
 pub const FRESH_FOR: Duration = Duration::from_secs(300);
@@ -45,16 +46,23 @@ struct Fetched {
 pub struct ClientKeys {
     http: reqwest::Client,
     fetched: Mutex<HashMap<String, Fetched>>,
+    /// The issuer is on loopback: http `jwks_uri`s on loopback are accepted too.
+    loopback_issuer: bool,
 }
 
-impl Default for ClientKeys {
-    fn default() -> Self {
+impl ClientKeys {
+    /// Key sets for the server whose issuer is `issuer`.
+    pub fn new(issuer: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        ClientKeys { http, fetched: Mutex::new(HashMap::new()) }
+        ClientKeys {
+            http,
+            fetched: Mutex::new(HashMap::new()),
+            loopback_issuer: client_assertion::is_loopback_issuer(issuer),
+        }
     }
 }
 
@@ -109,17 +117,26 @@ impl ClientKeys {
     }
 
     async fn fetch(&self, uri: &str) -> Result<JwkSet, KeysError> {
+        // Registrations from the CLI or an older version are checked here too.
+        client_assertion::check_jwks_uri(uri, self.loopback_issuer)
+            .map_err(|why| KeysError::Fetch(why.to_owned()))?;
         let fetch = |e: reqwest::Error| KeysError::Fetch(e.to_string());
-        let response = self.http.get(uri).send().await.map_err(fetch)?;
+        let too_big = || KeysError::Fetch(format!("{uri} sent more than {MAX_BYTES} bytes"));
+        let mut response = self.http.get(uri).send().await.map_err(fetch)?;
         if !response.status().is_success() {
             return Err(KeysError::Fetch(format!("{uri} answered {}", response.status())));
         }
         if response.content_length().is_some_and(|len| len > MAX_BYTES as u64) {
-            return Err(KeysError::Fetch(format!("{uri} sent more than {MAX_BYTES} bytes")));
+            return Err(too_big());
         }
-        let body = response.bytes().await.map_err(fetch)?;
-        if body.len() > MAX_BYTES {
-            return Err(KeysError::Fetch(format!("{uri} sent more than {MAX_BYTES} bytes")));
+        // Read chunk by chunk and stop at the cap: a chunked or lying body has no length to
+        // check first, and must not be buffered whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fetch)? {
+            if body.len() + chunk.len() > MAX_BYTES {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| KeysError::Invalid(e.to_string()))
     }

@@ -56,6 +56,8 @@ pub(super) struct RawClient {
     id_token_signed_response_alg: Option<SigningAlg>,
     refresh_grace_period: Option<String>,
     remember_consent: Option<bool>,
+    #[serde(default)]
+    legacy_assertion_audience: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +237,7 @@ impl RawClient {
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             refresh_grace_period_secs,
             remember_consent: self.remember_consent,
+            legacy_assertion_audience: self.legacy_assertion_audience,
         };
         Ok(StaticClient { client, secret: self.client_secret })
     }

@@ -1,5 +1,6 @@
 //! The file's shape, as serde reads it, and its validation into [`Config`].
 
+use latchkey::oauth::client_assertion;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -242,6 +243,14 @@ impl RawConfig {
         let keys = self.keys.validate()?;
         let resources = validate_resources(self.resources)?;
         let clients = super::clients::validate_clients(self.clients, &resources)?;
+        let loopback_issuer = client_assertion::is_loopback_issuer(&issuer);
+        for (index, entry) in clients.iter().enumerate() {
+            if let Some(uri) = &entry.client.jwks_uri {
+                client_assertion::check_jwks_uri(uri, loopback_issuer).map_err(|why| {
+                    ConfigError::at(format!("clients[{index}].jwks_uri"), format!("{uri:?}: {why}"))
+                })?;
+            }
+        }
         let users = super::clients::validate_users(self.users)?;
         let config = Config {
             issuer,

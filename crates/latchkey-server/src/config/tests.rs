@@ -59,6 +59,14 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "config: listen: \"8080\" is not an address: write IP:PORT, e.g. \"0.0.0.0:8080\"",
         ),
         (
+            "[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\njwks_uri = \"http://keys.example.com/jwks.json\"",
+            "config: clients[0].jwks_uri: \"http://keys.example.com/jwks.json\": jwks_uri must use https",
+        ),
+        (
+            "issuer = \"https://auth.example.com\"\n[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\njwks_uri = \"http://127.0.0.1:9/jwks.json\"",
+            "config: clients[0].jwks_uri: \"http://127.0.0.1:9/jwks.json\": jwks_uri must use https: http is allowed only on loopback with a loopback issuer",
+        ),
+        (
             "[database]\nurl = \"mysql://localhost/db\"",
             "config: database.url: must be sqlite://PATH (one node) or postgres://USER@HOST/DB (several nodes)",
         ),

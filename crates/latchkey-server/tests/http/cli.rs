@@ -137,6 +137,16 @@ fn users_are_managed_with_passwords_from_stdin() {
     assert!(added.status.success(), "{}", stderr(&added));
     let list = stdout(&run(&["users", "list"], &config.path, ""));
     assert!(list.starts_with("bob\t") && list.ends_with("\tbob@example.com\n"), "{list}");
+    // RFC 9068 §5: no client may take bob's subject as its client_id.
+    let sub =
+        stdout(&added).split("(sub ").nth(1).unwrap().trim_end_matches([')', '\n']).to_owned();
+    let clash = run(
+        &["clients", "add", &sub, "--redirect-uri", "https://a.example.com/cb"],
+        &config.path,
+        "",
+    );
+    assert!(!clash.status.success());
+    assert!(stderr(&clash).contains("is the subject (sub) of a user"), "{}", stderr(&clash));
 
     let mut db = Vec::new();
     std::fs::File::open(config.dir.path().join("latchkey.db"))

@@ -514,7 +514,7 @@ fn now() -> i64 {
 
 fn assertion_claims(server: &TestServer, jti: &str) -> Value {
     json!({
-        "iss": "signed", "sub": "signed", "aud": server.url("/oauth/token"),
+        "iss": "signed", "sub": "signed", "aud": server.base,
         "exp": now() + 60, "iat": now(), "jti": jti,
     })
 }
@@ -557,17 +557,27 @@ async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
     assert_eq!(status, 200, "{body}");
     // The same assertion again is a replay.
     assert_error(with_assertion(&server, &signed).await, 401, "invalid_client");
-    // The issuer is an accepted audience too; someone else's is not.
-    let mut claims = assertion_claims(&server, "jti-2");
-    claims["aud"] = json!(server.base);
-    assert_eq!(with_assertion(&server, &assertion(&key, "k1", claims)).await.0, 200);
-    let mut claims = assertion_claims(&server, "jti-3");
-    claims["aud"] = json!("https://other-server.example.com/token");
-    assert_error(
-        with_assertion(&server, &assertion(&key, "k1", claims)).await,
-        401,
-        "invalid_client",
-    );
+    // aud is exactly the issuer, as one string (draft-ietf-oauth-rfc7523bis): not the token
+    // endpoint, not a list that holds the issuer, not someone else's.
+    for (n, aud) in [
+        json!(server.url("/oauth/token")),
+        json!([server.base]),
+        json!([server.base, "https://other-server.example.com"]),
+        json!(format!("{}/", server.base)),
+        json!("https://other-server.example.com/token"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut claims = assertion_claims(&server, &format!("jti-aud-{n}"));
+        claims["aud"] = aud.clone();
+        let (status, _, body) = with_assertion(&server, &assertion(&key, "k1", claims)).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{aud}"
+        );
+    }
     // Expired, missing or unprintable jti, wrong iss, a key it never registered, HS256 with a guessable key.
     let mut claims = assertion_claims(&server, "jti-4");
     claims["exp"] = json!(now() - 10);
@@ -620,6 +630,72 @@ async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
         401,
         "invalid_client",
     );
+}
+
+async fn a_legacy_client_may_use_the_token_endpoint_as_audience(db: TestDb) {
+    let (jwk, key) = client_key("k1");
+    let member = |name: &str| format!("{name} = {}", jwk[name]);
+    let keys = format!(
+        "{{ keys = [ {{ {}, {}, {}, {}, {} }} ] }}",
+        member("kty"),
+        member("kid"),
+        member("crv"),
+        member("x"),
+        member("y")
+    );
+    let registration = format!(
+        "[[clients]]\nclient_id = \"signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read:photos\"]\nlegacy_assertion_audience = true\njwks = {keys}\n"
+    );
+    let server = server(&db, &registration).await;
+    for (n, aud) in [json!(server.url("/oauth/token")), json!([server.base]), json!(server.base)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut claims = assertion_claims(&server, &format!("legacy-{n}"));
+        claims["aud"] = aud.clone();
+        let (status, _, body) = with_assertion(&server, &assertion(&key, "k1", claims)).await;
+        assert_eq!(status, 200, "{aud}: {body}");
+    }
+    let mut claims = assertion_claims(&server, "legacy-other");
+    claims["aud"] = json!("https://other-server.example.com/token");
+    assert_error(
+        with_assertion(&server, &assertion(&key, "k1", claims)).await,
+        401,
+        "invalid_client",
+    );
+}
+
+/// A jwks_uri that streams an endless chunked body is cut off at the cap, not buffered.
+async fn a_chunked_jwks_body_is_read_with_a_byte_cap(db: TestDb) {
+    let (_, key) = client_key("k1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_uri = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let counter = counter.clone();
+            async move {
+                // 64 MiB in 64 KiB chunks, without Content-Length.
+                let chunks =
+                    futures_util::StreamExt::map(futures_util::stream::iter(0..1024), move |_| {
+                        counter.fetch_add(65_536, std::sync::atomic::Ordering::Relaxed);
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 65_536]))
+                    });
+                axum::body::Body::from_stream(chunks)
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let registration = format!(
+        "[[clients]]\nclient_id = \"signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read:photos\"]\njwks_uri = \"{jwks_uri}\"\n"
+    );
+    let server = server(&db, &registration).await;
+    let signed = assertion(&key, "k1", assertion_claims(&server, "chunked"));
+    assert_error(with_assertion(&server, &signed).await, 401, "invalid_client");
+    let total = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(total < 8 * 1024 * 1024, "the fetch stopped early, not after {total} bytes");
 }
 
 async fn private_key_jwt_keys_come_from_the_jwks_uri(db: TestDb) {
@@ -689,6 +765,8 @@ crate::on_both_engines!(
     wrong_client_secrets_are_slowed_down_per_client,
     private_key_jwt_clients_authenticate_once_per_assertion,
     private_key_jwt_keys_come_from_the_jwks_uri,
+    a_legacy_client_may_use_the_token_endpoint_as_audience,
+    a_chunked_jwks_body_is_read_with_a_byte_cap,
     the_oauth2_crate_gets_a_client_credentials_token,
 );
 

@@ -128,10 +128,15 @@ impl Authority {
                 format!("cannot verify the client assertion: {error}"),
             )
         })?;
-        let audiences: Vec<&str> =
-            self.settings.assertion_audiences.iter().map(String::as_str).collect();
+        let legacy: Vec<&str>;
+        let audience = if client.legacy_assertion_audience {
+            legacy = self.settings.assertion_audiences.iter().map(String::as_str).collect();
+            client_assertion::Audience::Legacy(&legacy)
+        } else {
+            client_assertion::Audience::Issuer(&self.settings.issuer)
+        };
         let verified =
-            client_assertion::verify(assertion, &client.client_id, &keys, &audiences, now)?;
+            client_assertion::verify(assertion, &client.client_id, &keys, audience, now)?;
         if !self
             .store
             .use_client_assertion(&client.client_id, &verified.jti, verified.expires_at)

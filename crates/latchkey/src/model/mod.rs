@@ -194,6 +194,10 @@ pub struct Client {
     /// ([`crate::oauth::authorize::remembered_consent_applies`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remember_consent: Option<bool>,
+    /// Accept `private_key_jwt` assertions whose `aud` is an endpoint URL or a list (RFC 7523
+    /// as first written) rather than exactly the issuer; for clients that cannot be changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_assertion_audience: bool,
 }
 
 impl Client {

@@ -29,8 +29,39 @@ pub struct VerifiedAssertion {
     pub expires_at: i64,
 }
 
+/// Which `aud` values identify this server in an assertion.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    /// The issuer identifier, as a single string and nothing else (draft-ietf-oauth-rfc7523bis
+    /// §4: an audience list or an endpoint URL lets an assertion made for one server be
+    /// replayed at another that shares an endpoint, the 2025 audience-injection class).
+    Issuer(&'a str),
+    /// RFC 7523 §3 as first written: the issuer or an endpoint URL, as a string or in a list.
+    /// Only for clients registered with `legacy_assertion_audience = true`.
+    Legacy(&'a [&'a str]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_uris_are_https_or_loopback_for_a_loopback_issuer() {
+        assert!(check_jwks_uri("https://keys.example.com/jwks.json", false).is_ok());
+        assert!(check_jwks_uri("http://127.0.0.1:9000/jwks.json", true).is_ok());
+        assert!(check_jwks_uri("http://127.0.0.1:9000/jwks.json", false).is_err());
+        assert!(check_jwks_uri("http://keys.example.com/jwks.json", true).is_err());
+        assert!(check_jwks_uri("file:///etc/passwd", true).is_err());
+        assert!(check_jwks_uri("https://keys.example.com/j#x", false).is_err());
+        assert!(
+            is_loopback_issuer("http://127.0.0.1:8080") && !is_loopback_issuer("https://a.example")
+        );
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct AssertionClaims {
+    aud: Option<serde_json::Value>,
     iss: Option<String>,
     sub: Option<String>,
     exp: Option<i64>,
@@ -51,13 +82,13 @@ pub fn claimed_client(assertion: &str) -> Result<String, OAuthError> {
     claims.sub.ok_or_else(|| refuse("client_assertion has no sub: it must be the client_id"))
 }
 
-/// Verifies `assertion` for `client_id` with the client's `keys`. `audiences` are the values
-/// that identify this server (its issuer and endpoint URLs): one must be in `aud`.
+/// Verifies `assertion` for `client_id` with the client's `keys`; its `aud` must identify this
+/// server as `audience` says.
 pub fn verify(
     assertion: &str,
     client_id: &str,
     keys: &JwkSet,
-    audiences: &[&str],
+    audience: Audience<'_>,
     now: i64,
 ) -> Result<VerifiedAssertion, OAuthError> {
     let header = decode_header(assertion).map_err(|_| refuse("client_assertion is not a JWT"))?;
@@ -82,7 +113,8 @@ pub fn verify(
         }));
     }
     let mut validation = Validation::new(alg);
-    validation.set_audience(audiences);
+    // `aud` is checked below, exactly; jsonwebtoken would also accept it inside a list.
+    validation.validate_aud = false;
     validation.set_issuer(&[client_id]);
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     validation.leeway = 0;
@@ -91,7 +123,7 @@ pub fn verify(
     for key in candidates {
         let Ok(decoding) = DecodingKey::from_jwk(key) else { continue };
         match decode::<AssertionClaims>(assertion, &decoding, &validation) {
-            Ok(data) => return check_claims(data.claims, client_id, now),
+            Ok(data) => return check_claims(data.claims, client_id, audience, now),
             Err(error) => last = Some(error),
         }
     }
@@ -99,10 +131,6 @@ pub fn verify(
         Some(jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
             "client_assertion has expired".to_owned()
         }
-        Some(jsonwebtoken::errors::ErrorKind::InvalidAudience) => format!(
-            "client_assertion aud must be this server's issuer or token endpoint ({})",
-            audiences.first().copied().unwrap_or_default()
-        ),
         Some(jsonwebtoken::errors::ErrorKind::InvalidIssuer) => {
             "client_assertion iss must be the client_id".to_owned()
         }
@@ -112,6 +140,29 @@ pub fn verify(
         _ => "client_assertion signature does not verify with the client's registered keys"
             .to_owned(),
     }))
+}
+
+/// Whether a client's `jwks_uri` may be fetched: https, or http on a loopback host when the
+/// issuer itself is on loopback (local development). Keys fetched over plain http could be
+/// replaced by anyone on the path, who could then sign assertions as the client.
+pub fn check_jwks_uri(uri: &str, loopback_issuer: bool) -> Result<(), &'static str> {
+    let url = url::Url::parse(uri).map_err(|_| "jwks_uri is not an absolute URL")?;
+    if url.host().is_none() || url.fragment().is_some() {
+        return Err("jwks_uri must be an https URL with a host and no fragment");
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback_issuer && super::redirect_uri::is_loopback(&url) => Ok(()),
+        "http" if super::redirect_uri::is_loopback(&url) => {
+            Err("jwks_uri must use https: http is allowed only on loopback with a loopback issuer")
+        }
+        _ => Err("jwks_uri must use https"),
+    }
+}
+
+/// Whether the issuer is on a loopback host (where http is accepted for local use).
+pub fn is_loopback_issuer(issuer: &str) -> bool {
+    url::Url::parse(issuer).is_ok_and(|url| super::redirect_uri::is_loopback(&url))
 }
 
 /// Never `none`, never HMAC (a shared secret is not a private key).
@@ -150,8 +201,29 @@ fn fits(key: &Jwk, alg: Algorithm) -> bool {
 fn check_claims(
     claims: AssertionClaims,
     client_id: &str,
+    audience: Audience<'_>,
     now: i64,
 ) -> Result<VerifiedAssertion, OAuthError> {
+    let aud_ok = match (&claims.aud, audience) {
+        (Some(serde_json::Value::String(aud)), Audience::Issuer(issuer)) => aud == issuer,
+        (Some(serde_json::Value::String(aud)), Audience::Legacy(accepted)) => {
+            accepted.contains(&aud.as_str())
+        }
+        (Some(serde_json::Value::Array(list)), Audience::Legacy(accepted)) => {
+            list.iter().any(|a| a.as_str().is_some_and(|a| accepted.contains(&a)))
+        }
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(refuse(match audience {
+            Audience::Issuer(issuer) => format!(
+                "client_assertion aud must be exactly this server's issuer, as one string: {issuer}"
+            ),
+            Audience::Legacy(_) => {
+                "client_assertion aud must be this server's issuer or token endpoint".to_owned()
+            }
+        }));
+    }
     if claims.sub.as_deref() != Some(client_id) || claims.iss.as_deref() != Some(client_id) {
         return Err(refuse("client_assertion iss and sub must both be the client_id"));
     }

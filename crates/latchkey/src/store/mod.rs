@@ -257,6 +257,13 @@ pub struct RotationRequest {
 }
 
 /// Audience lists are stored as JSON arrays.
+/// The conflict of a client_id that is a user's subject (RFC 9068 §5).
+fn subject_taken(client_id: &str) -> Error {
+    Error::Conflict(format!(
+        "client_id {client_id:?} is the subject (sub) of a user: access tokens of the two could not be told apart (RFC 9068 section 5); choose another client_id"
+    ))
+}
+
 fn audience_json(audience: &[String]) -> String {
     serde_json::to_string(audience).unwrap_or_else(|_| "[]".into())
 }

@@ -26,6 +26,7 @@ fn client(id: &str, source: ClientSource) -> ClientRecord {
             id_token_signed_response_alg: None,
             refresh_grace_period_secs: Some(10),
             remember_consent: None,
+            legacy_assertion_audience: false,
         },
         secret_hash: Some("sha256:abc".into()),
         source,
@@ -101,6 +102,16 @@ async fn config_clients_dropped_from_the_file_are_removed(db: TestDb) {
     assert_eq!(ids, ["cli", "kept"], "CLI-registered clients are never removed by the config");
 }
 
+/// RFC 9068 §5: a client may not take a user's subject as its client_id.
+async fn a_client_id_may_not_be_a_users_subject(db: TestDb) {
+    let store = &db.store;
+    store.upsert_user(&user("alice", "sub-1"), 1).await.unwrap();
+    let taken = store.upsert_client(&client("sub-1", ClientSource::Cli), 2).await;
+    assert!(matches!(taken, Err(Error::Conflict(ref m)) if m.contains("subject")), "{taken:?}");
+    assert!(store.client("sub-1").await.unwrap().is_none());
+    store.upsert_client(&client("sub-2", ClientSource::Cli), 2).await.unwrap();
+}
+
 async fn users_round_trip_and_keep_their_subject(db: TestDb) {
     let store = &db.store;
     let alice = store.upsert_user(&user("alice", "sub-1"), 1).await.unwrap();
@@ -167,6 +178,7 @@ crate::on_both_engines!(
     clients_round_trip,
     config_clients_dropped_from_the_file_are_removed,
     users_round_trip_and_keep_their_subject,
+    a_client_id_may_not_be_a_users_subject,
     a_user_id_is_unique,
     the_client_cache_sees_changes_within_its_lifetime,
 );

@@ -28,6 +28,7 @@ fn client(public: bool) -> Client {
         id_token_signed_response_alg: None,
         refresh_grace_period_secs: None,
         remember_consent: None,
+        legacy_assertion_audience: false,
     }
 }
 

@@ -379,9 +379,11 @@ impl Store for PgStore {
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
         let metadata = serde_json::to_string(&record.client)
             .map_err(|error| Error::Backend(error.to_string()))?;
-        sqlx::query(
+        // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client may
+        // share its id with a user's subject.
+        let written = sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
+             SELECT $1, $2, $3, $4, $5, $5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
                  source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
         )
@@ -392,8 +394,12 @@ impl Store for PgStore {
         .bind(now)
         .execute(&self.pool)
         .await
-        .map(drop)
-        .map_err(backend)
+        .map_err(backend)?;
+        if written.rows_affected() == 0 {
+            Err(super::subject_taken(&record.client.client_id))
+        } else {
+            Ok(())
+        }
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {

@@ -468,18 +468,21 @@ impl Store for SqliteStore {
             .map_err(|error| Error::Backend(error.to_string()))?;
         let (id, secret, source) =
             (record.client.client_id.clone(), record.secret_hash.clone(), record.source.as_str());
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                 ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
-                     source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
-            )
-            .and_then(|mut s| s.execute(params![id, secret, source, metadata, now]))
-            .map(drop)
-            .map_err(backend)
-        })
-        .await
+        let written = self
+            .write(move |c| {
+                // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client
+                // may share its id with a user's subject.
+                c.prepare_cached(
+                    "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)
+                     ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
+                         source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| s.execute(params![id, secret, source, metadata, now]))
+                .map_err(backend)
+            })
+            .await?;
+        if written == 0 { Err(super::subject_taken(&record.client.client_id)) } else { Ok(()) }
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
