@@ -32,8 +32,12 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config);
     if let Command::Check = cli.command {
+        config.check_database_files()?;
         admin::check(&config);
         return Ok(());
+    }
+    if let Command::Serve = cli.command {
+        config.check_database_files()?;
     }
     runtime()?.block_on(async move {
         match cli.command {

@@ -70,6 +70,8 @@ pub struct Config {
     pub clients: Vec<StaticClient>,
     /// Static users, upserted at start-up.
     pub users: Vec<StaticUser>,
+    /// Secret settings written in the config file itself (rather than the environment).
+    pub secrets_in_file: Vec<&'static str>,
 }
 
 /// `[database]`.
@@ -179,6 +181,20 @@ impl Config {
         let mut table: toml::Table = text
             .parse()
             .map_err(|error: toml::de::Error| ConfigError(one_line(&error.to_string())))?;
+        let mut secrets_in_file = Vec::new();
+        if table.contains_key("master_key") {
+            secrets_in_file.push("master_key");
+        }
+        let database_url =
+            table.get("database").and_then(|d| d.get("url")).and_then(|u| u.as_str());
+        // postgres://USER:PASSWORD@HOST/DB
+        if database_url.is_some_and(|url| {
+            url.split_once("://").is_some_and(|(_, rest)| {
+                rest.split('@').next().is_some_and(|auth| rest.contains('@') && auth.contains(':'))
+            })
+        }) {
+            secrets_in_file.push("database.url");
+        }
         for (name, value) in vars {
             overlay(&mut table, name, value)?;
         }
@@ -196,7 +212,20 @@ impl Config {
                 };
                 ConfigError::at(path, inner)
             })?;
-        raw.validate()
+        let mut config = raw.validate()?;
+        config.secrets_in_file = secrets_in_file;
+        Ok(config)
+    }
+
+    /// Refuses SQLite database files that other users of the machine may read or write
+    /// (`serve` and `check`; the files latchkey creates are owner-only).
+    pub fn check_database_files(&self) -> Result<(), ConfigError> {
+        match latchkey::store::exposed_files(self.database.url.expose()).first() {
+            None => Ok(()),
+            Some((file, mode)) => Err(ConfigError(format!(
+                "database: {file} has mode {mode:04o}, so other users of this machine can read it (hashed secrets, and the signing keys unless a master key is set): run `chmod 600 {file}*` and keep its directory 0700"
+            ))),
+        }
     }
 
     /// Store options derived from the config.
@@ -265,6 +294,10 @@ fn overlay(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Confi
     Ok(())
 }
 
+/// The longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+const MAX_DURATION_TEXT: &str = "10 years (\"3650d\")";
+
 /// Parses a duration such as `15m`, `1h30m` or `14d`.
 fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     let parsed = humantime::parse_duration(value).map_err(|_| {
@@ -277,6 +310,13 @@ fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     })?;
     if parsed.is_zero() {
         return Err(ConfigError::at(key, "must be longer than zero"));
+    }
+    // Far beyond any sensible setting, and lifetimes are added to the current time.
+    if parsed > MAX_DURATION {
+        return Err(ConfigError::at(
+            key,
+            format!("{value:?} is longer than the maximum allowed, {MAX_DURATION_TEXT}"),
+        ));
     }
     Ok(parsed)
 }

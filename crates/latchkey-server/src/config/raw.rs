@@ -232,6 +232,16 @@ fn optional_duration(
 impl RawConfig {
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
         let issuer = issuer(self.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
+        // A server others can reach keeps its private signing keys encrypted at rest; only a
+        // loopback issuer (this machine, `latchkey demo`) may run without a master key.
+        if self.master_key.is_none() && !client_assertion::is_loopback_issuer(&issuer) {
+            return Err(ConfigError::at(
+                "master_key",
+                format!(
+                    "is required for the issuer {issuer:?} (not on loopback): without it the private signing keys are stored unencrypted; set LATCHKEY_MASTER_KEY to 32 random bytes in base64 (`openssl rand -base64 32`)"
+                ),
+            ));
+        }
         let listen_text = self.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen = listen_text.parse().map_err(|_| {
             ConfigError::at(
@@ -269,6 +279,7 @@ impl RawConfig {
             resources,
             clients,
             users,
+            secrets_in_file: Vec::new(),
         };
         config.master_key()?;
         Ok(config)

@@ -63,7 +63,7 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "config: clients[0].jwks_uri: \"http://keys.example.com/jwks.json\": jwks_uri must use https",
         ),
         (
-            "issuer = \"https://auth.example.com\"\n[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\njwks_uri = \"http://127.0.0.1:9/jwks.json\"",
+            "issuer = \"https://auth.example.com\"\nmaster_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[[clients]]\nclient_id = \"app\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\njwks_uri = \"http://127.0.0.1:9/jwks.json\"",
             "config: clients[0].jwks_uri: \"http://127.0.0.1:9/jwks.json\": jwks_uri must use https: http is allowed only on loopback with a loopback issuer",
         ),
         (
@@ -185,6 +185,10 @@ fn environment_overrides_the_file() {
         ("LATCHKEY_DATABASE__URL".to_owned(), "postgres://db/latchkey".to_owned()),
         ("LATCHKEY_TEST_POSTGRES_URL".to_owned(), "ignored".to_owned()),
         ("LATCHKEY_LIMITS__HASH_QUEUE".to_owned(), "3".to_owned()),
+        (
+            "LATCHKEY_MASTER_KEY".to_owned(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+        ),
         ("HOME".to_owned(), "/root".to_owned()),
     ];
     let config = Config::from_parts("issuer = \"http://127.0.0.1:1\"\n", &vars).unwrap();
@@ -231,17 +235,41 @@ fn check_warns_about_weak_settings() {
     let warnings = load(&text).unwrap().warnings();
     let has = |needle: &str| warnings.iter().any(|w| w.contains(needle));
     assert!(has("master_key: not set"), "{warnings:#?}");
-    assert!(has("tokens.access_token_ttl: 2h is over 1 hour"), "{warnings:#?}");
+    assert!(has("tokens.access_token_ttl: 2h is over 1h"), "{warnings:#?}");
     assert!(has("clients.app: the password grant is enabled"), "{warnings:#?}");
     assert!(has("clients.app: client_secret is set in the config"), "{warnings:#?}");
     assert!(has("clients.app: require_pkce = false"), "{warnings:#?}");
 
-    let strong = Config::from_parts(
+    let from_environment = [(
+        "LATCHKEY_MASTER_KEY".to_owned(),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+    )];
+    let strong =
+        Config::from_parts("issuer = \"https://auth.example.com\"\n", &from_environment).unwrap();
+    assert!(strong.warnings().is_empty(), "{:#?}", strong.warnings());
+    // The same key written in the file is a secret in the file.
+    let in_file = Config::from_parts(
         "issuer = \"https://auth.example.com\"\nmaster_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"",
         &[],
     )
     .unwrap();
-    assert!(strong.warnings().is_empty(), "{:#?}", strong.warnings());
+    assert_eq!(in_file.warnings().len(), 1, "{:#?}", in_file.warnings());
+    assert!(
+        in_file.warnings()[0].starts_with("master_key: a secret is written in the config file")
+    );
+}
+
+#[test]
+fn a_reachable_issuer_needs_a_master_key_and_durations_have_a_maximum() {
+    let error = load("issuer = \"https://auth.example.com\"\n").unwrap_err().to_string();
+    assert!(error.starts_with("config: master_key: is required for the issuer"), "{error}");
+    assert!(load("issuer = \"http://localhost:8080\"\n").is_ok(), "loopback runs without one");
+    let error = load("[tokens]\nrefresh_token_ttl = \"1000000000y\"\n").unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "config: tokens.refresh_token_ttl: \"1000000000y\" is longer than the maximum allowed, 10 years (\"3650d\")"
+    );
+    assert!(load("[tokens]\nrefresh_token_ttl = \"3650d\"\n").is_ok());
 }
 
 #[test]

@@ -34,21 +34,112 @@ fn bad_usage_exits_2() {
 #[test]
 fn check_reports_weak_settings_and_exits_0() {
     let config = ConfigFile::new(
-        "[tokens]\naccess_token_ttl = \"3h\"\n[[clients]]\nclient_id = \"legacy\"\nclient_secret = \"pw\"\n\
-         grant_types = [\"password\"]\nrequire_pkce = false\n",
+        "master_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n\
+         issuer = \"https://auth.example.com\"\nlisten = \"0.0.0.0:8080\"\n\
+         [http]\nhsts_max_age = \"off\"\n[log]\nlevel = \"latchkey=debug\"\n\
+         [tokens]\naccess_token_ttl = \"3h\"\nid_token_ttl = \"2h\"\nauthorization_code_ttl = \"30m\"\n\
+         refresh_token_ttl = \"365d\"\nsession_ttl = \"60d\"\nrefresh_grace_period = \"1m\"\n\
+         [[clients]]\nclient_id = \"legacy\"\nclient_secret = \"pw\"\n\
+         grant_types = [\"password\"]\nrequire_pkce = false\n\
+         [[clients]]\nclient_id = \"cli\"\napplication_type = \"native\"\nredirect_uris = [\"http://127.0.0.1/cb\"]\n\
+         require_consent = false\nrefresh_grace_period = \"30s\"\n\
+         [[clients]]\nclient_id = \"desktop\"\napplication_type = \"native\"\nredirect_uris = [\"com.example.app:/cb\"]\n\
+         remember_consent = true\n\
+         [[clients]]\nclient_id = \"signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\n\
+         grant_types = [\"client_credentials\"]\njwks = { keys = [] }\nlegacy_assertion_audience = true\n\
+         [[users]]\nusername = \"alice\"\npassword = \"short\"\n",
     );
     let output = run(&["check"], &config.path, "");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let out = stdout(&output);
-    for expected in [
-        "warning: master_key: not set",
-        "warning: tokens.access_token_ttl: 3h is over 1 hour",
+    let expected = [
+        "warning: master_key: a secret is written in the config file; pass it in the environment instead (LATCHKEY_MASTER_KEY)",
+        "warning: http.hsts_max_age: off",
+        "warning: tokens.access_token_ttl: 3h is over 1h",
+        "warning: tokens.id_token_ttl: 2h is over 1h",
+        "warning: tokens.authorization_code_ttl: 30m is over 10m",
+        "warning: tokens.refresh_token_ttl: 365d is over 90d",
+        "warning: tokens.session_ttl: 60d is over 30d",
+        "warning: tokens.refresh_grace_period: 1m",
+        "warning: listen: /metrics is served on 0.0.0.0:8080",
+        "warning: log.level: \"latchkey=debug\"",
         "warning: clients.legacy: the password grant is enabled",
         "warning: clients.legacy: client_secret is set in the config",
+        "warning: clients.legacy: client_secret has 2 characters",
         "warning: clients.legacy: require_pkce = false",
-        "config OK (6 warnings)",
-    ] {
-        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+        "warning: clients.cli: require_consent = false on a public client",
+        "warning: clients.cli: refresh_grace_period 30s",
+        "warning: clients.cli: redirect URI \"http://127.0.0.1/cb\" uses http under an https issuer",
+        "warning: clients.desktop: remember_consent = true on a public client",
+        "warning: clients.signed: legacy_assertion_audience = true",
+        "warning: users.alice: the password is written in the config file",
+        "warning: users.alice: the password has 5 characters",
+    ];
+    for line in expected {
+        assert!(out.lines().any(|l| l.starts_with(line)), "missing {line:?} in:\n{out}");
+    }
+    assert!(out.contains(&format!("config OK ({} warnings)", out.lines().count() - 1)), "{out}");
+    assert_eq!(out.lines().count() - 1, expected.len(), "one line per weak setting:\n{out}");
+}
+
+#[test]
+fn absurd_durations_and_a_reachable_issuer_without_master_key_are_refused() {
+    let absurd = ConfigFile::new("[tokens]\naccess_token_ttl = \"1000000000y\"\n");
+    let output = run(&["check"], &absurd.path, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains(
+            "tokens.access_token_ttl: \"1000000000y\" is longer than the maximum allowed, 10 years"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let reachable = ConfigFile::new("issuer = \"https://auth.example.com\"\n");
+    let output = run(&["check"], &reachable.path, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("master_key: is required for the issuer"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn database_files_are_owner_only_and_exposed_ones_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let config = ConfigFile::sqlite("");
+    let data = config.dir.path().join("data");
+    let db = data.join("latchkey.db");
+    let text = format!("[database]\nurl = \"sqlite://{}\"\n", db.display());
+    std::fs::write(&config.path, text).unwrap();
+    assert!(run(&["migrate"], &config.path, "").status.success());
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the directory latchkey created");
+    assert_eq!(mode(&db), 0o600);
+    // While a connection is open SQLite keeps -wal and -shm: they get the database's mode.
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE probe (x); INSERT INTO probe VALUES (1);",
+        )
+        .unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let file = data.join(format!("latchkey.db{suffix}"));
+        assert_eq!(mode(&file), 0o600, "{suffix}");
+    }
+    drop(connection);
+    assert_eq!(run(&["check"], &config.path, "").status.code(), Some(0));
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for command in ["check", "serve"] {
+        let output = run(&[command], &config.path, "");
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&output).contains("has mode 0644, so other users of this machine can read it"),
+            "{}",
+            stderr(&output)
+        );
     }
 }
 

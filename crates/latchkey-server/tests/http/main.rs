@@ -86,8 +86,13 @@ impl TestServer {
     pub async fn start_as(db: &TestDb, issuer: Option<&str>, extra: &str) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        // An issuer others could reach needs a master key (a fixed one, for tests).
+        let master = match issuer {
+            Some(_) => "master_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+            None => "",
+        };
         let text = format!(
-            "issuer = \"{}\"\nlisten = \"{}\"\n[database]\nurl = \"{}\"\n{extra}",
+            "issuer = \"{}\"\nlisten = \"{}\"\n{master}[database]\nurl = \"{}\"\n{extra}",
             issuer.unwrap_or(&base),
             listener.local_addr().unwrap(),
             db.url

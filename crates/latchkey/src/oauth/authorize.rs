@@ -405,7 +405,7 @@ pub fn remembered_consent_applies(client: &Client, redirect_uri: &str) -> bool {
 }
 
 /// An https URI whose host is not loopback: only that host's server can receive the response.
-fn is_web_origin(redirect_uri: &str) -> bool {
+pub fn is_web_origin(redirect_uri: &str) -> bool {
     url::Url::parse(redirect_uri).is_ok_and(|url| {
         url.scheme() == "https" && url.host().is_some() && !redirect_uri::is_loopback(&url)
     })

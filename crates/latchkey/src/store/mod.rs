@@ -323,6 +323,12 @@ pub struct Options {
     pub synchronous: Synchronous,
 }
 
+/// The SQLite database files of `url` that users other than the owner may read or write, with
+/// their modes (none for PostgreSQL).
+pub fn exposed_files(url: &str) -> Vec<(String, u32)> {
+    url.strip_prefix("sqlite://").map(sqlite::exposed_files).unwrap_or_default()
+}
+
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without migrating.
 pub async fn connect(url: &str, options: Options) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {

@@ -58,11 +58,7 @@ impl SqliteStore {
         }
         let path = path.to_owned();
         blocking(move || {
-            if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|error| {
-                    Error::Backend(format!("cannot create {}: {error}", parent.display()))
-                })?;
-            }
+            create_owner_only(Path::new(&path))?;
             let writer = open_connection(&path, synchronous)?;
             writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(backend)?;
             let checkpointer = Checkpointer::start(open_connection(&path, synchronous)?)?;
@@ -90,6 +86,54 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.readers.read(work).await
+    }
+}
+
+/// Creates the database's missing directories (0700) and the file itself (0600) before SQLite
+/// opens it: SQLite gives its `-wal` and `-shm` files the database file's permissions, so
+/// none of the three is readable by other users of the machine (the database holds hashed
+/// secrets, and the signing keys in the clear when no master key is set).
+fn create_owner_only(path: &Path) -> Result<()> {
+    let failed = |what: &Path, error: std::io::Error| {
+        Error::Backend(format!("cannot create {}: {error}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(|error| failed(parent, error))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(failed(path, error)),
+    }
+}
+
+/// The database's files (the file, `-wal`, `-shm`) that exist and that users other than the
+/// owner may read or write, with their modes: `latchkey serve` and `check` refuse to run then.
+pub fn exposed_files(path: &str) -> Vec<(String, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| format!("{path}{suffix}"))
+            .filter_map(|file| {
+                let mode = std::fs::metadata(&file).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then_some((file, mode))
+            })
+            .collect()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Vec::new()
     }
 }
 
