@@ -28,6 +28,10 @@ fn client(application_type: ApplicationType, redirect_uris: &[&str]) -> Client {
         access_token_format: None,
         id_token_signed_response_alg: None,
         refresh_grace_period_secs: None,
+        remember_consent: None,
+        legacy_assertion_audience: false,
+        id_token_on_refresh: true,
+        claims_in_id_token: true,
     }
 }
 

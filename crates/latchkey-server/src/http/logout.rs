@@ -87,7 +87,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
         Some(value) => state.authority.session(value, now).await.ok().flatten(),
         None => None,
     };
-    let mut ended = false;
+    // `ended`: this browser's session ended (clear its cookie); `ended_hinted`: the hint's did.
+    let (mut ended, mut ended_hinted) = (false, false);
     // A live id_token_hint ends the session that issued it (its `sid`), with or without the
     // cookie: an RP's cross-site POST does not carry SameSite=Lax cookies, and a logout that
     // ended nothing would leave the next person at this browser signed in. An expired hint
@@ -97,6 +98,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
             Ok(hinted) => hinted,
             Err(failure) => return failed(failure),
         };
+        ended_hinted = hinted.is_some();
         let same_user = session.as_ref().filter(|s| s.user_id == hint.sub);
         for target in hinted.iter().chain(same_user) {
             if let Err(failure) = state.authority.logout(&target.id_hash, now).await {
@@ -112,9 +114,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
         && cookie(headers, names.browser).is_none();
     let ask = match &session {
         Some(_) => via != Via::Confirmation,
-        // Cookies may have been withheld from a cross-site POST: ask, and the confirmation,
-        // posted from this server's own page, carries them.
-        None => withheld && !ended && !request.hint.as_ref().is_some_and(|h| h.is_live(now)),
+        // Cookies may have been withheld from a cross-site POST and no hint's `sid` named the
+        // session (none came, it expired, or its id_token has no `sid`): ask, and the
+        // confirmation, posted from this server's own page, carries them.
+        None => withheld && !ended && !ended_hinted,
     };
     if ask {
         return confirmation(state, headers, &raw);
