@@ -45,6 +45,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<Verifier>::from_ref(state);
+        let in_query = parts.uri.query().is_some_and(|query| {
+            query.split('&').any(|pair| pair.split('=').next() == Some("access_token"))
+        });
+        if in_query {
+            return Err(Rejection::TokenInQuery);
+        }
         let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
         let first = values.next();
         if values.next().is_some() {

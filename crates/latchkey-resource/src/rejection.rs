@@ -9,6 +9,9 @@ pub enum Rejection {
     Missing,
     /// The `Authorization` header is not `Bearer <token>`: `invalid_request`, 400.
     MalformedHeader,
+    /// The token came in the URL query (`?access_token=`), which OAuth 2.1 §5.1.1 forbids:
+    /// `invalid_request`, 400, saying where to put it.
+    TokenInQuery,
     /// Not a JWT, or its parts do not decode.
     Malformed,
     /// The header names an algorithm this validator does not accept (`none`, HMAC, ...), or
@@ -42,7 +45,7 @@ impl Rejection {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Rejection::Missing | Rejection::IssuerUnavailable => None,
-            Rejection::MalformedHeader => Some("invalid_request"),
+            Rejection::MalformedHeader | Rejection::TokenInQuery => Some("invalid_request"),
             Rejection::InsufficientScope(_) => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
@@ -52,7 +55,7 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::Missing => 401,
-            Rejection::MalformedHeader => 400,
+            Rejection::MalformedHeader | Rejection::TokenInQuery => 400,
             Rejection::InsufficientScope(_) => 403,
             Rejection::IssuerUnavailable => 503,
             _ => 401,
@@ -65,6 +68,9 @@ impl Rejection {
             Rejection::Missing => "no access token: send Authorization: Bearer <token>".into(),
             Rejection::MalformedHeader => {
                 "the Authorization header must be \"Bearer <token>\"".into()
+            }
+            Rejection::TokenInQuery => {
+                "the access token may not be sent in the URL query: send it as Authorization: Bearer <token>".into()
             }
             Rejection::Malformed => "the access token is malformed".into(),
             Rejection::AlgorithmNotAllowed => {

@@ -9,6 +9,7 @@ use latchkey::authority::{Authority, Settings};
 use latchkey::client_cache::ClientCache;
 use latchkey::client_keys::ClientKeys;
 use latchkey::client_secrets::VerifiedSecrets;
+use latchkey::cors_origins::CorsOrigins;
 use latchkey::forms::FormKey;
 use latchkey::keys::KeyManager;
 use latchkey::model::{ClientRecord, ClientSource, User};
@@ -82,10 +83,18 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();
-    tokio::spawn(load_static_registrations(config.clone(), store.clone(), hasher, loaded_tx));
+    let origins = Arc::new(CorsOrigins::default());
+    tokio::spawn(load_static_registrations(
+        config.clone(),
+        store.clone(),
+        hasher,
+        origins.clone(),
+        loaded_tx,
+    ));
     tokio::spawn(refresh_keys(keys.clone(), config.keys.refresh_interval));
     tokio::spawn(purge_expired(store.clone()));
-    Ok(AppState { config, store, keys, authority, metadata_json, static_loaded })
+    tokio::spawn(refresh_origins(origins.clone(), store.clone()));
+    Ok(AppState { config, store, keys, authority, metadata_json, static_loaded, origins })
 }
 
 /// The protocol settings derived from the config.
@@ -115,11 +124,16 @@ async fn load_static_registrations(
     config: Arc<Config>,
     store: Arc<dyn Store>,
     hasher: Hasher,
+    origins: Arc<CorsOrigins>,
     done: watch::Sender<bool>,
 ) {
     loop {
         match sync_static(&config, store.as_ref(), &hasher).await {
             Ok(()) => {
+                // Ready means the static clients' origins are allowed too.
+                if let Err(error) = origins.refresh(store.as_ref()).await {
+                    tracing::warn!(%error, "loading the CORS origins failed; retrying in 2 s");
+                }
                 done.send_replace(true);
                 return;
             }
@@ -249,6 +263,19 @@ async fn purge_expired(store: Arc<dyn Store>) {
             Ok(purged) if purged.total() > 0 => tracing::info!(?purged, "purged expired records"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "purging expired records failed; will retry"),
+        }
+    }
+}
+
+/// Rebuilds the CORS origin set from the registrations, at once and then every
+/// [`latchkey::cors_origins::REFRESH_EVERY`].
+async fn refresh_origins(origins: Arc<CorsOrigins>, store: Arc<dyn Store>) {
+    let mut interval = tokio::time::interval(latchkey::cors_origins::REFRESH_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = origins.refresh(store.as_ref()).await {
+            tracing::warn!(%error, "reloading the CORS origins failed; keeping the last set");
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod authority;
 pub mod client_cache;
 pub mod client_keys;
 pub mod client_secrets;
+pub mod cors_origins;
 pub mod forms;
 pub mod keys;
 pub mod model;

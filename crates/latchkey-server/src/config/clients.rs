@@ -58,6 +58,8 @@ pub(super) struct RawClient {
     remember_consent: Option<bool>,
     #[serde(default)]
     legacy_assertion_audience: bool,
+    id_token_on_refresh: Option<bool>,
+    claims_in_id_token: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,6 +240,8 @@ impl RawClient {
             refresh_grace_period_secs,
             remember_consent: self.remember_consent,
             legacy_assertion_audience: self.legacy_assertion_audience,
+            id_token_on_refresh: self.id_token_on_refresh.unwrap_or(true),
+            claims_in_id_token: self.claims_in_id_token.unwrap_or(true),
         };
         Ok(StaticClient { client, secret: self.client_secret })
     }

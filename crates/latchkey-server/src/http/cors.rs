@@ -1,6 +1,10 @@
-//! CORS for the endpoints a browser-based public client (SPA) calls directly: token and
-//! userinfo. Only the origins of registered redirect URIs are allowed, each echoed back by
-//! name, and never with credentials: these endpoints take no cookies.
+//! CORS for what a browser-based public client (SPA) fetches directly.
+//!
+//! - The discovery documents and the JWKS are public: any origin may read them
+//!   (`Access-Control-Allow-Origin: *`, no credentials).
+//! - Token, revocation and userinfo: only the origins of registered redirect URIs, each echoed
+//!   back by name, and never with credentials: these endpoints take no cookies. The allowed
+//!   set is kept in memory ([`latchkey::cors_origins`]), one lookup per request.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -9,6 +13,25 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 
+/// `Access-Control-Allow-Origin: *` on a public document, and its preflight answered.
+pub(super) async fn public(request: Request, next: Next) -> Response {
+    let cross_origin = request.headers().contains_key(header::ORIGIN);
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response =
+        if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    if cross_origin || preflight {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET"));
+            // Whatever headers the page asks to send: nothing here depends on them.
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        }
+    }
+    response
+}
+
 /// Adds CORS headers for allowed origins and answers preflight requests.
 pub(super) async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(origin) =
@@ -16,7 +39,7 @@ pub(super) async fn cors(State(state): State<AppState>, request: Request, next: 
     else {
         return next.run(request).await;
     };
-    let allowed = origin_allowed(&state, &origin).await;
+    let allowed = state.origins.allows(&origin);
     let preflight = request.method() == Method::OPTIONS;
     let mut response = if preflight {
         if allowed {
@@ -44,15 +67,4 @@ pub(super) async fn cors(State(state): State<AppState>, request: Request, next: 
         }
     }
     response
-}
-
-/// Whether `origin` is the origin of some client's registered redirect URI.
-async fn origin_allowed(state: &AppState, origin: &str) -> bool {
-    let Ok(clients) = state.store.clients().await else { return false };
-    clients.iter().flat_map(|record| record.client.redirect_uris.iter()).any(|uri| {
-        url::Url::parse(uri).is_ok_and(|url| {
-            let registered = url.origin().ascii_serialization();
-            registered != "null" && registered == origin
-        })
-    })
 }

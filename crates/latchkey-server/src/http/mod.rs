@@ -64,6 +64,8 @@ pub struct AppState {
     pub metadata_json: Bytes,
     /// Becomes true once static clients and users from the config are stored.
     pub static_loaded: watch::Receiver<bool>,
+    /// Origins allowed to call the token, revocation and userinfo endpoints.
+    pub origins: Arc<latchkey::cors_origins::CorsOrigins>,
 }
 
 impl AppState {
@@ -82,9 +84,16 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let hsts = hsts(&state.config);
     let router = Router::new()
-        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
-        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
-        .route(paths::JWKS, get(jwks::jwks))
+        .merge(
+            Router::new()
+                .route(paths::OPENID_CONFIGURATION, get(discovery::metadata).options(no_content))
+                .route(
+                    paths::OAUTH_AUTHORIZATION_SERVER,
+                    get(discovery::metadata).options(no_content),
+                )
+                .route(paths::JWKS, get(jwks::jwks).options(no_content))
+                .route_layer(axum::middleware::from_fn(cors::public)),
+        )
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
         .route(paths::LOGIN, get(authorize::page_without_request).post(authorize::login))
         .route(paths::CONSENT, get(authorize::page_without_request).post(authorize::consent))

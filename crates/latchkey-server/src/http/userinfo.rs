@@ -1,23 +1,33 @@
-//! `/userinfo` (OIDC Core §5.3), GET or POST with a bearer access token (RFC 6750 §2.1).
+//! `/userinfo` (OIDC Core §5.3), GET or POST with a bearer access token: in the
+//! `Authorization` header (RFC 6750 §2.1) or, on a form-encoded POST without that header, as
+//! the `access_token` body parameter (§2.2, pyoidc's default). Never in the query (§2.3 allows
+//! it, OAuth 2.1 §5.1.1 does not: URLs end up in logs and histories).
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use latchkey::oauth::{ErrorCode, OAuthError};
+use latchkey::oauth::{ErrorCode, OAuthError, Params};
 
 use super::AppState;
 use super::error::bearer_error;
 use crate::startup::unix_now;
 
 /// GET or POST /userinfo.
-pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let token = match bearer(&headers) {
+pub(super) async fn userinfo(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = match presented_token(&method, query.as_deref(), &headers, &body) {
         Ok(Some(token)) => token,
         Ok(None) => return bearer_error(None, "openid"),
         Err(error) => return bearer_error(Some(error.into()), "openid"),
     };
-    match state.authority.userinfo(token, unix_now()).await {
+    match state.authority.userinfo(&token, unix_now()).await {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
             response
@@ -26,6 +36,43 @@ pub(super) async fn userinfo(State(state): State<AppState>, headers: HeaderMap) 
             response
         }
         Err(failure) => bearer_error(Some(failure), "openid"),
+    }
+}
+
+/// The one access token of the request, from the header or a form body, never both.
+fn presented_token(
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<String>, OAuthError> {
+    let invalid = |description: &str| OAuthError::new(ErrorCode::InvalidRequest, description);
+    let in_query = query
+        .and_then(|q| Params::from_form(q).ok())
+        .is_some_and(|params| params.all("access_token").next().is_some());
+    if in_query {
+        return Err(invalid(
+            "the access token may not be sent in the URL query (OAuth 2.1 section 5.1.1): send it as Authorization: Bearer <token>",
+        ));
+    }
+    let header = bearer(headers)?;
+    let form = *method == Method::POST
+        && headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
+        });
+    let in_body = match std::str::from_utf8(body).ok().filter(|_| form) {
+        None => None,
+        Some(text) => {
+            let params = Params::from_form(text)?;
+            params.get("access_token")?.map(str::to_owned)
+        }
+    };
+    match (header, in_body) {
+        (Some(_), Some(_)) => Err(invalid(
+            "the access token came both in the Authorization header and in the body: send it once, in the header (RFC 6750 section 2)",
+        )),
+        (Some(token), None) => Ok(Some(token.to_owned())),
+        (None, body) => Ok(body),
     }
 }
 

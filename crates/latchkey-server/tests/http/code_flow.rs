@@ -284,7 +284,14 @@ async fn public_client_flow_with_pkce_issues_verifiable_tokens(db: TestDb) {
     let info: Value = userinfo(&server, access_token).await.json().await.unwrap();
     assert_eq!(
         info,
-        serde_json::json!({"sub": user.id, "preferred_username": "alice", "name": "Alice Example", "email": "alice@example.com"})
+        serde_json::json!({"sub": user.id, "preferred_username": "alice", "name": "Alice Example", "email": "alice@example.com", "email_verified": true})
+    );
+    // The same claims in the id_token (OIDC Core §5.4), for RPs that read them there.
+    assert_eq!(id["preferred_username"], "alice");
+    assert_eq!(id["name"], "Alice Example");
+    assert_eq!(
+        (id["email"].as_str(), id["email_verified"].as_bool()),
+        (Some("alice@example.com"), Some(true))
     );
 }
 
@@ -630,7 +637,15 @@ async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
     .await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["scope"], "openid read:photos", "narrower scope");
-    assert!(second.get("id_token").is_none(), "OIDC Core §12.2: refresh omits the id_token");
+    // OIDC Core §12.2: a fresh id_token for the same sign-in, without a nonce.
+    let refreshed: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(second["id_token"].as_str().unwrap().split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(refreshed.get("nonce").is_none(), "{refreshed}");
+    assert_eq!(refreshed["aud"], "spa");
     let new = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
     let (_, wider) = token(

@@ -624,7 +624,7 @@ fn corpus(valid_jwt: &str) -> Vec<Case> {
     cases.push(get(
         "userinfo: token in the query",
         &format!("/userinfo?access_token={valid_jwt}"),
-        Bearer(401, None),
+        Bearer(400, Some("invalid_request")),
     ));
 
     // --- /login and /consent: only with a genuine request and CSRF token

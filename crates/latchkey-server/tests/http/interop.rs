@@ -96,6 +96,19 @@ async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAl
         refreshed.refresh_token().unwrap().secret(),
         tokens.refresh_token().unwrap().secret()
     );
+    // OIDC Core §12.2: the refresh's id_token validates, for the same sign-in, without a nonce
+    // (the crate's nonce check is skipped for it, as for any refresh).
+    let fresh = refreshed.id_token().expect("a fresh id_token on refresh");
+    let fresh_claims = fresh
+        .claims(&verifier, |nonce: Option<&openidconnect::Nonce>| match nonce {
+            None => Ok(()),
+            Some(_) => Err("a refresh id_token carries no nonce".to_owned()),
+        })
+        .expect("refresh id_token validates");
+    assert_eq!(fresh_claims.subject(), claims.subject());
+    assert_eq!(fresh_claims.auth_time(), claims.auth_time());
+    assert_eq!(fresh_claims.audiences(), claims.audiences());
+    assert_eq!(fresh_claims.email().map(|e| e.as_str()), Some("alice@example.com"));
 }
 
 crate::on_both_engines!(openidconnect_crate_completes_the_flow);

@@ -20,6 +20,7 @@ mod nodes;
 mod photo_api;
 mod process;
 mod races;
+mod relying_parties;
 mod service;
 mod slow;
 

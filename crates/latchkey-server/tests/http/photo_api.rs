@@ -127,6 +127,16 @@ async fn the_photo_api_serves_only_valid_tokens_with_the_right_scope(db: TestDb)
     assert_eq!(status, 401);
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
+    // A token in the query is refused with where to put it (OAuth 2.1 §5.1.1).
+    let in_query = format!("{photos}?access_token={reader}");
+    let (status, challenge, _) = call(get.clone(), &in_query, None).await;
+    assert_eq!(status, 400);
+    assert!(
+        challenge.contains("error=\"invalid_request\"")
+            && challenge.contains("Authorization: Bearer"),
+        "{challenge}"
+    );
+
     // A token from another latchkey (another issuer, other keys) is refused.
     let foreign_db = crate::sqlite_db();
     let foreign = latchkey(&foreign_db, "").await;

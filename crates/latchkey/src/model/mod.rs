@@ -198,6 +198,21 @@ pub struct Client {
     /// as first written) rather than exactly the issuer; for clients that cannot be changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_assertion_audience: bool,
+    /// Whether a refresh response carries a fresh id_token (OIDC Core §12.2; default true).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub id_token_on_refresh: bool,
+    /// Whether id_tokens carry the `profile` and `email` claims (default true) or leave them
+    /// to userinfo (OIDC Core §5.4 allows both).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub claims_in_id_token: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 impl Client {

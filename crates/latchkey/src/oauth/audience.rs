@@ -25,10 +25,21 @@ pub struct Target {
     pub audience: Vec<String>,
 }
 
+/// Whether the scopes came from the request's own `scope` parameter (then each must belong to
+/// a requested resource) or are the registration's or grant's (then narrowed to them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// The `scope` parameter named them.
+    Explicitly,
+    /// The default: all the client may have.
+    ByDefault,
+}
+
 /// Resolves the target of a request for `requested` scopes and `resource` parameters by a
 /// client registered for `client_scopes`.
 pub fn resolve(
     requested: &Scopes,
+    how: Requested,
     resource_params: &[&str],
     client_scopes: &[String],
     resources: &[Resource],
@@ -65,12 +76,26 @@ pub fn resolve(
             chosen.push(resource);
         }
     }
-    let kept: Vec<&str> = requested
-        .iter()
-        .filter(|s| {
-            OPENID_SCOPES.contains(s) || chosen.iter().any(|r| r.scopes.iter().any(|o| o == s))
-        })
-        .collect();
+    let owned_by_chosen = |s: &str| {
+        OPENID_SCOPES.contains(&s) || chosen.iter().any(|r| r.scopes.iter().any(|o| o == s))
+    };
+    if how == Requested::Explicitly
+        && let Some(stray) = requested.iter().find(|s| !owned_by_chosen(s))
+    {
+        // Both names are the server's configuration (the scope passed the registration check).
+        let owner = resources.iter().find(|r| r.scopes.iter().any(|o| o == stray));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            match owner {
+                Some(owner) => format!(
+                    "scope {stray} belongs to the resource {}, which this request did not ask for: add resource={} or leave the scope out",
+                    owner.identifier, owner.identifier
+                ),
+                None => "a requested scope belongs to none of the requested resources".to_owned(),
+            },
+        ));
+    }
+    let kept: Vec<&str> = requested.iter().filter(|s| owned_by_chosen(s)).collect();
     Ok(Target {
         scopes: Scopes::from_list(&kept),
         audience: chosen.into_iter().map(|r| r.identifier.clone()).collect(),
@@ -100,19 +125,42 @@ mod tests {
         Scopes::parse(value).unwrap()
     }
 
+    fn resolve_default(
+        requested: &Scopes,
+        resource_params: &[&str],
+        client_scopes: &[String],
+        resources: &[Resource],
+    ) -> Result<Target, OAuthError> {
+        resolve(requested, Requested::ByDefault, resource_params, client_scopes, resources)
+    }
+
+    #[test]
+    fn an_explicit_scope_outside_the_requested_resource_is_invalid_scope() {
+        let client = vec!["openid".to_owned(), "read:photos".to_owned(), "read:mail".to_owned()];
+        let asked = scopes("openid read:photos");
+        let error =
+            resolve(&asked, Requested::Explicitly, &["https://mail"], &client, &resources())
+                .unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidScope);
+        assert!(error.description.contains("belongs to the resource https://photos"), "{error}");
+        let ok = resolve(&asked, Requested::Explicitly, &["https://photos"], &client, &resources());
+        assert_eq!(ok.unwrap().scopes.to_param(), "openid read:photos");
+    }
+
     #[test]
     fn audience_follows_the_scopes_without_resource() {
         let client = vec!["openid".to_owned(), "read:photos".to_owned(), "read:mail".to_owned()];
-        let target = resolve(&scopes("openid read:photos"), &[], &client, &resources()).unwrap();
+        let target =
+            resolve_default(&scopes("openid read:photos"), &[], &client, &resources()).unwrap();
         assert_eq!(target.audience, ["https://photos"]);
-        let target = resolve(&scopes("openid"), &[], &client, &resources()).unwrap();
+        let target = resolve_default(&scopes("openid"), &[], &client, &resources()).unwrap();
         assert!(target.audience.is_empty());
     }
 
     #[test]
     fn resource_narrows_audience_and_scopes() {
         let client = vec!["openid".to_owned(), "read:photos".to_owned(), "read:mail".to_owned()];
-        let target = resolve(
+        let target = resolve_default(
             &scopes("openid read:photos read:mail"),
             &["https://mail"],
             &client,
@@ -127,10 +175,11 @@ mod tests {
     fn a_scope_nothing_defines_never_reaches_a_token() {
         // A registration stored before undefined scopes became a configuration error.
         let client = vec!["read:photos".to_owned(), "admin".to_owned()];
-        let target = resolve(&scopes("read:photos admin"), &[], &client, &resources()).unwrap();
+        let target =
+            resolve_default(&scopes("read:photos admin"), &[], &client, &resources()).unwrap();
         assert_eq!(target.scopes.to_param(), "read:photos");
         assert_eq!(target.audience, ["https://photos"]);
-        let target = resolve(&scopes("admin"), &[], &client, &resources()).unwrap();
+        let target = resolve_default(&scopes("admin"), &[], &client, &resources()).unwrap();
         assert!(target.scopes.is_empty() && target.audience.is_empty());
     }
 
@@ -138,7 +187,8 @@ mod tests {
     fn unknown_or_unusable_resources_are_invalid_target() {
         let client = vec!["read:photos".to_owned()];
         for bad in ["https://unknown", "https://mail", "not a uri", "https://photos#x"] {
-            let error = resolve(&scopes("read:photos"), &[bad], &client, &resources()).unwrap_err();
+            let error =
+                resolve_default(&scopes("read:photos"), &[bad], &client, &resources()).unwrap_err();
             assert_eq!(error.code, ErrorCode::InvalidTarget, "{bad}");
         }
     }

@@ -231,6 +231,10 @@ fn scopes_and_audience(
     client: &Client,
     resources: &[Resource],
 ) -> Result<Target, OAuthError> {
+    let how = match params.get("scope")? {
+        Some(_) => audience::Requested::Explicitly,
+        None => audience::Requested::ByDefault,
+    };
     let requested = match params.get("scope")? {
         // RFC 6749 §3.3: without a scope parameter, the client's registered scopes apply.
         None => Scopes::from_list(&client.scopes),
@@ -258,7 +262,7 @@ fn scopes_and_audience(
         ));
     }
     let resource_params: Vec<&str> = params.all("resource").collect();
-    audience::resolve(&requested, &resource_params, &client.scopes, resources)
+    audience::resolve(&requested, how, &resource_params, &client.scopes, resources)
 }
 
 /// RFC 7636 §4.3 and RFC 9700 §2.1.1: S256 only; required for public clients and, unless

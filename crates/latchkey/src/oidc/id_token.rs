@@ -34,6 +34,10 @@ pub struct IdTokenClaims {
     /// with this id_token as its hint ends that session, even without its cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The claims of the granted `profile` and `email` scopes (OIDC Core §5.4), unless the
+    /// client keeps them to userinfo.
+    #[serde(flatten)]
+    pub scope_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `at_hash`: base64url of the left half of the hash of the access token, with the hash of the

@@ -5,6 +5,7 @@ use latchkey_resource::AccessTokenClaims;
 use serde_json::{Map, Value};
 
 use crate::authority::{Authority, Failure};
+use crate::model::User;
 use crate::oauth::{ErrorCode, OAuthError};
 
 fn invalid_token(description: &str) -> Failure {
@@ -38,16 +39,26 @@ impl Authority {
             return Err(invalid_token("the user of this token no longer exists"));
         };
         let mut out = Map::new();
-        out.insert("sub".into(), user.id.into());
-        if claims.scopes().any(|s| s == "profile") {
-            out.insert("preferred_username".into(), user.username.into());
-            if let Some(name) = user.name {
-                out.insert("name".into(), name.into());
-            }
-        }
-        if let (true, Some(email)) = (claims.scopes().any(|s| s == "email"), user.email) {
-            out.insert("email".into(), email.into());
-        }
+        out.insert("sub".into(), user.id.clone().into());
+        out.extend(scope_claims(&user, |scope| claims.scopes().any(|s| s == scope)));
         Ok(Value::Object(out))
     }
+}
+
+/// The claims of the `profile` and `email` scopes (OIDC Core §5.4) that `granted` grants, for
+/// userinfo and id_tokens alike. Emails are set by the operator (config, CLI), who vouches for
+/// them: `email_verified` is true.
+pub fn scope_claims(user: &User, granted: impl Fn(&str) -> bool) -> Map<String, Value> {
+    let mut out = Map::new();
+    if granted("profile") {
+        out.insert("preferred_username".into(), user.username.clone().into());
+        if let Some(name) = &user.name {
+            out.insert("name".into(), name.clone().into());
+        }
+    }
+    if let (true, Some(email)) = (granted("email"), &user.email) {
+        out.insert("email".into(), email.clone().into());
+        out.insert("email_verified".into(), true.into());
+    }
+    out
 }

@@ -27,6 +27,8 @@ fn client(id: &str, source: ClientSource) -> ClientRecord {
             refresh_grace_period_secs: Some(10),
             remember_consent: None,
             legacy_assertion_audience: false,
+            id_token_on_refresh: true,
+            claims_in_id_token: true,
         },
         secret_hash: Some("sha256:abc".into()),
         source,

@@ -2,7 +2,7 @@
 //! behalf.
 
 use super::mint::{IdToken, Subject};
-use super::{scopes_within, unauthorized};
+use super::{requested_how, scopes_within, unauthorized};
 use crate::authority::{Authority, Failure};
 use crate::model::Client;
 use crate::oauth::params::Params;
@@ -41,8 +41,13 @@ impl Authority {
             .into());
         }
         let resources: Vec<&str> = params.all("resource").collect();
-        let target =
-            audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
+        let target = audience::resolve(
+            &scopes,
+            requested_how(params)?,
+            &resources,
+            &client.scopes,
+            &self.settings.resources,
+        )?;
         let subject = Subject {
             id: &client.client_id,
             audience: &target.audience,

@@ -12,6 +12,7 @@ use crate::model::{
 };
 use crate::oauth::scope::Scopes;
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
+use crate::oidc::userinfo::scope_claims;
 use crate::secret;
 
 /// What a grant produces before it is stored.
@@ -77,6 +78,15 @@ impl Authority {
         };
         let id_token = match (id_token, scopes.contains("openid"), subject.auth_time) {
             (IdToken::Issue { nonce }, true, Some(auth_time)) => {
+                let wants = |scope: &str| scopes.contains(scope);
+                let scope_claims =
+                    match (client.claims_in_id_token, wants("profile") || wants("email")) {
+                        (true, true) => match self.store.user_by_id(subject.id).await? {
+                            Some(user) => scope_claims(&user, wants),
+                            None => serde_json::Map::new(),
+                        },
+                        _ => serde_json::Map::new(),
+                    };
                 let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
                 let signer = snapshot
                     .signer((KeyPurpose::IdToken, alg))
@@ -92,6 +102,7 @@ impl Authority {
                     at_hash: Some(at_hash(alg, &access_token)),
                     azp: client.client_id.clone(),
                     sid: subject.session_id_hash.map(sid_of),
+                    scope_claims,
                 };
                 Some(sign_id_token(signer.clone(), claims).await?)
             }

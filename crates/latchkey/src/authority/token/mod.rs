@@ -72,6 +72,14 @@ fn still_registered(granted: &str, client: &Client) -> Result<Scopes, Failure> {
     Ok(Scopes::from_list(&kept))
 }
 
+/// Whether the token request named its scopes itself.
+fn requested_how(params: &Params) -> Result<audience::Requested, Failure> {
+    Ok(match params.get("scope")? {
+        Some(_) => audience::Requested::Explicitly,
+        None => audience::Requested::ByDefault,
+    })
+}
+
 fn crypto(error: impl std::fmt::Display) -> Failure {
     Failure::Internal(Internal::Crypto(error.to_string()))
 }
@@ -145,8 +153,13 @@ impl Authority {
         if resources.is_empty() {
             return Ok((scopes.clone(), Vec::new()));
         }
-        let target =
-            audience::resolve(scopes, &resources, &client.scopes, &self.settings.resources)?;
+        let target = audience::resolve(
+            scopes,
+            requested_how(params)?,
+            &resources,
+            &client.scopes,
+            &self.settings.resources,
+        )?;
         Ok((target.scopes, target.audience))
     }
 

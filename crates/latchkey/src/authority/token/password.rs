@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, new_grant, scopes_within, unauthorized};
+use super::{invalid_grant, new_grant, requested_how, scopes_within, unauthorized};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{Client, Grant, Issued};
 use crate::oauth::audience;
@@ -34,8 +34,13 @@ impl Authority {
             "is not registered for this client",
         )?;
         let resources: Vec<&str> = params.all("resource").collect();
-        let target =
-            audience::resolve(&scopes, &resources, &client.scopes, &self.settings.resources)?;
+        let target = audience::resolve(
+            &scopes,
+            requested_how(params)?,
+            &resources,
+            &client.scopes,
+            &self.settings.resources,
+        )?;
         let Some(user) = self.verify_user(username, password, from, now).await? else {
             return Err(invalid_grant("wrong username or password"));
         };

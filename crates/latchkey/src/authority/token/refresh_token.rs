@@ -39,9 +39,12 @@ impl Authority {
         let (token_scopes, token_audience) =
             self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
         let subject = Subject::user(&grant, &token_audience);
-        // OIDC Core §12.2: a refresh response may omit the id_token. The client has one for
-        // this sign-in already, and an RS256 signature would be most of the refresh's cost.
-        let minted = self.mint(client, &subject, &token_scopes, IdToken::Skip, now).await?;
+        // OIDC Core §12.2: a fresh id_token for the same sign-in (same iss, sub, aud and
+        // auth_time, no nonce), as most providers send and RPs expect; a client may switch it
+        // off (`id_token_on_refresh = false`), since an RS256 signature is most of a refresh.
+        let id_token =
+            if client.id_token_on_refresh { IdToken::Issue { nonce: None } } else { IdToken::Skip };
+        let minted = self.mint(client, &subject, &token_scopes, id_token, now).await?;
         let successor = secret::generate()?;
         let grace = client
             .refresh_grace_period_secs

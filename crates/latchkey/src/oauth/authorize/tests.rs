@@ -29,6 +29,8 @@ fn client(public: bool) -> Client {
         refresh_grace_period_secs: None,
         remember_consent: None,
         legacy_assertion_audience: false,
+        id_token_on_refresh: true,
+        claims_in_id_token: true,
     }
 }
 

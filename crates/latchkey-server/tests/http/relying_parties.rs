@@ -1,0 +1,269 @@
+//! What relying parties need beyond the core flows (issue 12): CORS on the public documents,
+//! the origin set, the logout redirect's query.
+
+use crate::code_flow::{browser, exchange_spa, location_params, server, spa_code};
+use crate::flood::metric;
+use crate::{TestDb, client};
+
+async fn discovery_and_the_jwks_are_readable_from_any_origin(db: TestDb) {
+    let server = server(&db, "").await;
+    let http = client();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/jwks.json",
+    ] {
+        let get = http
+            .get(server.url(path))
+            .header("origin", "https://any-spa.example.org")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 200, "{path}");
+        assert_eq!(get.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(get.headers().get("access-control-allow-credentials").is_none(), "{path}");
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, server.url(path))
+            .header("origin", "https://any-spa.example.org")
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "x-requested-with")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{path}");
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(
+            preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET")
+        );
+        assert!(preflight.headers().get("access-control-allow-credentials").is_none());
+    }
+}
+
+/// The origin check reads the registrations in the background, not per request, and sees a
+/// client added by the CLI within the client-cache interval.
+async fn the_cors_origin_check_does_not_read_the_clients_per_request(db: TestDb) {
+    let server = server(&db, "").await;
+    let http = client();
+    let reads = || async {
+        let text = http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        metric(&text, "latchkey_store_operation_duration_seconds_count{operation=\"clients\"}")
+    };
+    let before = reads().await;
+    for _ in 0..50 {
+        let response = http
+            .request(reqwest::Method::OPTIONS, server.url("/oauth/token"))
+            .header("origin", "https://spa.example.com")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["access-control-allow-origin"], "https://spa.example.com");
+    }
+    let after = reads().await;
+    assert!(after - before <= 3.0, "50 CORS requests read the clients {} times", after - before);
+
+    let cli = crate::process::ConfigFile::new(&format!("[database]\nurl = \"{}\"\n", db.url));
+    let added = crate::process::run(
+        &[
+            "clients",
+            "add",
+            "late-spa",
+            "--public",
+            "--redirect-uri",
+            "https://late.example.com/cb",
+        ],
+        &cli.path,
+        "",
+    );
+    assert!(added.status.success(), "{}", crate::process::stderr(&added));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = http
+            .request(reqwest::Method::OPTIONS, server.url("/oauth/token"))
+            .header("origin", "https://late.example.com")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        if response.headers().get("access-control-allow-origin").is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new client's origin never allowed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// RP-Initiated Logout: no stray `?` without state; a registered URI's query is kept.
+async fn the_logout_redirect_keeps_the_registered_query_and_adds_no_stray_question_mark(
+    db: TestDb,
+) {
+    let extra = r#"
+[[clients]]
+client_id = "query-app"
+redirect_uris = ["https://query.example.com/cb"]
+post_logout_redirect_uris = ["https://query.example.com/bye?from=idp", "https://query.example.com/bye"]
+grant_types = ["authorization_code"]
+scopes = ["openid"]
+"#;
+    let server = server(&db, extra).await;
+    let logout = |query: &str| {
+        let url = format!("{}?{query}", server.url("/logout"));
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+    };
+    let plain = logout(
+        "client_id=query-app&post_logout_redirect_uri=https%3A%2F%2Fquery.example.com%2Fbye",
+    )
+    .await
+    .unwrap();
+    assert_eq!(plain.headers()["location"], "https://query.example.com/bye");
+    let with_query = logout(
+        "client_id=query-app&post_logout_redirect_uri=https%3A%2F%2Fquery.example.com%2Fbye%3Ffrom%3Didp&state=s1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_query.headers()["location"], "https://query.example.com/bye?from=idp&state=s1");
+    let (base, _) = location_params(&with_query);
+    assert_eq!(base, "https://query.example.com/bye");
+}
+
+/// RFC 6750 §2.2: a form-encoded body token at /userinfo; never in the query, never twice.
+async fn userinfo_takes_a_body_token_and_refuses_one_in_the_query_or_twice(db: TestDb) {
+    let server = server(&db, "").await;
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser(), &server, &[]).await).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let http = client();
+    let body =
+        http.post(server.url("/userinfo")).form(&[("access_token", access)]).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    let claims: serde_json::Value = body.json().await.unwrap();
+    assert!(claims["sub"].is_string(), "{claims}");
+    let challenge = |response: &reqwest::Response| {
+        response.headers()["www-authenticate"].to_str().unwrap().to_owned()
+    };
+    let query = http
+        .get(format!("{}?access_token={access}", server.url("/userinfo")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 400);
+    let text = challenge(&query);
+    assert!(text.contains("invalid_request") && text.contains("Authorization: Bearer"), "{text}");
+    let twice = http
+        .post(server.url("/userinfo"))
+        .bearer_auth(access)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    assert!(challenge(&twice).contains("both in the Authorization header and in the body"));
+    // A body that is not a form is not read for a token.
+    let json = http
+        .post(server.url("/userinfo"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"access_token\":\"{access}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 401);
+}
+
+/// A scope the requested resource does not own is invalid_scope naming its owner, not a token
+/// with an empty scope.
+async fn a_scope_outside_the_requested_resource_is_invalid_scope(db: TestDb) {
+    let extra = r#"
+[[resources]]
+identifier = "https://mail.example.com"
+scopes = ["read:mail"]
+
+[[clients]]
+client_id = "worker"
+client_secret = "worker-secret-worker-secret-worker-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:photos", "read:mail"]
+"#;
+    let server = server(&db, extra).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "read:photos"),
+        ("resource", "https://mail.example.com"),
+    ];
+    let (status, body) = crate::code_flow::token(
+        &server,
+        &form,
+        Some(("worker", "worker-secret-worker-secret-worker-secret")),
+    )
+    .await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains("https://photos.example.com"), "{description}");
+    // Without a scope parameter the resource narrows the registered scopes, as before.
+    let form = [("grant_type", "client_credentials"), ("resource", "https://mail.example.com")];
+    let (status, body) = crate::code_flow::token(
+        &server,
+        &form,
+        Some(("worker", "worker-secret-worker-secret-worker-secret")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "read:mail");
+}
+
+/// `id_token_on_refresh = false` and `claims_in_id_token = false` switch the two off.
+async fn a_client_can_keep_claims_to_userinfo_and_refresh_without_an_id_token(db: TestDb) {
+    let extra = r#"
+[[clients]]
+client_id = "lean"
+redirect_uris = ["https://spa.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access", "read:photos"]
+id_token_on_refresh = false
+claims_in_id_token = false
+"#;
+    let server = server(&db, extra).await;
+    let browser = browser();
+    let url = crate::code_flow::authorize_url(&server, "lean", crate::code_flow::SPA_REDIRECT, &[]);
+    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+    let consent = crate::code_flow::sign_in(&browser, &server, &page, "alice-password").await;
+    let consent = consent.text().await.unwrap();
+    let (_, params) =
+        location_params(&crate::code_flow::decide(&browser, &server, &consent, "allow").await);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", crate::code_flow::SPA_REDIRECT),
+        ("client_id", "lean"),
+        ("code_verifier", crate::code_flow::VERIFIER),
+    ];
+    let (status, tokens) = crate::code_flow::token(&server, &form, None).await;
+    assert_eq!(status, 200, "{tokens}");
+    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let id: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(id.get("email").is_none() && id.get("name").is_none(), "{id}");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", "lean"),
+    ];
+    let (status, refreshed) = crate::code_flow::token(&server, &refresh, None).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert!(refreshed.get("id_token").is_none(), "{refreshed}");
+}
+
+crate::on_both_engines!(
+    a_client_can_keep_claims_to_userinfo_and_refresh_without_an_id_token,
+    a_scope_outside_the_requested_resource_is_invalid_scope,
+    userinfo_takes_a_body_token_and_refuses_one_in_the_query_or_twice,
+    discovery_and_the_jwks_are_readable_from_any_origin,
+    the_cors_origin_check_does_not_read_the_clients_per_request,
+    the_logout_redirect_keeps_the_registered_query_and_adds_no_stray_question_mark,
+);
