@@ -32,6 +32,7 @@ fn client(application_type: ApplicationType, redirect_uris: &[&str]) -> Client {
         legacy_assertion_audience: false,
         id_token_on_refresh: true,
         claims_in_id_token: true,
+            session_refresh_tokens: true,
     }
 }
 

@@ -60,6 +60,7 @@ pub(super) struct RawClient {
     legacy_assertion_audience: bool,
     id_token_on_refresh: Option<bool>,
     claims_in_id_token: Option<bool>,
+    session_refresh_tokens: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +243,7 @@ impl RawClient {
             legacy_assertion_audience: self.legacy_assertion_audience,
             id_token_on_refresh: self.id_token_on_refresh.unwrap_or(true),
             claims_in_id_token: self.claims_in_id_token.unwrap_or(true),
+            session_refresh_tokens: self.session_refresh_tokens.unwrap_or(true),
         };
         Ok(StaticClient { client, secret: self.client_secret })
     }

@@ -104,7 +104,8 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
         ("response_type", "code"),
         ("client_id", "spa"),
         ("redirect_uri", SPA),
-        ("scope", "openid profile offline_access read:photos"),
+        // Without offline_access: the refresh token ends with the session (OIDC Core §11).
+        ("scope", "openid profile read:photos"),
         ("state", "s"),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),

@@ -766,7 +766,9 @@ async fn userinfo_accepts_only_openid_access_tokens(db: TestDb) {
 async fn logout_ends_the_session_and_its_refresh_tokens(db: TestDb) {
     let server = server(&db, "").await;
     let browser = browser();
-    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    // Without offline_access, the refresh token is bound to the session (OIDC Core §11).
+    let online = [("scope", "openid profile email read:photos")];
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &online).await).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     let bad = format!(
         "{}?id_token_hint={id_token}&post_logout_redirect_uri=https://evil.example.com/",
@@ -811,7 +813,8 @@ async fn logout_ends_the_session_and_its_refresh_tokens(db: TestDb) {
 async fn logout_without_a_hint_asks_first(db: TestDb) {
     let server = server(&db, "").await;
     let browser = browser();
-    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &[]).await).await;
+    let online = [("scope", "openid profile email read:photos")];
+    let (_, tokens) = exchange_spa(&server, &spa_code(&browser, &server, &online).await).await;
     let page = browser.get(server.url("/logout")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Sign out?"), "{page}");
     let refresh = [

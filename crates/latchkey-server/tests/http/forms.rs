@@ -62,7 +62,17 @@ fn claims(jwt: &str) -> Value {
 
 /// The id_token of a full sign-in of `username` in `browser`, and its refresh token.
 async fn id_token_of(browser: &reqwest::Client, server: &TestServer, username: &str) -> Value {
-    let login = page(browser, authorize_url(server, "spa", SPA_REDIRECT, &[])).await;
+    id_token_with(browser, server, username, &[]).await
+}
+
+/// [`id_token_of`] with other authorization parameters.
+async fn id_token_with(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    username: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let login = page(browser, authorize_url(server, "spa", SPA_REDIRECT, extra)).await;
     let consent = sign_in_as(browser, server, &login, username).await.text().await.unwrap();
     let done = decide(browser, server, &consent, "allow").await;
     let (_, params) = location_params(&done);
@@ -240,7 +250,9 @@ async fn an_expired_hint_does_not_skip_the_logout_confirmation(db: TestDb) {
 async fn a_hint_without_the_cookie_ends_the_session_that_issued_it(db: TestDb) {
     let server = server(&db, EXTRA).await;
     let browser = browser();
-    let tokens = id_token_of(&browser, &server, "alice").await;
+    // Without offline_access, so the refresh token belongs to the session (OIDC Core §11).
+    let online = [("scope", "openid profile email read:photos")];
+    let tokens = id_token_with(&browser, &server, "alice", &online).await;
     let id_token = tokens["id_token"].as_str().unwrap();
     assert!(claims(id_token)["sid"].as_str().is_some_and(|sid| sid.len() >= 16), "sid claim");
     // The RP's cross-site POST: the browser withholds its SameSite=Lax cookies.

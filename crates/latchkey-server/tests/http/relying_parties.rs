@@ -259,7 +259,137 @@ claims_in_id_token = false
     assert!(refreshed.get("id_token").is_none(), "{refreshed}");
 }
 
+async fn spa_refresh(
+    server: &crate::TestServer,
+    token: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "spa")];
+    crate::code_flow::token(server, &form, None).await
+}
+
+/// OIDC Core §11: a refresh token without offline_access ends with its session (logout or
+/// expiry); one with offline_access lives on. Introspection says which; a client can refuse
+/// session-bound ones.
+async fn offline_access_decides_whether_a_refresh_token_outlives_the_session(db: TestDb) {
+    let extra = r#"
+[tokens]
+session_ttl = "2s"
+
+[[clients]]
+client_id = "offline-only"
+redirect_uris = ["https://spa.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "offline_access"]
+session_refresh_tokens = false
+"#;
+    let server = server(&db, extra).await;
+    let online = [("scope", "openid profile")];
+
+    // Logout: the session-bound token dies, the offline one lives.
+    let browser = browser();
+    let (_, bound) = exchange_spa(&server, &spa_code(&browser, &server, &online).await).await;
+    // The same browser session asks again with offline_access: the consent page, then a code.
+    let url = crate::code_flow::authorize_url(&server, "spa", crate::code_flow::SPA_REDIRECT, &[]);
+    let consent = browser.get(url).send().await.unwrap().text().await.unwrap();
+    assert!(consent.contains("name=\"decision\""), "offline_access needs consent");
+    let (_, params) =
+        location_params(&crate::code_flow::decide(&browser, &server, &consent, "allow").await);
+    let (_, offline) = exchange_spa(&server, &params["code"]).await;
+    assert!(offline["scope"].as_str().unwrap().contains("offline_access"));
+    let id_token = bound["id_token"].as_str().unwrap();
+    let logout = format!("{}?id_token_hint={id_token}", server.url("/logout"));
+    assert_eq!(browser.get(logout).send().await.unwrap().status(), 200, "signed out");
+    let (_, body) = spa_refresh(&server, bound["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(body["error"], "invalid_grant", "session-bound: {body}");
+    assert!(body["error_description"].as_str().unwrap().contains("offline_access"));
+    let (status, offline) = spa_refresh(&server, offline["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "offline_access outlives logout: {offline}");
+
+    // Session expiry: the same.
+    let later = crate::code_flow::browser();
+    let (_, bound) = exchange_spa(&server, &spa_code(&later, &server, &online).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let (_, body) = spa_refresh(&server, bound["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(body["error"], "invalid_grant", "the session expired: {body}");
+    let (status, body) = spa_refresh(&server, offline["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The client that refuses session-bound refresh tokens gets none without offline_access.
+    let strict = crate::code_flow::browser();
+    let url = crate::code_flow::authorize_url(
+        &server,
+        "offline-only",
+        crate::code_flow::SPA_REDIRECT,
+        &[("scope", "openid")],
+    );
+    let page = strict.get(url).send().await.unwrap().text().await.unwrap();
+    let consent = crate::code_flow::sign_in(&strict, &server, &page, "alice-password").await;
+    let consent = consent.text().await.unwrap();
+    let (_, params) =
+        location_params(&crate::code_flow::decide(&strict, &server, &consent, "allow").await);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", crate::code_flow::SPA_REDIRECT),
+        ("client_id", "offline-only"),
+        ("code_verifier", crate::code_flow::VERIFIER),
+    ];
+    let (status, tokens) = crate::code_flow::token(&server, &form, None).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+}
+
+/// Introspection says whether a refresh token is bound to its session.
+async fn introspection_says_whether_a_refresh_token_is_session_bound(db: TestDb) {
+    let extra = r#"
+[[clients]]
+client_id = "conf"
+client_secret = "conf-secret-conf-secret-conf-secret-1"
+redirect_uris = ["https://conf.example.com/cb"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "offline_access"]
+require_consent = false
+"#;
+    let server = server(&db, extra).await;
+    let browser = browser();
+    for (scope, bound) in [("openid", true), ("openid offline_access", false)] {
+        let url = crate::code_flow::authorize_url(
+            &server,
+            "conf",
+            "https://conf.example.com/cb",
+            &[("scope", scope), ("prompt", "login")],
+        );
+        let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+        let done = crate::code_flow::sign_in(&browser, &server, &page, "alice-password").await;
+        let (_, params) = location_params(&done);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", params["code"].as_str()),
+            ("redirect_uri", "https://conf.example.com/cb"),
+            ("code_verifier", crate::code_flow::VERIFIER),
+        ];
+        let secret = "conf-secret-conf-secret-conf-secret-1";
+        let (status, tokens) =
+            crate::code_flow::token(&server, &form, Some(("conf", secret))).await;
+        assert_eq!(status, 200, "{tokens}");
+        let seen: serde_json::Value = client()
+            .post(server.url("/oauth/introspect"))
+            .basic_auth("conf", Some(secret))
+            .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(seen["active"], true, "{seen}");
+        assert_eq!(seen["session_bound"], bound, "{scope}: {seen}");
+    }
+}
+
 crate::on_both_engines!(
+    offline_access_decides_whether_a_refresh_token_outlives_the_session,
+    introspection_says_whether_a_refresh_token_is_session_bound,
     a_client_can_keep_claims_to_userinfo_and_refresh_without_an_id_token,
     a_scope_outside_the_requested_resource_is_invalid_scope,
     userinfo_takes_a_body_token_and_refuses_one_in_the_query_or_twice,

@@ -241,6 +241,19 @@ impl Authority {
         Ok(code)
     }
 
+    /// Whether a grant may still be used: an offline grant always, a session-bound one while
+    /// its browser session lives (OIDC Core §11).
+    pub async fn grant_session_live(
+        &self,
+        grant: &model::Grant,
+        now: i64,
+    ) -> Result<bool, Failure> {
+        match (&grant.session_id_hash, grant.is_session_bound()) {
+            (Some(id_hash), true) => Ok(self.store.session(id_hash, now).await?.is_some()),
+            _ => Ok(true),
+        }
+    }
+
     /// A registered client, possibly read up to [`crate::client_cache::CLIENT_CACHE_TTL`] ago.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, Failure> {
         Ok(self.clients.get(self.store.as_ref(), client_id).await?)

@@ -129,6 +129,15 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
+impl Grant {
+    /// Whether the grant ends with the browser session that made it: it came from a sign-in
+    /// and does not carry `offline_access` (OIDC Core §11). Such a grant's refresh token stops
+    /// working at logout or when the session expires; an offline one lives its own lifetime.
+    pub fn is_session_bound(&self) -> bool {
+        self.session_id_hash.is_some() && !self.scopes.split(' ').any(|s| s == "offline_access")
+    }
+}
+
 /// A refresh token of a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {

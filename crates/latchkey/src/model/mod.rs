@@ -205,6 +205,10 @@ pub struct Client {
     /// to userinfo (OIDC Core §5.4 allows both).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub claims_in_id_token: bool,
+    /// Whether a sign-in without `offline_access` gets a session-bound refresh token (default
+    /// true); with false, only `offline_access` grants get one.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub session_refresh_tokens: bool,
 }
 
 fn yes() -> bool {

@@ -84,6 +84,10 @@ pub struct Introspection {
     /// The token's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// For a refresh token: whether it ends with the browser session that issued it (granted
+    /// without `offline_access`, OIDC Core §11) or lives on after logout (`false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_bound: Option<bool>,
 }
 
 impl Introspection {
@@ -251,12 +255,14 @@ impl Authority {
         let live = refresh.rotated_at.is_none()
             && grant.revoked_at.is_none()
             && refresh.expires_at > now
-            && grant.expires_at > now;
+            && grant.expires_at > now
+            && self.grant_session_live(&grant, now).await?;
         // Only the client a refresh token belongs to may learn about it.
         if !live || grant.client_id != caller.client_id {
             return Ok(Some(Introspection::inactive()));
         }
         let username = self.store.user_by_id(&grant.user_id).await?.map(|u| u.username);
+        let session_bound = grant.is_session_bound();
         Ok(Some(Introspection {
             active: true,
             scope: Some(grant.scopes),
@@ -269,6 +275,7 @@ impl Authority {
             aud: None,
             iss: Some(self.settings.issuer.clone()),
             jti: None,
+            session_bound: Some(session_bound),
         }))
     }
 }
@@ -314,5 +321,6 @@ fn access_introspection(live: LiveAccess) -> Introspection {
         aud: Some(claims.aud),
         iss: Some(claims.iss),
         jti: Some(claims.jti),
+        session_bound: None,
     }
 }

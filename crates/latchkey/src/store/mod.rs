@@ -144,7 +144,8 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> Result<Option<(Session, Option<String>)>>;
-    /// Ends a session and revokes every grant issued through it.
+    /// Ends a session and revokes every session-bound grant issued through it (those without
+    /// `offline_access`; offline grants live on).
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
 
     /// The scopes (space-separated) a user consented to for a client.

@@ -29,6 +29,7 @@ fn client(id: &str, source: ClientSource) -> ClientRecord {
             legacy_assertion_audience: false,
             id_token_on_refresh: true,
             claims_in_id_token: true,
+            session_refresh_tokens: true,
         },
         secret_hash: Some("sha256:abc".into()),
         source,

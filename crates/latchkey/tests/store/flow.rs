@@ -111,14 +111,19 @@ async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
     assert_eq!(store.session("s1", NOW + 3600).await.unwrap(), None, "expired");
     assert_eq!(store.session("other", NOW).await.unwrap(), None);
 
-    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+    // A session-bound grant (no offline_access) and an offline one from the same session.
+    let mut bound = issue("g1", "r1", "j1", None);
+    bound.grant.scopes = "openid profile".into();
+    assert_eq!(store.issue(&bound).await.unwrap(), Issued::Done);
+    assert_eq!(store.issue(&issue("g2", "r9", "j9", None)).await.unwrap(), Issued::Done);
     assert!(live(store, "j1", NOW).await);
     store.end_session("s1", NOW + 1).await.unwrap();
     assert_eq!(store.session("s1", NOW + 1).await.unwrap(), None);
-    assert!(!live(store, "j1", NOW + 1).await, "logout revokes the grant");
+    assert!(!live(store, "j1", NOW + 1).await, "logout revokes the session-bound grant");
     let rotated =
         store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
     assert_eq!(rotated, Rotation::Invalid);
+    assert!(live(store, "j9", NOW + 1).await, "an offline_access grant outlives the session");
 }
 
 async fn consent_is_remembered_per_user_and_client(db: TestDb) {

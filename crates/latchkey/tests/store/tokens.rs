@@ -70,6 +70,7 @@ async fn a_users_jwt_lives_with_its_grant_unless_revoked_itself(db: TestDb) {
     let store = &db.store;
     let mut first = issue("g1", "r1", "j1", None);
     first.access = None; // a JWT: nothing recorded at issuance
+    first.grant.scopes = "openid".into(); // session-bound: logout revokes it
     assert_eq!(store.issue(&first).await.unwrap(), Issued::Done);
     assert_eq!(store.jwt_status("j1", "g1", NOW).await.unwrap(), (false, None));
     assert!(store.jwt_status("j1", "unknown-grant", NOW).await.unwrap().0, "no such grant");

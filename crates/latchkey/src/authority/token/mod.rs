@@ -190,8 +190,9 @@ fn new_grant(
     code_hash: Option<String>,
     now: i64,
 ) -> Result<(Issue, Option<String>), Failure> {
-    let refresh_token =
-        if client.allows_grant(GrantType::RefreshToken) { Some(secret::generate()?) } else { None };
+    let wanted = client.allows_grant(GrantType::RefreshToken)
+        && (client.session_refresh_tokens || !grant.is_session_bound());
+    let refresh_token = if wanted { Some(secret::generate()?) } else { None };
     let refresh = refresh_token.as_ref().map(|token| RefreshToken {
         token_hash: secret::hash(token),
         grant_id: grant.id.clone(),

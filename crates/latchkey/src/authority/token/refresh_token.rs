@@ -30,6 +30,11 @@ impl Authority {
         if grant.client_id != client.client_id {
             return Err(invalid_grant("the refresh token was issued to another client"));
         }
+        if !self.grant_session_live(&grant, now).await? {
+            return Err(invalid_grant(
+                "the sign-in this refresh token belongs to has ended (logout or session expiry): sign in again, or ask for offline_access to stay signed in",
+            ));
+        }
         let granted = still_registered(&grant.scopes, client)?;
         let scopes = scopes_within(
             params,

@@ -31,6 +31,7 @@ fn client(public: bool) -> Client {
         legacy_assertion_audience: false,
         id_token_on_refresh: true,
         claims_in_id_token: true,
+        session_refresh_tokens: true,
     }
 }
 

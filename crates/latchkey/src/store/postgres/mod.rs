@@ -747,8 +747,10 @@ impl Store for PgStore {
 
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Offline grants (OIDC Core §11) outlive the session.
         sqlx::query(
-            "UPDATE grants SET revoked_at = $1 WHERE session_id_hash = $2 AND revoked_at IS NULL",
+            "UPDATE grants SET revoked_at = $1 WHERE session_id_hash = $2 AND revoked_at IS NULL
+             AND (' ' || scopes || ' ') NOT LIKE '% offline_access %'",
         )
         .bind(now)
         .bind(id_hash)

@@ -885,7 +885,9 @@ impl Store for SqliteStore {
         let id_hash = id_hash.to_owned();
         self.write(move |c| {
             c.execute(
-                "UPDATE grants SET revoked_at = ?1 WHERE session_id_hash = ?2 AND revoked_at IS NULL",
+                // Offline grants (OIDC Core §11) outlive the session.
+                "UPDATE grants SET revoked_at = ?1 WHERE session_id_hash = ?2 AND revoked_at IS NULL
+                 AND (' ' || scopes || ' ') NOT LIKE '% offline_access %'",
                 params![now, id_hash],
             )
             .map_err(backend)?;
