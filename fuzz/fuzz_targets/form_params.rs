@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         identifier: "https://api.example.com".into(),
         scopes: vec!["read".into()],
         client_id: None,
+        descriptions: Default::default(),
     }];
     let clients = [
         client(ApplicationType::Web, &["https://app.example.com/cb"]),

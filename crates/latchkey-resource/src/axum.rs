@@ -67,7 +67,19 @@ where
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let mut response = status.into_response();
+        // The header is the standard answer (RFC 6750 §3); the same in a JSON body is what
+        // people read in a browser or a log.
+        let mut response = match self.error_code() {
+            Some(code) => (
+                status,
+                axum::Json(serde_json::json!({
+                    "error": code,
+                    "error_description": self.description(),
+                })),
+            )
+                .into_response(),
+            None => status.into_response(),
+        };
         // 503 is the issuer's trouble, not a challenge to the caller.
         if status != StatusCode::SERVICE_UNAVAILABLE
             && let Ok(value) = HeaderValue::from_str(&self.challenge(REALM))

@@ -52,6 +52,14 @@ impl Audience {
             Audience::Many(auds) => auds.iter().any(|aud| aud == identifier),
         }
     }
+
+    /// The audiences, as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Audience::One(aud) => vec![aud.clone()],
+            Audience::Many(auds) => auds.clone(),
+        }
+    }
 }
 
 impl AccessTokenClaims {

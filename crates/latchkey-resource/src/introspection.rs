@@ -111,9 +111,13 @@ impl Introspector {
         if answer.iss.as_deref().is_some_and(|iss| iss != self.config.issuer) {
             return Err(Rejection::WrongIssuer);
         }
-        let aud = answer.aud.ok_or(Rejection::WrongAudience)?;
+        let wrong = |found: Vec<String>| {
+            tracing::debug!(expected = %self.config.audience, found = ?found, "access token for another audience");
+            Rejection::WrongAudience { expected: self.config.audience.clone(), found }
+        };
+        let Some(aud) = answer.aud else { return Err(wrong(Vec::new())) };
         if !aud.contains(&self.config.audience) {
-            return Err(Rejection::WrongAudience);
+            return Err(wrong(aud.to_vec()));
         }
         Ok(AccessToken {
             claims: AccessTokenClaims {

@@ -25,8 +25,14 @@ pub enum Rejection {
     NotAnAccessToken,
     /// `iss` is not the configured issuer.
     WrongIssuer,
-    /// `aud` does not contain this API.
-    WrongAudience,
+    /// `aud` does not contain this API: which audience was expected and which the token has
+    /// (the token's own claim, signed by the issuer), so the description says what to fix.
+    WrongAudience {
+        /// This API's identifier.
+        expected: String,
+        /// The token's `aud` values.
+        found: Vec<String>,
+    },
     /// Past `exp`.
     Expired,
     /// Before `nbf`, or `iat` in the future.
@@ -82,7 +88,10 @@ impl Rejection {
                 "not an access token (typ must be at+jwt); an id_token is not accepted".into()
             }
             Rejection::WrongIssuer => "the access token comes from another issuer".into(),
-            Rejection::WrongAudience => "the access token is not meant for this API".into(),
+            Rejection::WrongAudience { expected, found } => format!(
+                "the access token is for {} but this API is {expected}: request it with resource={expected}",
+                if found.is_empty() { "no audience".to_owned() } else { found.join(", ") }
+            ),
             Rejection::Expired => "the access token has expired".into(),
             Rejection::NotYetValid => "the access token is not valid yet".into(),
             Rejection::Inactive => "the access token is revoked or unknown".into(),

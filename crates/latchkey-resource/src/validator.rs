@@ -193,7 +193,7 @@ impl Validator {
                 ErrorKind::ExpiredSignature => Rejection::Expired,
                 ErrorKind::ImmatureSignature => Rejection::NotYetValid,
                 ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
-                ErrorKind::InvalidAudience => Rejection::WrongAudience,
+                ErrorKind::InvalidAudience => self.wrong_audience(token),
                 ErrorKind::InvalidSignature => Rejection::BadSignature,
                 ErrorKind::InvalidAlgorithm => Rejection::AlgorithmNotAllowed,
                 _ => Rejection::Malformed,
@@ -204,6 +204,16 @@ impl Validator {
             return Err(Rejection::NotYetValid);
         }
         Ok(AccessToken { claims })
+    }
+
+    /// The rejection of a token whose signature verified but whose `aud` is another API's.
+    fn wrong_audience(&self, token: &str) -> Rejection {
+        // The signature has verified (jsonwebtoken checks claims only after it).
+        let found = jsonwebtoken::dangerous::insecure_decode_claims::<AccessTokenClaims>(token)
+            .map(|claims| claims.aud.to_vec())
+            .unwrap_or_default();
+        tracing::debug!(expected = %self.config.audience, found = ?found, "access token for another audience");
+        Rejection::WrongAudience { expected: self.config.audience.clone(), found }
     }
 
     /// Validates `token` and requires `scope`.

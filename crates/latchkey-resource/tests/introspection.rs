@@ -96,7 +96,15 @@ async fn inactive_foreign_and_unreachable_are_refused() {
     assert_eq!(checker.validate("revoked").await.err(), Some(Rejection::Inactive));
     assert_eq!(checker.validate("revoked").await.err(), Some(Rejection::Inactive));
     assert_eq!(calls.load(Ordering::SeqCst), 2, "inactive answers are not cached");
-    assert_eq!(checker.validate("other-api").await.err(), Some(Rejection::WrongAudience));
+    let wrong = checker.validate("other-api").await.err().unwrap();
+    assert_eq!(
+        wrong,
+        Rejection::WrongAudience {
+            expected: AUDIENCE.into(),
+            found: vec!["https://mail.example.com".into()]
+        }
+    );
+    assert!(wrong.description().contains("the access token is for https://mail.example.com"));
     assert_eq!(checker.validate("other-issuer").await.err(), Some(Rejection::WrongIssuer));
     assert_eq!(checker.validate("stale").await.err(), Some(Rejection::Expired));
     let down = introspector("http://127.0.0.1:9/introspect", Duration::from_secs(60));

@@ -131,7 +131,10 @@ async fn each_broken_rule_has_its_own_rejection() {
         (
             "wrong aud",
             with(&|c| c["aud"] = json!("https://mail.example.com")),
-            Rejection::WrongAudience,
+            Rejection::WrongAudience {
+                expected: AUDIENCE.into(),
+                found: vec!["https://mail.example.com".into()],
+            },
         ),
         ("id_token typ", sign(&key, "k1", "JWT", &claims(&issuer)), Rejection::NotAnAccessToken),
         ("unknown kid", sign(&key, "k9", "at+jwt", &claims(&issuer)), Rejection::UnknownKey),

@@ -80,6 +80,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         client_keys: ClientKeys::new(&config.issuer),
         verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
         forms,
+        clock_drift_millis: std::sync::atomic::AtomicI64::new(0),
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();
@@ -93,6 +94,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
     ));
     tokio::spawn(refresh_keys(keys.clone(), config.keys.refresh_interval));
     tokio::spawn(purge_expired(store.clone()));
+    tokio::spawn(watch_clock(authority.clone()));
     tokio::spawn(refresh_origins(origins.clone(), store.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded, origins })
 }
@@ -265,6 +267,42 @@ async fn purge_expired(store: Arc<dyn Store>) {
             Err(error) => tracing::warn!(%error, "purging expired records failed; will retry"),
         }
     }
+}
+
+/// How often a node compares its clock with the database's.
+const CLOCK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Measures this node's clock against the database's at start and every
+/// [`CLOCK_CHECK_INTERVAL`]: exported as `latchkey_clock_drift_seconds`, and a warning when it
+/// is beyond 2 s (codes, sessions and tokens written by one node are checked by others).
+async fn watch_clock(authority: Arc<Authority>) {
+    use latchkey::authority::MAX_CLOCK_DRIFT_MILLIS;
+    let mut interval = tokio::time::interval(CLOCK_CHECK_INTERVAL);
+    loop {
+        interval.tick().await;
+        let before = unix_millis();
+        let database = match authority.store.clock_millis().await {
+            Ok(millis) => millis,
+            Err(error) => {
+                tracing::warn!(%error, "reading the database's clock failed");
+                continue;
+            }
+        };
+        // The database read its clock somewhere during the round trip: compare with its middle.
+        let drift = (before + unix_millis()) / 2 - database;
+        authority.clock_drift_millis.store(drift, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("latchkey_clock_drift_seconds").set(drift as f64 / 1000.0);
+        if drift.abs() > MAX_CLOCK_DRIFT_MILLIS {
+            tracing::warn!(
+                drift_seconds = drift as f64 / 1000.0,
+                "this node's clock differs from the database's by more than 2 s: codes and tokens may expire early or late on some nodes; check NTP"
+            );
+        }
+    }
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Rebuilds the CORS origin set from the registrations, at once and then every

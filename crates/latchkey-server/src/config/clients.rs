@@ -179,6 +179,28 @@ impl RawClient {
                 ));
             }
         }
+        let issues_refresh = [GrantType::AuthorizationCode, GrantType::Password]
+            .iter()
+            .any(|grant| grant_types.contains(grant));
+        if grant_types.contains(&GrantType::RefreshToken) && !issues_refresh {
+            return Err(at(
+                "grant_types",
+                "refresh_token needs a grant that issues refresh tokens (authorization_code or password); client_credentials gets none (RFC 6749 §4.4.3)".into(),
+            ));
+        }
+        if !grant_types.contains(&GrantType::AuthorizationCode) {
+            for (field, uris) in [
+                ("redirect_uris", &self.redirect_uris),
+                ("post_logout_redirect_uris", &self.post_logout_redirect_uris),
+            ] {
+                if !uris.is_empty() {
+                    return Err(at(
+                        field,
+                        "are used only by the authorization_code grant, which this client does not have: remove them or add the grant".into(),
+                    ));
+                }
+            }
+        }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
             return Err(at(
                 "redirect_uris",

@@ -342,6 +342,26 @@ fn issuer(value: &str) -> Result<String, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError::at("issuer", "must not have a query or fragment (RFC 8414 §2)"));
     }
+    // The issuer is compared character for character (OIDC Discovery §4.3) and the discovery
+    // URLs are built by appending to it: a trailing slash gives `//.well-known`, and these
+    // paths could not be routed.
+    if value.ends_with('/') {
+        return Err(ConfigError::at(
+            "issuer",
+            format!(
+                "{value:?} ends with a slash: write it without one ({:?}); clients compare it character for character",
+                value.trim_end_matches('/')
+            ),
+        ));
+    }
+    if url.path().contains("//") || url.path().contains("/.well-known") {
+        return Err(ConfigError::at(
+            "issuer",
+            format!(
+                "{value:?} has a path the discovery URLs cannot be built on: use the bare origin or a plain path such as /auth"
+            ),
+        ));
+    }
     match (url.scheme(), url.host()) {
         ("https", Some(_)) => {}
         ("http", Some(host)) if is_loopback(&host) => {}

@@ -216,9 +216,18 @@ impl RawHttp {
 struct RawResource {
     identifier: String,
     #[serde(default)]
-    scopes: Vec<String>,
+    scopes: Vec<RawScope>,
     /// The client the API authenticates as, e.g. to introspect the tokens meant for it.
     client_id: Option<String>,
+}
+
+/// A resource's scope: its name, or `{ name, description }` (the description is shown on the
+/// consent page beside the name).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawScope {
+    Name(String),
+    Described { name: String, description: String },
 }
 
 fn optional_duration(
@@ -398,9 +407,24 @@ fn validate_resources(raw: Vec<RawResource>) -> Result<Vec<Resource>, ConfigErro
         if !identifiers.insert(resource.identifier.clone()) {
             return Err(ConfigError::at(format!("{key}.identifier"), "is listed twice"));
         }
-        for (scope_index, scope) in resource.scopes.iter().enumerate() {
+        let mut scopes = Vec::with_capacity(resource.scopes.len());
+        let mut descriptions = std::collections::BTreeMap::new();
+        for (scope_index, raw_scope) in resource.scopes.into_iter().enumerate() {
             let scope_key = format!("{key}.scopes[{scope_index}]");
-            super::clients::check_scope_token(&scope_key, scope)?;
+            let scope = match raw_scope {
+                RawScope::Name(name) => name,
+                RawScope::Described { name, description } => {
+                    if description.trim().is_empty() || description.chars().any(char::is_control) {
+                        return Err(ConfigError::at(
+                            format!("{scope_key}.description"),
+                            "must be non-empty printable text",
+                        ));
+                    }
+                    descriptions.insert(name.clone(), description);
+                    name
+                }
+            };
+            super::clients::check_scope_token(&scope_key, &scope)?;
             if !owners.insert(scope.clone()) {
                 return Err(ConfigError::at(
                     scope_key,
@@ -409,11 +433,13 @@ fn validate_resources(raw: Vec<RawResource>) -> Result<Vec<Resource>, ConfigErro
                     ),
                 ));
             }
+            scopes.push(scope);
         }
         resources.push(Resource {
             identifier: resource.identifier,
-            scopes: resource.scopes,
+            scopes,
             client_id: resource.client_id,
+            descriptions,
         });
     }
     Ok(resources)

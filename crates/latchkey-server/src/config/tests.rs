@@ -67,6 +67,22 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
             "config: clients[0].jwks_uri: \"http://127.0.0.1:9/jwks.json\": jwks_uri must use https: http is allowed only on loopback with a loopback issuer",
         ),
         (
+            "[[clients]]\nclient_id = \"app\"\nclient_secret = \"s\"\ngrant_types = [\"client_credentials\", \"refresh_token\"]",
+            "config: clients[0].grant_types: refresh_token needs a grant that issues refresh tokens (authorization_code or password); client_credentials gets none (RFC 6749 §4.4.3)",
+        ),
+        (
+            "[[clients]]\nclient_id = \"app\"\nclient_secret = \"s\"\ngrant_types = [\"client_credentials\"]\nredirect_uris = [\"https://a.example.com/cb\"]",
+            "config: clients[0].redirect_uris: are used only by the authorization_code grant, which this client does not have: remove them or add the grant",
+        ),
+        (
+            "issuer = \"https://auth.example.com/\"",
+            "config: issuer: \"https://auth.example.com/\" ends with a slash: write it without one (\"https://auth.example.com\"); clients compare it character for character",
+        ),
+        (
+            "issuer = \"https://auth.example.com/a//b\"",
+            "config: issuer: \"https://auth.example.com/a//b\" has a path the discovery URLs cannot be built on: use the bare origin or a plain path such as /auth",
+        ),
+        (
             "[database]\nurl = \"mysql://localhost/db\"",
             "config: database.url: must be sqlite://PATH (one node) or postgres://USER@HOST/DB (several nodes)",
         ),

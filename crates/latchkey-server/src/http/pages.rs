@@ -107,16 +107,21 @@ pub(crate) fn redirect_target(redirect_uri: &str) -> String {
     }
 }
 
-/// Plain-words description of a scope for the consent page.
+/// Plain-words description of a scope for the consent page, with the scope's name: the
+/// resource's own description when its config gives one.
 pub(crate) fn describe_scope(scope: &str, resources: &[latchkey::model::Resource]) -> String {
-    match scope {
+    let words = match scope {
         "openid" => "Sign you in with your account".into(),
         "profile" => "See your name and username".into(),
         "email" => "See your email address".into(),
         "offline_access" => "Keep access while you are not using it (stay signed in)".into(),
         other => match resources.iter().find(|r| r.scopes.iter().any(|s| s == other)) {
-            Some(resource) => format!("Use \"{other}\" on {}", resource.identifier),
-            None => format!("Use \"{other}\""),
+            Some(resource) => match resource.descriptions.get(other) {
+                Some(description) => format!("{description}, on {}", resource.identifier),
+                None => format!("Use {other} on {}", resource.identifier),
+            },
+            None => format!("Use {other}"),
         },
-    }
+    };
+    format!("{words} ({scope})")
 }

@@ -41,6 +41,16 @@ client_id = "photo-api"
 client_secret = "photo-api-secret"
 grant_types = ["client_credentials"]
 scopes = ["read:photos"]
+
+[[resources]]
+identifier = "https://mail.example.com"
+scopes = ["read:mail"]
+
+[[clients]]
+client_id = "mailer"
+client_secret = "mailer-secret"
+grant_types = ["client_credentials"]
+scopes = ["read:mail"]
 "#;
 
 async fn latchkey(db: &TestDb, extra: &str) -> TestServer {
@@ -123,9 +133,21 @@ async fn the_photo_api_serves_only_valid_tokens_with_the_right_scope(db: TestDb)
     let (status, _, body) = call(post.clone(), &photos, Some(&writer)).await;
     assert_eq!((status, body["owner"].as_str()), (201, Some("writer")), "{body}");
 
-    let (status, challenge, _) = call(get.clone(), &photos, Some("not.a.token")).await;
+    let (status, challenge, body) = call(get.clone(), &photos, Some("not.a.token")).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(body["error"], "invalid_token", "the same answer in a JSON body: {body}");
+
+    // A token for another API says which audience it has and which this API wants.
+    let mail = token(&server, "mailer", "mailer-secret").await;
+    let (status, challenge, body) = call(get.clone(), &photos, Some(&mail)).await;
+    assert_eq!(status, 401);
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("https://mail.example.com") && description.contains(API),
+        "{description}"
+    );
+    assert!(challenge.contains("resource=https://photos.example.com"), "{challenge}");
 
     // A token in the query is refused with where to put it (OAuth 2.1 §5.1.1).
     let in_query = format!("{photos}?access_token={reader}");

@@ -387,7 +387,46 @@ require_consent = false
     }
 }
 
+/// `[[resources]]` scopes may carry a description; the consent page shows it with the name,
+/// the client's name and where the answer goes.
+async fn the_consent_page_shows_scope_descriptions_names_and_the_redirect_host(db: TestDb) {
+    let extra = r#"
+[[resources]]
+identifier = "https://albums.example.com"
+scopes = [{ name = "read:albums", description = "See your photo albums" }, "write:albums"]
+
+[[clients]]
+client_id = "albums-app"
+client_name = "Albums"
+redirect_uris = ["https://albums-app.example.com/cb"]
+grant_types = ["authorization_code"]
+scopes = ["openid", "read:albums", "write:albums"]
+"#;
+    let server = server(&db, extra).await;
+    let browser = browser();
+    let url = crate::code_flow::authorize_url(
+        &server,
+        "albums-app",
+        "https://albums-app.example.com/cb",
+        &[("scope", "openid read:albums write:albums")],
+    );
+    let page = browser.get(url).send().await.unwrap().text().await.unwrap();
+    let consent = crate::code_flow::sign_in(&browser, &server, &page, "alice-password").await;
+    let consent = consent.text().await.unwrap();
+    for expected in [
+        "See your photo albums, on https://albums.example.com (read:albums)",
+        "Use write:albums on https://albums.example.com (write:albums)",
+        "Sign you in with your account (openid)",
+        "Albums wants to access your account",
+        "albums-app.example.com:443",
+    ] {
+        assert!(consent.contains(expected), "missing {expected:?} in:\n{consent}");
+    }
+}
+
 crate::on_both_engines!(
+    the_consent_page_shows_scope_descriptions_names_and_the_redirect_host,
+    clock_drift_is_exported_and_named_in_an_expired_code_error,
     offline_access_decides_whether_a_refresh_token_outlives_the_session,
     introspection_says_whether_a_refresh_token_is_session_bound,
     a_client_can_keep_claims_to_userinfo_and_refresh_without_an_id_token,
@@ -397,3 +436,104 @@ crate::on_both_engines!(
     the_cors_origin_check_does_not_read_the_clients_per_request,
     the_logout_redirect_keeps_the_registered_query_and_adds_no_stray_question_mark,
 );
+
+/// An introspection answered inactive because the caller may not see the token is logged at
+/// debug with both identities, never the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inactive_answer_to_a_caller_outside_the_audience_is_logged_at_debug() {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use crate::process::{ConfigFile, Serving, free_port, wait_until_ok};
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = ConfigFile::new(&format!(
+        r#"issuer = "{base}"
+listen = "127.0.0.1:{port}"
+[database]
+url = "sqlite://{}"
+[log]
+level = "latchkey=debug"
+
+[[resources]]
+identifier = "https://photos.example.com"
+scopes = ["read:photos"]
+
+[[clients]]
+client_id = "machine"
+client_secret = "machine-secret-machine-secret-machine-1"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+
+[[clients]]
+client_id = "bystander"
+client_secret = "bystander-secret-bystander-secret-bys-1"
+grant_types = ["client_credentials"]
+scopes = ["read:photos"]
+"#,
+        dir.path().join("latchkey.db").display()
+    ));
+    let mut server = Serving::start(&config.path);
+    let http = client();
+    wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(30)).await;
+    let token: serde_json::Value = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth("machine", Some("machine-secret-machine-secret-machine-1"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().unwrap();
+    let seen: serde_json::Value = http
+        .post(format!("{base}/oauth/introspect"))
+        .basic_auth("bystander", Some("bystander-secret-bystander-secret-bys-1"))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, serde_json::json!({"active": false}));
+    assert!(server.terminate(Duration::from_secs(10)).success());
+    let mut log = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    let line = log
+        .lines()
+        .find(|line| line.contains("introspection answered inactive"))
+        .unwrap_or_else(|| panic!("no debug line in:\n{log}"));
+    assert!(line.contains("bystander") && line.contains("machine"), "{line}");
+    assert!(!log.contains(access), "the token is never logged");
+}
+
+/// The node measures its clock against the database's and says so when a code looks expired
+/// on a node whose clock is off.
+async fn clock_drift_is_exported_and_named_in_an_expired_code_error(db: TestDb) {
+    let server = server(&db, "").await;
+    let text = client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("latchkey_clock_drift_seconds"), "{text}");
+    let drift = metric(&text, "latchkey_clock_drift_seconds");
+    assert!(drift.abs() < 2.0, "this machine's clocks agree: {drift}");
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", "an-expired-or-unknown-code"),
+        ("redirect_uri", crate::code_flow::SPA_REDIRECT),
+        ("client_id", "spa"),
+        ("code_verifier", crate::code_flow::VERIFIER),
+    ];
+    let (_, body) = crate::code_flow::token(&server, &form, None).await;
+    assert!(!body["error_description"].as_str().unwrap().contains("skewed"), "{body}");
+    // As measured on a node whose clock runs 5 s ahead of the database's.
+    server.state.authority.clock_drift_millis.store(5000, std::sync::atomic::Ordering::Relaxed);
+    let (_, body) = crate::code_flow::token(&server, &form, None).await;
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("clocks may be skewed") && description.contains("5.0 s"),
+        "{description}"
+    );
+}

@@ -165,7 +165,12 @@ pub struct Authority {
     pub verified_secrets: VerifiedSecrets,
     /// Signs the anti-CSRF values of the login, consent and logout forms.
     pub forms: FormKey,
+    /// This node's clock minus the database's, milliseconds, as last measured.
+    pub clock_drift_millis: std::sync::atomic::AtomicI64,
 }
+
+/// A clock drift beyond this is reported: lifetimes written by one node are checked by others.
+pub const MAX_CLOCK_DRIFT_MILLIS: i64 = 2000;
 
 impl Authority {
     /// The live session behind a cookie value.
@@ -252,6 +257,12 @@ impl Authority {
             (Some(id_hash), true) => Ok(self.store.session(id_hash, now).await?.is_some()),
             _ => Ok(true),
         }
+    }
+
+    /// The last measured drift, when it is beyond [`MAX_CLOCK_DRIFT_MILLIS`].
+    pub fn clock_skew(&self) -> Option<i64> {
+        let drift = self.clock_drift_millis.load(std::sync::atomic::Ordering::Relaxed);
+        (drift.abs() > MAX_CLOCK_DRIFT_MILLIS).then_some(drift)
     }
 
     /// A registered client, possibly read up to [`crate::client_cache::CLIENT_CACHE_TTL`] ago.

@@ -12,6 +12,8 @@ pub struct Resource {
     pub scopes: Vec<String>,
     /// The client the API itself authenticates as (to introspect its tokens), if any.
     pub client_id: Option<String>,
+    /// Plain-words descriptions of its scopes, for the consent page.
+    pub descriptions: std::collections::BTreeMap<String, String>,
 }
 
 /// A signed-in browser.

@@ -112,11 +112,13 @@ mod tests {
                 identifier: "https://photos".into(),
                 scopes: vec!["read:photos".into(), "write:photos".into()],
                 client_id: None,
+                descriptions: Default::default(),
             },
             Resource {
                 identifier: "https://mail".into(),
                 scopes: vec!["read:mail".into()],
                 client_id: None,
+                descriptions: Default::default(),
             },
         ]
     }

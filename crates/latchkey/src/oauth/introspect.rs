@@ -220,7 +220,17 @@ impl Authority {
     ) -> Result<Option<Introspection>, Failure> {
         Ok(match self.inspect_access_token(token, now).await? {
             Ok(live) if self.may_see(caller, &live.claims) => Some(access_introspection(live)),
-            Ok(_) => Some(Introspection::inactive()),
+            Ok(live) => {
+                // A live token the caller may not see is `{"active": false}` to it (RFC 7662
+                // §4); the log says why, with both identities and never the token.
+                tracing::debug!(
+                    caller = %caller.client_id,
+                    token_client = %live.claims.client_id,
+                    token_audience = ?live.claims.aud.to_vec(),
+                    "introspection answered inactive: the caller is neither the token's client nor a resource of its audience"
+                );
+                Some(Introspection::inactive())
+            }
             Err(_) => None,
         })
     }

@@ -66,6 +66,9 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// The database server's clock, Unix milliseconds (every node's expiry checks compare
+    /// times that other nodes wrote).
+    async fn clock_millis(&self) -> Result<i64>;
 
     /// Inserts or replaces a client, keyed by `client_id`.
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;

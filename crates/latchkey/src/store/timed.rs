@@ -50,6 +50,7 @@ macro_rules! timed {
 timed! {
     fn migrate(&self) -> Result<()>;
     fn ping(&self) -> Result<()>;
+    fn clock_millis(&self) -> Result<i64>;
     fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
     fn clients(&self) -> Result<Vec<ClientRecord>>;

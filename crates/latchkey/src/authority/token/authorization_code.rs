@@ -34,9 +34,16 @@ impl Authority {
                 return Err(code_replayed(client, family.as_deref()));
             }
             CodeLookup::Invalid => {
-                return Err(invalid_grant(
-                    "the authorization code is invalid or expired (codes live 60 seconds)",
-                ));
+                let lifetime = self.settings.code_ttl;
+                return Err(invalid_grant(&match self.clock_skew() {
+                    None => format!(
+                        "the authorization code is invalid or expired (codes live {lifetime} seconds)"
+                    ),
+                    Some(drift) => format!(
+                        "the authorization code is invalid or expired (codes live {lifetime} seconds); this node's clock differs from the database's by {:.1} s, so clocks may be skewed: check NTP on the nodes",
+                        drift as f64 / 1000.0
+                    ),
+                }));
             }
         };
         check_code(&record, client, params)?;

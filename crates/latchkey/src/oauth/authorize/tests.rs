@@ -40,6 +40,7 @@ fn resources() -> Vec<Resource> {
         identifier: "https://photos".into(),
         scopes: vec!["read:photos".into(), "write:photos".into()],
         client_id: None,
+        descriptions: Default::default(),
     }]
 }
 

@@ -376,6 +376,13 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(backend)
     }
 
+    async fn clock_millis(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
         let metadata = serde_json::to_string(&record.client)
             .map_err(|error| Error::Backend(error.to_string()))?;

@@ -507,6 +507,19 @@ impl Store for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 
+    async fn clock_millis(&self) -> Result<i64> {
+        // The same machine's clock: SQLite has no server of its own.
+        self.read(|c| {
+            c.query_row(
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
         let metadata = serde_json::to_string(&record.client)
             .map_err(|error| Error::Backend(error.to_string()))?;
