@@ -111,4 +111,57 @@ async fn flow(server: &crate::TestServer, client_id: &str, alg: CoreJwsSigningAl
     assert_eq!(fresh_claims.email().map(|e| e.as_str()), Some("alice@example.com"));
 }
 
-crate::on_both_engines!(openidconnect_crate_completes_the_flow);
+crate::on_both_engines!(openidconnect_crate_completes_the_flow, pyoidc_completes_the_flow);
+
+/// pyoidc (the Python `oic` package, a certified RP library) runs discovery, the code flow with
+/// PKCE and consent, checks the id_token, makes its default userinfo call (POST with the token
+/// in the body) and refreshes.
+async fn pyoidc_completes_the_flow(db: TestDb) {
+    let python = std::env::var("LATCHKEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let available = std::process::Command::new(&python)
+        .args(["-c", "import oic"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !available {
+        assert!(
+            !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+            "pyoidc is not installed under CI=true: .ci/run installs it (pip install oic)"
+        );
+        eprintln!("skipped: pyoidc (pip install oic) is not installed");
+        return;
+    }
+    let extra = r#"
+[[clients]]
+client_id = "pyoidc"
+client_secret = "pyoidc-secret-pyoidc-secret-pyoidc-secret"
+redirect_uris = ["http://127.0.0.1:9000/callback"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email", "offline_access"]
+"#;
+    let server = crate::code_flow::server(&db, extra).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/pyoidc_rp.py");
+    let issuer = server.base.clone();
+    // A blocking child process: off the async workers, so the server keeps serving it.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .args([
+                script,
+                &issuer,
+                "pyoidc",
+                "pyoidc-secret-pyoidc-secret-pyoidc-secret",
+                "http://127.0.0.1:9000/callback",
+                "alice",
+                "alice-password",
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "pyoidc failed:\n{stdout}\n{stderr}");
+    for step in ["discovery ok", "code ok", "tokens ok", "userinfo ok", "refresh ok"] {
+        assert!(stdout.contains(step), "missing {step:?}:\n{stdout}\n{stderr}");
+    }
+}
