@@ -54,6 +54,20 @@ client_id = "bench-first-party"
 client_secret = "bench-first-party-secret"
 grant_types = ["password", "refresh_token"]
 scopes = ["openid", "offline_access", "read:things"]
+id_token_on_refresh = false
+
+[[clients]]
+client_id = "bench-first-party-rs256"
+client_secret = "bench-first-party-secret"
+grant_types = ["password", "refresh_token"]
+scopes = ["openid", "offline_access", "read:things"]
+
+[[clients]]
+client_id = "bench-first-party-es256"
+client_secret = "bench-first-party-secret"
+grant_types = ["password", "refresh_token"]
+scopes = ["openid", "offline_access", "read:things"]
+id_token_signed_response_alg = "ES256"
 
 [[users]]
 username = "bench"
@@ -80,8 +94,13 @@ pub(crate) enum Scenario {
     IntrospectOpaque,
     /// POST /oauth/introspect of a JWT access token, by the API's client.
     IntrospectJwt,
-    /// POST /oauth/token, refresh_token: each worker follows its own rotation chain.
+    /// POST /oauth/token, refresh_token: each worker follows its own rotation chain; the
+    /// client has `id_token_on_refresh = false`.
     Refresh,
+    /// The same with a fresh RS256 id_token in every refresh response (the default).
+    RefreshIdRs256,
+    /// The same with an ES256 id_token.
+    RefreshIdEs256,
     /// [`Scenario::ClientCredentials`] while a flood arrives at the login form or
     /// `/authorize`: hashing and parsing must not starve the token endpoint.
     UnderFlood(Flood),
@@ -105,7 +124,7 @@ pub(crate) enum Flood {
 /// The request rate of a [`Flood`].
 const FLOOD_PER_SECOND: u64 = 200;
 
-pub(crate) const ALL: [Scenario; 11] = [
+pub(crate) const ALL: [Scenario; 13] = [
     Scenario::CodeFlowRs256,
     Scenario::CodeFlowEs256,
     Scenario::Jwks,
@@ -113,6 +132,8 @@ pub(crate) const ALL: [Scenario; 11] = [
     Scenario::IntrospectOpaque,
     Scenario::IntrospectJwt,
     Scenario::Refresh,
+    Scenario::RefreshIdRs256,
+    Scenario::RefreshIdEs256,
     Scenario::UnderFlood(Flood::Logins),
     Scenario::UnderFlood(Flood::AbandonedLogins),
     Scenario::UnderFlood(Flood::Guesses),
@@ -135,6 +156,8 @@ impl Scenario {
             Scenario::IntrospectOpaque => ("introspect (opaque)", "bench-machine-opaque"),
             Scenario::IntrospectJwt => ("introspect (JWT)", "bench-machine"),
             Scenario::Refresh => ("refresh", "bench-first-party"),
+            Scenario::RefreshIdRs256 => ("refresh + RS256 id_token", "bench-first-party-rs256"),
+            Scenario::RefreshIdEs256 => ("refresh + ES256 id_token", "bench-first-party-es256"),
             Scenario::UnderFlood(Flood::Logins) => ("cc+logins", "bench-machine"),
             Scenario::UnderFlood(Flood::AbandonedLogins) => {
                 ("cc+abandoned logins", "bench-machine")
@@ -224,7 +247,9 @@ fn secret_of(client_id: &str) -> &'static str {
     match client_id {
         "bench-machine" => "bench-machine-secret",
         "bench-machine-opaque" => "bench-opaque-secret",
-        "bench-first-party" => "bench-first-party-secret",
+        "bench-first-party" | "bench-first-party-rs256" | "bench-first-party-es256" => {
+            "bench-first-party-secret"
+        }
         _ => "bench-api-secret",
     }
 }
@@ -273,7 +298,7 @@ async fn prepare(
                 token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
             Prepared::Token(field(&tokens, "access_token")?)
         }
-        Scenario::Refresh => {
+        Scenario::Refresh | Scenario::RefreshIdRs256 | Scenario::RefreshIdEs256 => {
             let tokens = token(
                 http,
                 base,
@@ -326,7 +351,10 @@ async fn operate(
             }
             Ok(())
         }
-        (Scenario::Refresh, Prepared::Refresh(current)) => {
+        (
+            Scenario::Refresh | Scenario::RefreshIdRs256 | Scenario::RefreshIdEs256,
+            Prepared::Refresh(current),
+        ) => {
             let tokens = token(
                 http,
                 base,
