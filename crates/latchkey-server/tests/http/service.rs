@@ -502,6 +502,19 @@ fn client_key(kid: &str) -> (Value, EncodingKey) {
     (jwk, EncodingKey::from_ec_der(pkcs8.as_ref()))
 }
 
+/// The registration's inline JWK set for `jwk`, as a TOML inline table.
+fn inline_jwks(jwk: &Value) -> String {
+    let member = |name: &str| format!("{name} = {}", jwk[name]);
+    format!(
+        "{{ keys = [ {{ {}, {}, {}, {}, {} }} ] }}",
+        member("kty"),
+        member("kid"),
+        member("crv"),
+        member("x"),
+        member("y")
+    )
+}
+
 fn assertion(key: &EncodingKey, kid: &str, claims: Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
@@ -538,16 +551,7 @@ async fn with_assertion(
 
 async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
     let (jwk, key) = client_key("k1");
-    // The registration's inline JWK set, as a TOML inline table.
-    let member = |name: &str| format!("{name} = {}", jwk[name]);
-    let keys = format!(
-        "{{ keys = [ {{ {}, {}, {}, {}, {} }} ] }}",
-        member("kty"),
-        member("kid"),
-        member("crv"),
-        member("x"),
-        member("y")
-    );
+    let keys = inline_jwks(&jwk);
     let registration = format!(
         "[[clients]]\nclient_id = \"signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read:photos\"]\njwks = {keys}\n"
     );
@@ -634,15 +638,7 @@ async fn private_key_jwt_clients_authenticate_once_per_assertion(db: TestDb) {
 
 async fn a_legacy_client_may_use_the_token_endpoint_as_audience(db: TestDb) {
     let (jwk, key) = client_key("k1");
-    let member = |name: &str| format!("{name} = {}", jwk[name]);
-    let keys = format!(
-        "{{ keys = [ {{ {}, {}, {}, {}, {} }} ] }}",
-        member("kty"),
-        member("kid"),
-        member("crv"),
-        member("x"),
-        member("y")
-    );
+    let keys = inline_jwks(&jwk);
     let registration = format!(
         "[[clients]]\nclient_id = \"signed\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read:photos\"]\nlegacy_assertion_audience = true\njwks = {keys}\n"
     );

@@ -112,28 +112,24 @@ impl Params {
 
     /// The first repeated name, if any, in one pass.
     pub fn first_repeat(&self, except: &[&str]) -> Option<&str> {
-        self.repeated(except)
+        let mut seen = HashSet::with_capacity(self.0.len());
+        self.0
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .find(|name| !seen.insert(*name) && !except.contains(name))
     }
 
     /// An `invalid_request` for the first parameter given twice (except those in `except`),
     /// naming it only when it is one of the parameters OAuth defines: error descriptions never
     /// quote request text.
     pub fn repeat_error(&self, except: &[&str]) -> Option<OAuthError> {
-        self.repeated(except).map(|name| {
+        self.first_repeat(except).map(|name| {
             let description = match KNOWN.iter().find(|known| **known == name) {
                 Some(known) => format!("parameter {known} is given more than once; send it once"),
                 None => "a parameter is given more than once; send each once".to_owned(),
             };
             OAuthError::new(ErrorCode::InvalidRequest, description)
         })
-    }
-
-    fn repeated(&self, except: &[&str]) -> Option<&str> {
-        let mut seen = HashSet::with_capacity(self.0.len());
-        self.0
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .find(|name| !seen.insert(*name) && !except.contains(name))
     }
 }
 
