@@ -33,7 +33,7 @@ username = "alice"
 password = "alice-password"
 "#;
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ impl Drop for Driver {
     }
 }
 
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -58,7 +58,7 @@ async fn callback_listener() -> u16 {
 }
 
 /// Whether the browser tests can run here; under `CI=true` they must.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
         return true;
     }
@@ -71,7 +71,7 @@ fn browser_available() -> bool {
 }
 
 /// Headless Chromium behind chromedriver; both go away when the returned values drop.
-async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+pub(crate) async fn start_browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
     let port = free_port();
     let driver = Driver(
         Command::new(CHROMEDRIVER)

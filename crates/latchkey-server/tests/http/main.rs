@@ -23,6 +23,7 @@ mod races;
 mod relying_parties;
 mod service;
 mod slow;
+mod spa;
 
 use latchkey_server::config::Config;
 use latchkey_server::http::{self, AppState};
