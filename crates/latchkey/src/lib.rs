@@ -8,9 +8,14 @@
 //! - [`client_cache`]: registered clients behind a short-lived cache.
 //! - [`client_keys`]: public keys of `private_key_jwt` clients, fetched and cached.
 //! - [`client_secrets`]: client secrets already verified, so argon2 runs once per secret.
+//! - [`cors_origins`]: the browser origins allowed to call the token, userinfo and revocation
+//!   endpoints.
+//! - [`forms`]: anti-CSRF values of the login, consent and logout forms.
 //! - [`keys`]: signing keys, their lifecycle (next → current → retiring) and JWS signing.
-//! - [`oauth`]: OAuth 2.0 rules: redirect URIs, scopes.
-//! - [`oidc`]: OpenID Connect and RFC 8414 discovery metadata.
+//! - [`oauth`]: OAuth 2.0 rules and wire types: parameters, PKCE, scopes, audiences,
+//!   redirect URIs, client assertions, authorization requests, error codes.
+//! - [`oidc`]: OpenID Connect rules and wire types: discovery metadata, id_token and
+//!   userinfo claims, logout requests.
 //! - [`password`]: argon2id password hashing on a bounded blocking pool.
 //! - [`secret`]: random secrets, their hashes, constant-time comparison.
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.

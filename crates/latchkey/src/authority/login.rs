@@ -10,6 +10,11 @@ use crate::secret;
 use crate::throttle::{self, Subject};
 
 impl Authority {
+    /// The live session behind a cookie value.
+    pub async fn session(&self, cookie: &str, now: i64) -> Result<Option<Session>, Failure> {
+        Ok(self.store.session(&secret::hash(cookie), now).await?)
+    }
+
     /// Checks a username and password (same cost whether or not the user exists) and opens a
     /// session on success.
     pub async fn login(

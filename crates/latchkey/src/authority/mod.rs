@@ -4,15 +4,22 @@
 //! Everything takes `now`; nothing here knows about HTTP.
 //!
 //! - `login`: a user's password check and the session it opens.
+//! - `authorize`: remembered consent and the codes an approved request gets.
 //! - `client_auth`: client authentication by secret or `private_key_jwt`.
 //! - `attempts`: the attempt schedules both checks run under (rules in [`crate::throttle`]).
 //! - `token`: the token endpoint, one module per grant.
-//! - here: construction, failures, sessions, consent and codes.
+//! - `introspect`, `revoke`, `userinfo`, `logout`: the other endpoints, one module each.
+//! - here: construction, failures, and what several operations share.
 
 mod attempts;
+mod authorize;
 mod client_auth;
+mod introspect;
 mod login;
+mod logout;
+mod revoke;
 mod token;
+mod userinfo;
 
 use std::sync::Arc;
 
@@ -25,8 +32,6 @@ use crate::forms::FormKey;
 use crate::keys::KeyManager;
 use crate::model::{ClientRecord, Resource, Session, TokenFormat};
 use crate::oauth::OAuthError;
-use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::scope::Scopes;
 use crate::password::{self, Hasher};
 use crate::store::{self, Store};
 use crate::throttle::AddressBudget;
@@ -173,79 +178,6 @@ pub struct Authority {
 pub const MAX_CLOCK_DRIFT_MILLIS: i64 = 2000;
 
 impl Authority {
-    /// The live session behind a cookie value.
-    pub async fn session(&self, cookie: &str, now: i64) -> Result<Option<Session>, Failure> {
-        Ok(self.store.session(&secret::hash(cookie), now).await?)
-    }
-
-    /// The live session behind a cookie value, with the scopes its user already approved for
-    /// the client.
-    pub async fn session_and_consent(
-        &self,
-        cookie: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<Option<(Session, Option<Scopes>)>, Failure> {
-        let found = self.store.session_and_consent(&secret::hash(cookie), client_id, now).await?;
-        Ok(found.map(|(session, scopes)| (session, scopes.and_then(|s| Scopes::parse(&s)))))
-    }
-
-    /// The scopes the user already approved for the client.
-    pub async fn consented(
-        &self,
-        user_id: &str,
-        client_id: &str,
-    ) -> Result<Option<Scopes>, Failure> {
-        Ok(self.store.consent(user_id, client_id).await?.and_then(|s| Scopes::parse(&s)))
-    }
-
-    /// Remembers approval of the request's scopes, on top of earlier ones.
-    pub async fn remember_consent(
-        &self,
-        user_id: &str,
-        request: &AuthorizationRequest,
-        now: i64,
-    ) -> Result<(), Failure> {
-        let mut scopes: Vec<String> = self
-            .consented(user_id, &request.client.client_id)
-            .await?
-            .map(|s| s.iter().map(str::to_owned).collect())
-            .unwrap_or_default();
-        for scope in request.target.scopes.iter() {
-            if !scopes.iter().any(|s| s == scope) {
-                scopes.push(scope.to_owned());
-            }
-        }
-        self.store.save_consent(user_id, &request.client.client_id, &scopes.join(" "), now).await?;
-        Ok(())
-    }
-
-    /// Issues an authorization code for an approved request.
-    pub async fn issue_code(
-        &self,
-        request: &AuthorizationRequest,
-        session: &Session,
-        now: i64,
-    ) -> Result<String, Failure> {
-        let code = secret::generate()?;
-        let record = model::AuthorizationCode {
-            code_hash: secret::hash(&code),
-            client_id: request.client.client_id.clone(),
-            user_id: session.user_id.clone(),
-            session_id_hash: session.id_hash.clone(),
-            redirect_uri: request.redirect_uri_param.clone().unwrap_or_default(),
-            scopes: request.target.scopes.to_param(),
-            audience: request.target.audience.clone(),
-            nonce: request.nonce.clone(),
-            code_challenge: request.code_challenge.clone(),
-            auth_time: session.auth_time,
-            created_at: now,
-            expires_at: now + self.settings.code_ttl,
-        };
-        self.store.insert_code(&record).await?;
-        Ok(code)
-    }
-
     /// Whether a grant may still be used: an offline grant always, a session-bound one while
     /// its browser session lives (OIDC Core §11).
     pub async fn grant_session_live(

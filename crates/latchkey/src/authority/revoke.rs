@@ -1,10 +1,9 @@
 //! Token revocation (RFC 7009).
 
-use super::introspect::Dead;
-use super::params::Params;
-use super::{ErrorCode, OAuthError};
-use crate::authority::{Authority, Failure};
+use super::{Authority, Failure};
 use crate::model::{AccessTokenRecord, Client, RefreshRevocation};
+use crate::oauth::introspect::Dead;
+use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::secret;
 
 fn not_yours() -> Failure {
