@@ -5,6 +5,16 @@ use serde::{Deserialize, Serialize};
 /// The JOSE `typ` header value of a JWT access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// Whether a JOSE `typ` header names a JWT access token (RFC 9068 §2.1: `at+jwt`, or its
+/// full media type `application/at+jwt`; case-insensitive, RFC 7515 §4.1.9). Both the issuer
+/// and resource servers ask this, so that an id_token can never pass as an access token, nor
+/// an access token as an id_token.
+pub fn is_access_token_typ(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| {
+        typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
+    })
+}
+
 /// Claims of a JWT access token (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
@@ -18,6 +28,9 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     /// Issue time, seconds since the Unix epoch.
     pub iat: i64,
+    /// Not before, seconds since the Unix epoch (latchkey does not set it; other issuers may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Unique token id, used for revocation.
     pub jti: String,
     /// The client the token was issued to.
@@ -72,6 +85,16 @@ impl AccessTokenClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_token_typ_in_both_spellings_and_nothing_else() {
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(is_access_token_typ(Some(typ)), "{typ}");
+        }
+        for typ in [None, Some("JWT"), Some("application/jwt"), Some("at+jwt ")] {
+            assert!(!is_access_token_typ(typ), "{typ:?}");
+        }
+    }
 
     #[test]
     fn audience_is_a_string_or_an_array() {

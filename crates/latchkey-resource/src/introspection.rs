@@ -5,12 +5,13 @@
 //! active answers are cached; an inactive or failed answer is asked again next time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::claims::{AccessTokenClaims, Audience};
+use crate::clock::{Clock, SystemClock};
 use crate::rejection::Rejection;
 use crate::validator::AccessToken;
 
@@ -39,6 +40,8 @@ pub struct Introspector {
     config: IntrospectorConfig,
     http: reqwest::Client,
     cache: Mutex<HashMap<String, (Instant, AccessToken)>>,
+    /// What `exp` is checked against.
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Deserialize)]
@@ -62,16 +65,23 @@ struct Answer {
     jti: Option<String>,
 }
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Introspector {
     /// An introspector with its own HTTP client.
     pub fn new(config: IntrospectorConfig) -> Self {
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Introspector { config, http, cache: Mutex::new(HashMap::new()) }
+        Introspector {
+            config,
+            http,
+            cache: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same introspector, checking `exp` against `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Validates `token` through the issuer (or a fresh cached answer).
@@ -105,7 +115,7 @@ impl Introspector {
             return Err(Rejection::Inactive);
         }
         let exp = answer.exp.ok_or(Rejection::Inactive)?;
-        if exp <= now() {
+        if exp <= self.clock.now() {
             return Err(Rejection::Expired);
         }
         if answer.iss.as_deref().is_some_and(|iss| iss != self.config.issuer) {
@@ -126,6 +136,7 @@ impl Introspector {
                 aud,
                 exp,
                 iat: answer.iat.unwrap_or_default(),
+                nbf: None,
                 jti: answer.jti.unwrap_or_default(),
                 client_id: answer.client_id.unwrap_or_default(),
                 scope: answer.scope,
@@ -138,11 +149,11 @@ impl Introspector {
     fn cached(&self, token: &str) -> Option<AccessToken> {
         let cache = self.cache.lock().ok()?;
         let (until, found) = cache.get(token)?;
-        (Instant::now() < *until && found.claims.exp > now()).then(|| found.clone())
+        (Instant::now() < *until && found.claims.exp > self.clock.now()).then(|| found.clone())
     }
 
     fn remember(&self, token: &str, found: &AccessToken) {
-        let left = u64::try_from(found.claims.exp - now()).unwrap_or(0);
+        let left = u64::try_from(found.claims.exp - self.clock.now()).unwrap_or(0);
         let keep = Duration::from_secs(left).min(self.config.max_cache);
         let Ok(mut cache) = self.cache.lock() else { return };
         if cache.len() >= MAX_ENTRIES {

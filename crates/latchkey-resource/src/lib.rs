@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: [`Clock`], the time tokens are checked against (a test can move it).
 //! - [`claims`]: the claims of a JWT access token (RFC 9068), shared with the issuer so that
 //!   what latchkey signs and what this crate accepts cannot drift apart.
 //! - [`jwk`]: JSON Web Keys and key sets (RFC 7517) as published at the issuer's `jwks_uri`.
@@ -34,6 +35,7 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod claims;
+pub mod clock;
 pub mod introspection;
 pub mod jwk;
 mod keys;
@@ -42,6 +44,7 @@ pub mod validator;
 pub mod verifier;
 
 pub use claims::{AccessTokenClaims, Audience};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use introspection::{Introspector, IntrospectorConfig};
 pub use jwk::{Jwk, JwkSet};
 pub use rejection::Rejection;

@@ -1,11 +1,13 @@
 //! Validation of JWT access tokens (RFC 9068 §4) against the issuer's published keys.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 
-use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::claims::{AccessTokenClaims, is_access_token_typ};
+use crate::clock::{Clock, SystemClock};
 use crate::keys::{KeyCache, Lookup};
 use crate::rejection::Rejection;
 
@@ -96,6 +98,8 @@ pub struct Validator {
     keys: KeyCache,
     /// The claim checks for each accepted algorithm, built once.
     validations: Vec<(Algorithm, Validation)>,
+    /// What `exp`, `nbf` and `iat` are checked against.
+    clock: Arc<dyn Clock>,
 }
 
 const FORBIDDEN: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
@@ -103,6 +107,19 @@ const FORBIDDEN: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm
 /// The configured algorithms minus the symmetric ones, which a public key set cannot serve.
 fn allowed_algorithms(config: &ValidatorConfig) -> Vec<Algorithm> {
     config.algorithms.iter().copied().filter(|alg| !FORBIDDEN.contains(alg)).collect()
+}
+
+/// `exp`, `nbf` and `iat` against `now`, each with `leeway` for clock skew (RFC 7519 §4.1.4–6).
+fn check_times(claims: &AccessTokenClaims, now: i64, leeway: Duration) -> Result<(), Rejection> {
+    let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+    if claims.exp.saturating_add(leeway) <= now {
+        return Err(Rejection::Expired);
+    }
+    let future = |at: i64| at > now.saturating_add(leeway);
+    if claims.nbf.is_some_and(future) || future(claims.iat) {
+        return Err(Rejection::NotYetValid);
+    }
+    Ok(())
 }
 
 impl Validator {
@@ -144,13 +161,20 @@ impl Validator {
                 let mut validation = Validation::new(*alg);
                 validation.set_issuer(&[&config.issuer]);
                 validation.set_audience(&[&config.audience]);
-                validation.leeway = config.leeway.as_secs();
-                validation.validate_nbf = true;
+                // The times are checked against this validator's clock, below.
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
                 (*alg, validation)
             })
             .collect();
-        Validator { config, keys, validations }
+        Validator { config, keys, validations, clock: Arc::new(SystemClock) }
+    }
+
+    /// The same validator, checking times against `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The configuration.
@@ -163,10 +187,7 @@ impl Validator {
     pub async fn validate(&self, token: &str) -> Result<AccessToken, Rejection> {
         let header = decode_header(token).map_err(|_| Rejection::Malformed)?;
         // RFC 9068 §4: typ must be at+jwt (an id_token must not pass as an access token).
-        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
-            typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                || typ.eq_ignore_ascii_case("application/at+jwt")
-        });
+        let typ_ok = is_access_token_typ(header.typ.as_deref());
         if FORBIDDEN.contains(&header.alg) || !self.config.algorithms.contains(&header.alg) {
             return Err(Rejection::AlgorithmNotAllowed);
         }
@@ -190,8 +211,6 @@ impl Validator {
             .ok_or(Rejection::AlgorithmNotAllowed)?;
         let claims = decode::<AccessTokenClaims>(token, &key.key, validation)
             .map_err(|error| match error.kind() {
-                ErrorKind::ExpiredSignature => Rejection::Expired,
-                ErrorKind::ImmatureSignature => Rejection::NotYetValid,
                 ErrorKind::InvalidIssuer => Rejection::WrongIssuer,
                 ErrorKind::InvalidAudience => self.wrong_audience(token),
                 ErrorKind::InvalidSignature => Rejection::BadSignature,
@@ -199,10 +218,7 @@ impl Validator {
                 _ => Rejection::Malformed,
             })?
             .claims;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        if claims.iat > now + self.config.leeway.as_secs() as i64 {
-            return Err(Rejection::NotYetValid);
-        }
+        check_times(&claims, self.clock.now(), self.config.leeway)?;
         Ok(AccessToken { claims })
     }
 

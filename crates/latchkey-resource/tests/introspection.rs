@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use latchkey_resource::{Introspector, IntrospectorConfig, Rejection};
+use latchkey_resource::{Introspector, IntrospectorConfig, ManualClock, Rejection};
 use serde_json::{Value, json};
 
 const AUDIENCE: &str = "https://photos.example.com";
@@ -76,10 +76,14 @@ async fn answers_are_cached_no_longer_than_max_cache() {
 #[tokio::test]
 async fn answers_are_never_cached_past_the_tokens_exp() {
     let (url, calls) = endpoint(|_| active(1)).await;
-    let introspector = introspector(&url, Duration::from_secs(3600));
+    let clock = Arc::new(ManualClock::starting_now());
+    let introspector = introspector(&url, Duration::from_secs(3600)).with_clock(clock.clone());
     introspector.validate("short-lived").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    introspector.validate("short-lived").await.unwrap();
+    clock.advance(2);
+    // Past exp by the API's clock: asked again (not served from the cache), and the answer,
+    // whose exp is still the stand-in's real time plus 1 s, is expired too.
+    let again = introspector.validate("short-lived").await;
+    assert_eq!(again, Err(Rejection::Expired));
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the cached answer outlived exp");
 }
 

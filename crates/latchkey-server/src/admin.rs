@@ -13,7 +13,9 @@ use latchkey::store::{self, Store};
 
 use crate::cli::{ClientAddArgs, ClientsCommand, KeysCommand, UsersCommand};
 use crate::config::{self, Config};
-use crate::startup::{new_user_id, open_store, unix_now};
+use latchkey::clock::{Clock, SystemClock};
+
+use crate::startup::{new_user_id, open_store};
 
 /// `latchkey clients ...`.
 pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result<()> {
@@ -44,7 +46,7 @@ pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result
         }
         ClientsCommand::Remove { client_id } => {
             let record = store.client(&client_id).await?.with_context(|| no_client(&client_id))?;
-            store.remove_client(&client_id, unix_now()).await?;
+            store.remove_client(&client_id, SystemClock.now()).await?;
             // Every node may still serve the client from its cache for CLIENT_CACHE_TTL after
             // the commit; returning only then means that once this command returns, no node
             // accepts the client (the removal has revoked what it held already).
@@ -98,7 +100,7 @@ async fn add_client(
         secret_hash: secret.as_deref().map(password::hash_generated_secret),
         source: ClientSource::Cli,
     };
-    store.upsert_client(&record, unix_now()).await?;
+    store.upsert_client(&record, SystemClock.now()).await?;
     println!("client_id: {}", args.client_id);
     match secret {
         Some(secret) => {
@@ -126,7 +128,7 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             }
             let password_hash = hash_password(read_password()?).await?;
             let user = User { id: new_user_id()?, username, password_hash, email, name };
-            let user = store.upsert_user(&user, unix_now()).await?;
+            let user = store.upsert_user(&user, SystemClock.now()).await?;
             println!("added user {} (sub {})", user.username, user.id);
             Ok(())
         }
@@ -143,7 +145,7 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             }
             let hash = hash_password(read_password()?).await?;
             let change = store::PasswordChange { end_sessions: !keep_sessions, from_config: false };
-            store.set_password_hash(&username, &hash, change, unix_now()).await?;
+            store.set_password_hash(&username, &hash, change, SystemClock.now()).await?;
             if keep_sessions {
                 println!("password of {username} changed; sessions and grants kept");
             } else {
@@ -153,14 +155,16 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
             }
             Ok(())
         }
-        UsersCommand::Remove { username } => match store.remove_user(&username, unix_now()).await {
-            Ok(()) => {
-                println!("removed user {username}");
-                Ok(())
+        UsersCommand::Remove { username } => {
+            match store.remove_user(&username, SystemClock.now()).await {
+                Ok(()) => {
+                    println!("removed user {username}");
+                    Ok(())
+                }
+                Err(store::Error::NotFound) => bail!(no_user(&username)),
+                Err(error) => Err(error.into()),
             }
-            Err(store::Error::NotFound) => bail!(no_user(&username)),
-            Err(error) => Err(error.into()),
-        },
+        }
     }
 }
 
@@ -192,7 +196,7 @@ async fn hash_password(password: String) -> anyhow::Result<String> {
 /// `latchkey keys ...`.
 pub async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(config).await?;
-    let now = unix_now();
+    let now = SystemClock.now();
     let manager = KeyManager::start(store, config.master_key()?, config.key_policy(), now).await?;
     if let KeysCommand::Rotate = command {
         let added = manager.rotate(now).await?;

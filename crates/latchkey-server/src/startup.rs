@@ -2,13 +2,13 @@
 //! keep keys fresh in the background.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use latchkey::authority::{Authority, Settings};
 use latchkey::client_cache::ClientCache;
 use latchkey::client_keys::ClientKeys;
 use latchkey::client_secrets::VerifiedSecrets;
+use latchkey::clock::{Clock, SystemClock};
 use latchkey::cors_origins::CorsOrigins;
 use latchkey::forms::FormKey;
 use latchkey::keys::KeyManager;
@@ -23,11 +23,6 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::{AppState, paths};
 
-/// Unix time in seconds: the clock every expiry check is given.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Opens the configured store and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(config.database.url.expose(), config.store_options())
@@ -41,11 +36,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// in the background (argon2 costs ~40 ms each) while discovery and the JWKS already answer;
 /// `/readyz` reports when they are in.
 pub async fn boot(config: Config) -> anyhow::Result<AppState> {
+    boot_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`boot`] with another clock than the system's: tests move it instead of waiting.
+pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     // Before anything counts: the metrics recorder for /metrics.
     crate::http::metrics::handle();
     let store: Arc<dyn Store> = Arc::new(TimedStore::new(open_store(&config).await?));
     let master = config.master_key()?;
-    let keys = KeyManager::start(store.clone(), master, config.key_policy(), unix_now())
+    let keys = KeyManager::start(store.clone(), master, config.key_policy(), clock.now())
         .await
         .context("loading signing keys")?;
     let keys = Arc::new(keys);
@@ -81,6 +81,7 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
         forms,
         clock_drift_millis: std::sync::atomic::AtomicI64::new(0),
+        clock: clock.clone(),
     });
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
     let hasher = authority.hasher.clone();
@@ -90,10 +91,11 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
         store.clone(),
         hasher,
         origins.clone(),
+        clock.clone(),
         loaded_tx,
     ));
-    tokio::spawn(refresh_keys(keys.clone(), config.keys.refresh_interval));
-    tokio::spawn(purge_expired(store.clone()));
+    tokio::spawn(refresh_keys(keys.clone(), clock.clone(), config.keys.refresh_interval));
+    tokio::spawn(purge_expired(store.clone(), clock.clone()));
     tokio::spawn(watch_clock(authority.clone()));
     tokio::spawn(refresh_origins(origins.clone(), store.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded, origins })
@@ -127,10 +129,11 @@ async fn load_static_registrations(
     store: Arc<dyn Store>,
     hasher: Hasher,
     origins: Arc<CorsOrigins>,
+    clock: Arc<dyn Clock>,
     done: watch::Sender<bool>,
 ) {
     loop {
-        match sync_static(&config, store.as_ref(), &hasher).await {
+        match sync_static(&config, store.as_ref(), &hasher, clock.now()).await {
             Ok(()) => {
                 // Ready means the static clients' origins are allowed too.
                 if let Err(error) = origins.refresh(store.as_ref()).await {
@@ -156,8 +159,8 @@ pub async fn sync_static(
     config: &Config,
     store: &dyn Store,
     hasher: &Hasher,
+    now: i64,
 ) -> anyhow::Result<()> {
-    let now = unix_now();
     for entry in &config.clients {
         let secret_hash = match &entry.secret {
             Some(secret) => Some(hasher.hash(secret.expose().to_owned()).await?),
@@ -171,7 +174,7 @@ pub async fn sync_static(
         store.upsert_client(&record, now).await?;
     }
     let keep: Vec<String> = config.clients.iter().map(|c| c.client.client_id.clone()).collect();
-    let removed = store.remove_config_clients_except(&keep, unix_now()).await?;
+    let removed = store.remove_config_clients_except(&keep, now).await?;
     if removed > 0 {
         tracing::info!(removed, "removed clients that are no longer in the config");
     }
@@ -257,11 +260,11 @@ const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Deletes expired codes, sessions, grants, tokens and assertion ids, so the database does not
 /// grow with traffic. The store deletes in small batches, each its own short transaction.
-async fn purge_expired(store: Arc<dyn Store>) {
+async fn purge_expired(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     loop {
         interval.tick().await;
-        match store.purge(unix_now()).await {
+        match store.purge(clock.now()).await {
             Ok(purged) if purged.total() > 0 => tracing::info!(?purged, "purged expired records"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "purging expired records failed; will retry"),
@@ -280,7 +283,7 @@ async fn watch_clock(authority: Arc<Authority>) {
     let mut interval = tokio::time::interval(CLOCK_CHECK_INTERVAL);
     loop {
         interval.tick().await;
-        let before = unix_millis();
+        let before = authority.clock.now_millis();
         let database = match authority.store.clock_millis().await {
             Ok(millis) => millis,
             Err(error) => {
@@ -289,7 +292,7 @@ async fn watch_clock(authority: Arc<Authority>) {
             }
         };
         // The database read its clock somewhere during the round trip: compare with its middle.
-        let drift = (before + unix_millis()) / 2 - database;
+        let drift = (before + authority.clock.now_millis()) / 2 - database;
         authority.clock_drift_millis.store(drift, std::sync::atomic::Ordering::Relaxed);
         metrics::gauge!("latchkey_clock_drift_seconds").set(drift as f64 / 1000.0);
         if drift.abs() > MAX_CLOCK_DRIFT_MILLIS {
@@ -299,10 +302,6 @@ async fn watch_clock(authority: Arc<Authority>) {
             );
         }
     }
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Rebuilds the CORS origin set from the registrations, at once and then every
@@ -318,12 +317,12 @@ async fn refresh_origins(origins: Arc<CorsOrigins>, store: Arc<dyn Store>) {
     }
 }
 
-async fn refresh_keys(keys: Arc<KeyManager>, every: std::time::Duration) {
+async fn refresh_keys(keys: Arc<KeyManager>, clock: Arc<dyn Clock>, every: std::time::Duration) {
     let mut interval = tokio::time::interval(every);
     interval.tick().await;
     loop {
         interval.tick().await;
-        if let Err(error) = keys.refresh(unix_now()).await {
+        if let Err(error) = keys.refresh(clock.now()).await {
             tracing::error!(%error, "refreshing signing keys failed; serving the ones loaded before");
         }
     }

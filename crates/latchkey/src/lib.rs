@@ -5,6 +5,7 @@
 //!
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
 //! - [`authority`]: the server's operations, one call per endpoint step.
+//! - [`clock`]: the time every expiry is checked against (system, or moved by a test).
 //! - [`client_cache`]: registered clients behind a short-lived cache.
 //! - [`client_keys`]: public keys of `private_key_jwt` clients, fetched and cached.
 //! - [`client_secrets`]: client secrets already verified, so argon2 runs once per secret.
@@ -25,6 +26,7 @@ pub mod authority;
 pub mod client_cache;
 pub mod client_keys;
 pub mod client_secrets;
+pub use latchkey_resource::clock;
 pub mod cors_origins;
 pub mod forms;
 pub mod keys;

@@ -10,7 +10,6 @@ use super::AppState;
 use super::error::json_error;
 use super::source::Source;
 use super::token::{authenticated, no_store_json};
-use crate::startup::unix_now;
 
 /// POST /oauth/introspect.
 pub(super) async fn introspect(
@@ -23,7 +22,7 @@ pub(super) async fn introspect(
     let answer = async {
         let (caller, params) =
             authenticated(&state, source, &headers, query.as_deref(), &body).await?;
-        state.authority.introspect(&caller, &params, unix_now()).await
+        state.authority.introspect(&caller, &params, state.now()).await
     };
     match answer.await {
         Ok(introspection) => no_store_json(introspection),
@@ -42,7 +41,7 @@ pub(super) async fn revoke(
     let answer = async {
         let (caller, params) =
             authenticated(&state, source, &headers, query.as_deref(), &body).await?;
-        state.authority.revoke(&caller, &params, unix_now()).await
+        state.authority.revoke(&caller, &params, state.now()).await
     };
     match answer.await {
         Ok(()) => {

@@ -16,7 +16,6 @@ use latchkey::oidc::logout::LogoutRequest;
 use super::pages::{self, LogoutPage, MessagePage};
 use super::session::{Browser, cookie, set_cookie};
 use super::{AppState, paths};
-use crate::startup::unix_now;
 
 /// GET /logout.
 pub(super) async fn get(
@@ -44,7 +43,7 @@ pub(super) async fn post(
             let binding = Binding { browser, session: None };
             let forms = &state.authority.forms;
             if browser.is_empty()
-                || forms.verify(submitted, Purpose::Logout, binding, request, unix_now()).is_none()
+                || forms.verify(submitted, Purpose::Logout, binding, request, state.now()).is_none()
             {
                 return pages::error_page("This form has expired", "Open the sign-out link again.");
             }
@@ -81,7 +80,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
         Err(Ok(message)) => return pages::error_page("This sign-out link is not valid", &message),
         Err(Err(failure)) => return failed(failure),
     };
-    let now = unix_now();
+    let now = state.now();
     let names = state.cookie_names();
     let mut session = match cookie(headers, names.session) {
         Some(value) => state.authority.session(value, now).await.ok().flatten(),
@@ -143,7 +142,7 @@ fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
     };
     let binding = Binding { browser: &browser.id, session: None };
-    let csrf = state.authority.forms.issue(Purpose::Logout, binding, raw, unix_now());
+    let csrf = state.authority.forms.issue(Purpose::Logout, binding, raw, state.now());
     let page = LogoutPage {
         action: paths::LOGOUT,
         message: "Do you want to sign out of this browser? Applications you signed in to will need you to sign in again.",

@@ -69,6 +69,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The current time, seconds since the Unix epoch, by the node's clock.
+    pub fn now(&self) -> i64 {
+        self.authority.now()
+    }
+
     /// Cookies get `Secure` whenever the issuer is https (behind a TLS proxy too).
     pub(crate) fn secure_cookies(&self) -> bool {
         self.config.issuer.starts_with("https://")

@@ -12,7 +12,6 @@ use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
 use super::AppState;
 use super::error::json_error;
 use super::source::Source;
-use crate::startup::unix_now;
 
 /// Parses a form body, refusing other content types and query-string parameters (credentials
 /// in URLs end up in logs and histories).
@@ -60,7 +59,7 @@ async fn exchange(
     body: &[u8],
 ) -> Result<latchkey::oauth::token::TokenResponse, Failure> {
     let (client, params) = authenticated(state, source, headers, query, body).await?;
-    let response = state.authority.token(&client, &params, source.0, unix_now()).await?;
+    let response = state.authority.token(&client, &params, source.0, state.now()).await?;
     // The grant type is one of the four known ones here: the request succeeded.
     let grant_type = params.get("grant_type").ok().flatten().unwrap_or("").to_owned();
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
@@ -93,7 +92,7 @@ pub(super) async fn authenticated(
         })?),
     };
     let presented = client_auth::presented(authorization, &params)?;
-    let client = state.authority.authenticate_client(&presented, source.0, unix_now()).await?;
+    let client = state.authority.authenticate_client(&presented, source.0, state.now()).await?;
     Ok((client, params))
 }
 

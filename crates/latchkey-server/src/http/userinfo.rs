@@ -12,7 +12,6 @@ use latchkey::oauth::{ErrorCode, OAuthError, Params};
 
 use super::AppState;
 use super::error::bearer_error;
-use crate::startup::unix_now;
 
 /// GET or POST /userinfo.
 pub(super) async fn userinfo(
@@ -27,7 +26,7 @@ pub(super) async fn userinfo(
         Ok(None) => return bearer_error(None, "openid"),
         Err(error) => return bearer_error(Some(error.into()), "openid"),
     };
-    match state.authority.userinfo(&token, unix_now()).await {
+    match state.authority.userinfo(&token, state.now()).await {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
             response

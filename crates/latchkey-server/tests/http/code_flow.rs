@@ -79,6 +79,15 @@ pub async fn server(db: &TestDb, extra: &str) -> TestServer {
     TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
 }
 
+/// [`server`] on a clock the test moves.
+pub async fn server_with_clock(
+    db: &TestDb,
+    extra: &str,
+    clock: std::sync::Arc<latchkey::clock::ManualClock>,
+) -> TestServer {
+    TestServer::start_with_clock(db, &format!("{extra}\n{CONFIG}"), clock).await
+}
+
 pub fn authorize_url(
     server: &TestServer,
     client_id: &str,

@@ -115,6 +115,7 @@ async fn a_token_signed_by_the_server_verifies_with_the_published_key(db: TestDb
         aud: Audience::One("https://photos.example.com".into()),
         exp: 4_000_000_000,
         iat: 1_700_000_000,
+        nbf: None,
         jti: "jti-1".into(),
         client_id: "photo-app".into(),
         scope: Some("read:photos".into()),

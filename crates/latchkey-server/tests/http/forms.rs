@@ -227,10 +227,12 @@ async fn an_id_token_hint_for_another_user_is_login_required(db: TestDb) {
 }
 
 async fn an_expired_hint_does_not_skip_the_logout_confirmation(db: TestDb) {
-    let server = server(&db, &format!("[tokens]\nid_token_ttl = \"1s\"\n{EXTRA}")).await;
+    let clock = std::sync::Arc::new(latchkey::clock::ManualClock::starting_now());
+    let extra = format!("[tokens]\nid_token_ttl = \"1s\"\n{EXTRA}");
+    let server = crate::code_flow::server_with_clock(&db, &extra, clock.clone()).await;
     let browser = browser();
     let tokens = id_token_of(&browser, &server, "alice").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(2);
     let url = format!(
         "{}?id_token_hint={}&post_logout_redirect_uri=https%3A%2F%2Fspa.example.com%2F",
         server.url("/logout"),

@@ -25,6 +25,9 @@ mod service;
 mod slow;
 mod spa;
 
+use std::sync::Arc;
+
+use latchkey::clock::{Clock, ManualClock, SystemClock};
 use latchkey_server::config::Config;
 use latchkey_server::http::{self, AppState};
 use latchkey_server::startup;
@@ -86,6 +89,22 @@ impl TestServer {
     /// [`TestServer::start`] with another issuer than the server's own URL, as behind a TLS
     /// proxy.
     pub async fn start_as(db: &TestDb, issuer: Option<&str>, extra: &str) -> TestServer {
+        TestServer::boot(db, issuer, extra, Arc::new(SystemClock)).await
+    }
+
+    /// [`TestServer::start_ready`] on a clock the test moves: expiry without waiting for it.
+    pub async fn start_with_clock(db: &TestDb, extra: &str, clock: Arc<ManualClock>) -> TestServer {
+        let server = TestServer::boot(db, None, extra, clock).await;
+        server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
+        server
+    }
+
+    async fn boot(
+        db: &TestDb,
+        issuer: Option<&str>,
+        extra: &str,
+        clock: Arc<dyn Clock>,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         // An issuer others could reach needs a master key (a fixed one, for tests).
@@ -100,7 +119,7 @@ impl TestServer {
             db.url
         );
         let config = Config::from_parts(&text, &[]).unwrap();
-        let state = startup::boot(config).await.unwrap();
+        let state = startup::boot_with_clock(config, clock).await.unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let served = state.clone();
         tokio::spawn(async move {

@@ -44,7 +44,7 @@ async fn two_nodes_publish_the_same_jwks_and_follow_rotation(db: TestDb) {
     assert_eq!(jwks_of(&a).await["keys"].as_array().unwrap().len(), slots);
 
     // A key rotated through node A is published by node B at its next refresh.
-    let now = latchkey_server::startup::unix_now();
+    let now = a.state.now();
     a.state.keys.rotate(now).await.unwrap();
     b.state.keys.refresh(now).await.unwrap();
     let published = jwks_of(&b).await;

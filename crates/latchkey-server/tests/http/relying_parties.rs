@@ -282,7 +282,8 @@ grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "offline_access"]
 session_refresh_tokens = false
 "#;
-    let server = server(&db, extra).await;
+    let clock = std::sync::Arc::new(latchkey::clock::ManualClock::starting_now());
+    let server = crate::code_flow::server_with_clock(&db, extra, clock.clone()).await;
     let online = [("scope", "openid profile")];
 
     // Logout: the session-bound token dies, the offline one lives.
@@ -308,7 +309,7 @@ session_refresh_tokens = false
     // Session expiry: the same.
     let later = crate::code_flow::browser();
     let (_, bound) = exchange_spa(&server, &spa_code(&later, &server, &online).await).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    clock.advance(3);
     let (_, body) = spa_refresh(&server, bound["refresh_token"].as_str().unwrap()).await;
     assert_eq!(body["error"], "invalid_grant", "the session expired: {body}");
     let (status, body) = spa_refresh(&server, offline["refresh_token"].as_str().unwrap()).await;

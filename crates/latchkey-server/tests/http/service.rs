@@ -2,12 +2,15 @@
 //! grant, opaque tokens, introspection (RFC 7662), revocation (RFC 7009), private_key_jwt
 //! (RFC 7523).
 
+use std::sync::Arc;
+
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use latchkey::clock::ManualClock;
 use latchkey_resource::AccessTokenClaims;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -68,6 +71,14 @@ password = "alice-password"
 
 async fn server(db: &TestDb, extra: &str) -> TestServer {
     TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
+}
+
+/// [`server`] on a clock the test moves.
+async fn server_with_clock(db: &TestDb, extra: &str) -> (TestServer, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let server =
+        TestServer::start_with_clock(db, &format!("{extra}\n{CONFIG}"), clock.clone()).await;
+    (server, clock)
 }
 
 /// A form POST to `path`, with HTTP Basic credentials when `basic` is given.
@@ -346,9 +357,9 @@ async fn a_revoked_jwt_is_inactive_until_it_would_have_expired(db: TestDb) {
 }
 
 async fn expired_tokens_are_inactive(db: TestDb) {
-    let server = server(&db, "[tokens]\naccess_token_ttl = \"1s\"").await;
+    let (server, clock) = server_with_clock(&db, "[tokens]\naccess_token_ttl = \"1s\"").await;
     let token = client_credentials(&server, "machine", "machine-secret", "read:photos").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(2);
     let seen = introspect(&server, ("photo-api", "photo-api-secret"), &token).await;
     assert_eq!(seen.to_string(), INACTIVE);
 }
@@ -460,7 +471,7 @@ async fn public_clients_revoke_their_own_tokens(db: TestDb) {
 }
 
 async fn wrong_client_secrets_are_slowed_down_per_client(db: TestDb) {
-    let server = server(&db, "").await;
+    let (server, clock) = server_with_clock(&db, "").await;
     let cc = [("grant_type", "client_credentials")];
     for _ in 0..5 {
         assert_error(
@@ -481,7 +492,7 @@ async fn wrong_client_secrets_are_slowed_down_per_client(db: TestDb) {
     }
     // Another client is not affected, and the right secret works once the back-off has run.
     client_credentials(&server, "other", "other-secret", "").await;
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    clock.advance(2);
     client_credentials(&server, "machine", "machine-secret", "").await;
 }
 

@@ -2,7 +2,7 @@
 //! either format, which `/userinfo` and revocation share.
 
 use jsonwebtoken::{Validation, decode, decode_header};
-use latchkey_resource::claims::ACCESS_TOKEN_TYP;
+use latchkey_resource::claims::is_access_token_typ;
 use latchkey_resource::{AccessTokenClaims, Audience};
 
 use super::{Authority, Failure};
@@ -65,10 +65,7 @@ impl Authority {
     /// Checks a JWT access token's signature and claims, without the store.
     pub fn verify_jwt(&self, token: &str, now: i64) -> Result<AccessTokenClaims, Dead> {
         let header = decode_header(token).map_err(|_| Dead::Invalid)?;
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
+        if !is_access_token_typ(header.typ.as_deref()) {
             return Err(Dead::NotAccessToken);
         }
         let snapshot = self.keys.snapshot();
@@ -222,6 +219,7 @@ fn opaque_claims(stored: StoredAccess, issuer: &str) -> Result<LiveAccess, Dead>
             aud,
             exp: record.expires_at,
             iat: opaque.issued_at,
+            nbf: None,
             jti: record.jti,
             client_id: record.client_id,
             scope: Some(opaque.scopes),

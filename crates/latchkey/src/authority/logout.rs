@@ -2,6 +2,7 @@
 //! end of a session.
 
 use jsonwebtoken::{Validation, decode, decode_header};
+use latchkey_resource::claims::is_access_token_typ;
 
 use super::{Authority, Failure};
 use crate::model::Client;
@@ -69,9 +70,8 @@ impl Authority {
         let header = decode_header(token).ok()?;
         let snapshot = self.keys.snapshot();
         let (algorithm, key) = snapshot.verifier(header.kid.as_deref()?)?;
-        if header.alg != *algorithm
-            || header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-        {
+        // An access token is not an id_token, in either spelling of its typ (RFC 9068 §2.1).
+        if header.alg != *algorithm || is_access_token_typ(header.typ.as_deref()) {
             return None;
         }
         let mut validation = Validation::new(*algorithm);

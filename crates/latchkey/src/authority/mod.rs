@@ -28,6 +28,7 @@ pub(crate) use client_auth::bad_credentials;
 use crate::client_cache::ClientCache;
 use crate::client_keys::ClientKeys;
 use crate::client_secrets::VerifiedSecrets;
+use crate::clock::Clock;
 use crate::forms::FormKey;
 use crate::keys::KeyManager;
 use crate::model::{ClientRecord, Resource, Session, TokenFormat};
@@ -172,12 +173,19 @@ pub struct Authority {
     pub forms: FormKey,
     /// This node's clock minus the database's, milliseconds, as last measured.
     pub clock_drift_millis: std::sync::atomic::AtomicI64,
+    /// The time: the system's, or one a test moves.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A clock drift beyond this is reported: lifetimes written by one node are checked by others.
 pub const MAX_CLOCK_DRIFT_MILLIS: i64 = 2000;
 
 impl Authority {
+    /// The current time, seconds since the Unix epoch, by this authority's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Whether a grant may still be used: an offline grant always, a session-bound one while
     /// its browser session lives (OIDC Core §11).
     pub async fn grant_session_live(

@@ -29,7 +29,6 @@ use super::AppState;
 use super::pages;
 use super::session::{Browser, cookie, set_cookie};
 use super::source::Source;
-use crate::startup::unix_now;
 
 /// GET /authorize: the request is the query string.
 pub(super) async fn get(
@@ -69,7 +68,7 @@ pub(super) async fn page_without_request(
 }
 
 async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
-    let now = unix_now();
+    let now = state.now();
     let request = match load_request(state, &raw).await {
         Ok(request) => request,
         Err(response) => return response,
@@ -109,7 +108,7 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = unix_now();
+    let now = state.now();
     // Check the form and the request before touching credentials: a bad one never reaches
     // the login.
     let submitted = match submission(&state, &headers, &body, Purpose::Login, now).await {
@@ -190,7 +189,7 @@ pub(super) async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = unix_now();
+    let now = state.now();
     let submitted = match submission(&state, &headers, &body, Purpose::Consent, now).await {
         Ok(submitted) => submitted,
         Err(response) => return response,

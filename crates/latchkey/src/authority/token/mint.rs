@@ -52,6 +52,7 @@ impl Authority {
                     aud: audience,
                     exp: expires_at,
                     iat: now,
+                    nbf: None,
                     jti: jti.clone(),
                     client_id: client.client_id.clone(),
                     scope: Some(scopes.to_param()),
