@@ -1,23 +1,111 @@
-//! Error responses of the JSON endpoints (RFC 6749 §5.2) and of bearer-protected ones
-//! (RFC 6750 §3).
+//! [`HttpError`]: every error answer of the HTTP edge, with one `IntoResponse`.
+//!
+//! - JSON errors of the token, introspection and revocation endpoints (RFC 6749 §5.2): no
+//!   caching, 401 with a `WWW-Authenticate` challenge for failed client authentication, 429 and
+//!   503 with `Retry-After`.
+//! - Bearer errors of `/userinfo` (RFC 6750 §3).
+//! - Error pages for requests that must not be redirected, and redirects to a client's
+//!   verified redirect URI.
+//! - Internal errors: a generic answer; the cause rides in a response extension that
+//!   [`log_internal_errors`] logs, once, with the request's method and path. Nothing else logs
+//!   them, and no cause ever reaches the client.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use latchkey::authority::{BUSY_RETRY_AFTER_SECS, Failure, Throttled};
 use latchkey::oauth::{ErrorCode, OAuthError};
 use serde_json::json;
 
-/// A token-endpoint style error: JSON body, no caching; 401 with a `WWW-Authenticate`
-/// challenge for failed client authentication; internal errors logged, never described.
-pub(crate) fn json_error(failure: Failure) -> Response {
-    let error = match failure {
-        Failure::OAuth(error) => error,
-        Failure::Internal(internal) => {
-            tracing::error!(error = %internal, "request failed");
-            OAuthError::new(ErrorCode::ServerError, "the server failed to handle the request")
+use super::pages;
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) enum HttpError {
+    /// A token-endpoint style error (RFC 6749 §5.2).
+    Json(Failure),
+    /// A bearer-protected endpoint's error (RFC 6750 §3); `None` when no token came at all.
+    Bearer {
+        /// What failed.
+        failure: Option<Failure>,
+        /// The scope the endpoint needs, named in an `insufficient_scope` challenge.
+        scope: &'static str,
+    },
+    /// A 400 page for the user: the request must not be sent back to the client.
+    Page {
+        /// The page's heading.
+        title: &'static str,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// 303 to a client's verified redirect URI, carrying the error (RFC 6749 §4.1.2.1).
+    Redirect(String),
+    /// The server failed; the cause is logged, never sent.
+    Internal(String),
+}
+
+impl HttpError {
+    /// An internal failure with its cause.
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
+        HttpError::Internal(cause.to_string())
+    }
+}
+
+/// The cause of an internal error, for [`log_internal_errors`].
+#[derive(Debug, Clone)]
+struct InternalCause(String);
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match self {
+            HttpError::Json(failure) => json_error(failure),
+            HttpError::Bearer { failure, scope } => bearer_error(failure, scope),
+            HttpError::Page { title, message } => pages::error_page(title, &message),
+            HttpError::Redirect(location) => pages::redirect(&location, &[]),
+            HttpError::Internal(cause) => internal(cause),
         }
-        Failure::Busy => busy_error(),
+    }
+}
+
+impl From<Failure> for HttpError {
+    fn from(failure: Failure) -> Self {
+        HttpError::Json(failure)
+    }
+}
+
+impl From<OAuthError> for HttpError {
+    fn from(error: OAuthError) -> Self {
+        HttpError::Json(error.into())
+    }
+}
+
+/// Logs the cause of every internal error answered below this layer.
+pub(crate) async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, path, error = %cause, "request failed");
+    }
+    response
+}
+
+fn internal(cause: String) -> Response {
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(InternalCause(cause));
+    response
+}
+
+fn json_error(failure: Failure) -> Response {
+    let (error, cause) = match failure {
+        Failure::OAuth(error) => (error, None),
+        Failure::Internal(internal) => (
+            OAuthError::new(ErrorCode::ServerError, "the server failed to handle the request"),
+            Some(internal.to_string()),
+        ),
+        Failure::Busy => (busy_error(), None),
         Failure::Throttled { what, retry_after } => return throttled(what, retry_after),
     };
     let status = match error.code {
@@ -37,6 +125,9 @@ pub(crate) fn json_error(failure: Failure) -> Response {
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+    }
+    if let Some(cause) = cause {
+        response.extensions_mut().insert(InternalCause(cause));
     }
     response
 }
@@ -68,18 +159,15 @@ fn busy_error() -> OAuthError {
     )
 }
 
-/// A bearer-token error (RFC 6750 §3): a bare challenge when no token came, else the code,
-/// a description, and for `insufficient_scope` the scope needed.
-pub(crate) fn bearer_error(failure: Option<Failure>, needed_scope: &str) -> Response {
+/// A bare challenge when no token came, else the code, a description, and for
+/// `insufficient_scope` the scope needed (RFC 6750 §3).
+fn bearer_error(failure: Option<Failure>, needed_scope: &str) -> Response {
     let Some(failure) = failure else {
         return challenge(StatusCode::UNAUTHORIZED, "Bearer realm=\"latchkey\"".into());
     };
     let error = match failure {
         Failure::OAuth(error) => error,
-        Failure::Internal(internal) => {
-            tracing::error!(error = %internal, "bearer request failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
-        }
+        Failure::Internal(cause) => return internal(cause.to_string()),
         failure @ (Failure::Busy | Failure::Throttled { .. }) => return json_error(failure),
     };
     let description = error.description.replace(['"', '\\'], "'");
@@ -113,4 +201,39 @@ fn challenge(status: StatusCode, value: String) -> Response {
     }
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_cause_from_the_client() {
+        let response = HttpError::internal("database password is hunter2").into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.extensions().get::<InternalCause>().is_some(), "for the log");
+        assert_eq!(body(response).await, "internal error\n");
+
+        let store = latchkey::store::Error::Backend("hunter2".into());
+        let failure = Failure::Internal(latchkey::authority::Internal::Store(store));
+        let response = HttpError::Json(failure).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.extensions().get::<InternalCause>().is_some(), "for the log");
+        let text = body(response).await;
+        assert!(text.contains("server_error") && !text.contains("hunter2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn failed_client_authentication_is_401_with_a_basic_challenge() {
+        let error = OAuthError::new(ErrorCode::InvalidClient, "wrong secret");
+        let response = HttpError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"latchkey\"");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    }
 }

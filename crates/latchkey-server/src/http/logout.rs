@@ -13,6 +13,7 @@ use latchkey::oauth::Params;
 use latchkey::oauth::authorize::redirect_with;
 use latchkey::oidc::logout::LogoutRequest;
 
+use super::error::HttpError;
 use super::pages::{self, LogoutPage, MessagePage};
 use super::session::{Browser, cookie, set_cookie};
 use super::{AppState, paths};
@@ -139,7 +140,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
 /// The page that asks the user to confirm; its form is bound to this browser and request.
 fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
     let Ok(browser) = Browser::of(state, headers) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+        return HttpError::internal("no randomness for a browser id").into_response();
     };
     let binding = Binding { browser: &browser.id, session: None };
     let csrf = state.authority.forms.issue(Purpose::Logout, binding, raw, state.now());
@@ -154,8 +155,7 @@ fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
 }
 
 fn failed(failure: latchkey::authority::Failure) -> Response {
-    tracing::error!(error = %failure, "logout failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    HttpError::internal(failure).into_response()
 }
 
 fn finish(request: &LogoutRequest) -> Response {

@@ -8,6 +8,7 @@ mod authorize;
 mod cors;
 mod discovery;
 mod error;
+mod extract;
 mod health;
 mod introspect;
 mod jwks;
@@ -16,6 +17,7 @@ pub(crate) mod metrics;
 pub use serve::raise_open_file_limit;
 mod pages;
 pub mod paths;
+mod revoke;
 mod serve;
 mod session;
 mod source;
@@ -105,7 +107,7 @@ pub fn app(state: AppState) -> Router {
         .merge(
             Router::new()
                 .route(paths::TOKEN, post(token::token).options(no_content))
-                .route(paths::REVOKE, post(introspect::revoke).options(no_content))
+                .route(paths::REVOKE, post(revoke::revoke).options(no_content))
                 .route(
                     paths::USERINFO,
                     get(userinfo::userinfo).post(userinfo::userinfo).options(no_content),
@@ -119,6 +121,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::READYZ, get(health::readyz))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
+        .route_layer(axum::middleware::from_fn(error::log_internal_errors))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))

@@ -4,6 +4,8 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::error::HttpError;
+
 /// The login page (field names are fixed by INTERFACE.md).
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -63,8 +65,7 @@ pub(crate) fn page(status: StatusCode, template: &impl Template, cookies: &[Stri
     let body = match template.render() {
         Ok(body) => body,
         Err(error) => {
-            tracing::error!(%error, "rendering a page failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+            return HttpError::internal(format!("rendering a page: {error}")).into_response();
         }
     };
     let mut response = (status, body).into_response();
@@ -84,6 +85,21 @@ pub(crate) fn page(status: StatusCode, template: &impl Template, cookies: &[Stri
             headers.append(header::SET_COOKIE, value);
         }
     }
+    response
+}
+
+/// 303 See Other: the browser follows with GET and drops the form body (RFC 9700 §4.11).
+pub(crate) fn redirect(location: &str, cookies: &[String]) -> Response {
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response();
+    for cookie in cookies {
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     response
 }
 

@@ -8,10 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
+use latchkey::authority::Failure;
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
 
 use super::AppState;
-use super::error::bearer_error;
+use super::error::HttpError;
 
 /// GET or POST /userinfo.
 pub(super) async fn userinfo(
@@ -20,22 +21,20 @@ pub(super) async fn userinfo(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, HttpError> {
+    let bearer = |failure: Option<Failure>| HttpError::Bearer { failure, scope: "openid" };
     let token = match presented_token(&method, query.as_deref(), &headers, &body) {
         Ok(Some(token)) => token,
-        Ok(None) => return bearer_error(None, "openid"),
-        Err(error) => return bearer_error(Some(error.into()), "openid"),
+        Ok(None) => return Err(bearer(None)),
+        Err(error) => return Err(bearer(Some(error.into()))),
     };
-    match state.authority.userinfo(&token, state.now()).await {
-        Ok(claims) => {
-            let mut response = Json(claims).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-            response
-        }
-        Err(failure) => bearer_error(Some(failure), "openid"),
-    }
+    let claims =
+        state.authority.userinfo(&token, state.now()).await.map_err(|f| bearer(Some(f)))?;
+    let mut response = Json(claims).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// The one access token of the request, from the header or a form body, never both.

@@ -3,7 +3,7 @@
 //! one.
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use latchkey::authority::Failure;
 use latchkey::forms::{Binding, Purpose};
 use latchkey::model::Session;
@@ -73,7 +73,7 @@ pub(super) async fn submission(
     let Some(seen_at) = state.authority.forms.verify(value, purpose, binding, &raw, now) else {
         return Err(expired_form());
     };
-    let request = load_request(state, &raw).await?;
+    let request = load_request(state, &raw).await.map_err(IntoResponse::into_response)?;
     Ok(Submitted { form, raw, request, browser, session, seen_at })
 }
 

@@ -26,6 +26,7 @@ mod forms;
 use forms::{PageContext, expired_form, submission};
 
 use super::AppState;
+use super::error::HttpError;
 use super::pages;
 use super::session::{Browser, cookie, set_cookie};
 use super::source::Source;
@@ -71,7 +72,7 @@ async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
     let now = state.now();
     let request = match load_request(state, &raw).await {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let Ok(browser) = Browser::of(state, headers) else {
         return internal_message("no randomness");
@@ -210,7 +211,8 @@ pub(super) async fn consent(
                 return internal(Failure::from(error));
             }
             let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied access");
-            return redirect_error(&state, &request.redirect_uri, request.state.as_deref(), &error);
+            return redirect_error(&state, &request.redirect_uri, request.state.as_deref(), &error)
+                .into_response();
         }
         _ => return pages::error_page("Malformed request", "Choose Allow or Deny."),
     }
@@ -281,7 +283,8 @@ impl Flow<'_> {
                         &request.redirect_uri,
                         request.state.as_deref(),
                         &error,
-                    );
+                    )
+                    .into_response();
                 }
             },
         };
@@ -307,6 +310,7 @@ impl Flow<'_> {
             }
             Decision::Refused(error) => {
                 redirect_error(state, &request.redirect_uri, request.state.as_deref(), &error)
+                    .into_response()
             }
             Decision::Approved => {
                 let Some(session) = session else {
@@ -321,7 +325,10 @@ impl Flow<'_> {
                         // RFC 9207: the issuer travels with the response so the client can tell
                         // which server answered (mix-up defence).
                         pairs.push(("iss", state.config.issuer.as_str()));
-                        redirect(&authorize::redirect_with(&request.redirect_uri, &pairs), &cookies)
+                        pages::redirect(
+                            &authorize::redirect_with(&request.redirect_uri, &pairs),
+                            &cookies,
+                        )
                     }
                     Err(failure) => internal(failure),
                 }
@@ -334,28 +341,26 @@ fn parse(raw: &str) -> Result<Params, ()> {
     Params::from_form(raw).map_err(drop)
 }
 
-/// Parses and validates the authorization request; a failure is already the response.
-async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationRequest, Response> {
-    let params = Params::from_form(raw).map_err(|error| {
-        pages::error_page(
-            "Malformed request",
-            &format!("The authorization request could not be read: {}.", error.description),
-        )
+/// Parses and validates the authorization request.
+async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationRequest, HttpError> {
+    let params = Params::from_form(raw).map_err(|error| HttpError::Page {
+        title: "Malformed request",
+        message: format!("The authorization request could not be read: {}.", error.description),
     })?;
     let outcome = match authorize::client_id(&params) {
         Err(error) => Err(error),
-        Ok(client_id) => match state.authority.client(client_id).await {
-            Ok(record) => authorize::validate(
+        Ok(client_id) => {
+            let record = state.authority.client(client_id).await.map_err(HttpError::internal)?;
+            authorize::validate(
                 &params,
                 record.map(|r| r.client.clone()),
                 &state.authority.settings.resources,
-            ),
-            Err(failure) => return Err(internal(failure)),
-        },
+            )
+        }
     };
     outcome.map_err(|error| match error {
         RequestError::NoRedirect(message) => {
-            pages::error_page("This sign-in link is not valid", &message)
+            HttpError::Page { title: "This sign-in link is not valid", message }
         }
         RequestError::Redirect { redirect_uri, state: client_state, error } => {
             redirect_error(state, &redirect_uri, client_state.as_deref(), &error)
@@ -363,40 +368,25 @@ async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationReques
     })
 }
 
-/// 303 See Other: the browser follows with GET and drops the form body (RFC 9700 §4.11).
-fn redirect(location: &str, cookies: &[String]) -> Response {
-    let mut response =
-        (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned())]).into_response();
-    for cookie in cookies {
-        if let Ok(value) = cookie.parse() {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    response
-}
-
+/// Back to the client with the error (RFC 6749 §4.1.2.1), `iss` included (RFC 9207).
 fn redirect_error(
     state: &AppState,
     redirect_uri: &str,
     client_state: Option<&str>,
     error: &OAuthError,
-) -> Response {
-    redirect(
-        &authorize::error_redirect(redirect_uri, client_state, error, &state.config.issuer),
-        &[],
-    )
+) -> HttpError {
+    HttpError::Redirect(authorize::error_redirect(
+        redirect_uri,
+        client_state,
+        error,
+        &state.config.issuer,
+    ))
 }
 
 fn internal(failure: Failure) -> Response {
-    tracing::error!(error = %failure, "authorization step failed");
-    internal_message("see the server log")
+    HttpError::internal(failure).into_response()
 }
 
 fn internal_message(context: &str) -> Response {
-    tracing::error!(context, "authorization step failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error: the server could not finish this step\n")
-        .into_response()
+    HttpError::internal(context).into_response()
 }
