@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use latchkey::oauth::token::TokenRequest;
 
 use super::AppState;
 use super::error::HttpError;
@@ -15,9 +16,9 @@ pub(super) async fn token(
     request: ClientRequest,
 ) -> Result<Response, HttpError> {
     let ClientRequest { client, params, source } = request;
-    let response = state.authority.token(&client, &params, source.0, state.now()).await?;
-    // The grant type is one of the four known ones here: the request succeeded.
-    let grant_type = params.get("grant_type").ok().flatten().unwrap_or("").to_owned();
+    let request = TokenRequest::parse(&client, &params)?;
+    let response = state.authority.token(&client, &request, source.0, state.now()).await?;
+    let grant_type = request.grant_type().as_str();
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
     Ok(no_store_json(response))
 }

@@ -30,16 +30,17 @@ pub enum GrantType {
 }
 
 impl GrantType {
+    /// Every grant type latchkey knows.
+    pub const ALL: [GrantType; 4] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+        GrantType::Password,
+    ];
+
     /// Parses a `grant_type` value latchkey knows.
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            GrantType::AuthorizationCode,
-            GrantType::RefreshToken,
-            GrantType::ClientCredentials,
-            GrantType::Password,
-        ]
-        .into_iter()
-        .find(|grant| grant.as_str() == value)
+        GrantType::ALL.into_iter().find(|grant| grant.as_str() == value)
     }
 
     /// The registered name.

@@ -4,20 +4,18 @@ use super::mint::{IdToken, Subject};
 use super::{invalid_grant, new_grant, still_registered};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{AuthorizationCode, Client, CodeLookup, Grant, Issued};
-use crate::oauth::params::Params;
 use crate::oauth::pkce;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{AuthorizationCodeRequest, TokenResponse};
 use crate::secret;
 
 impl Authority {
     pub(super) async fn exchange_code(
         &self,
         client: &Client,
-        params: &Params,
+        request: &AuthorizationCodeRequest,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
-        let code = params.require("code")?;
-        let code_hash = secret::hash(code);
+        let code_hash = secret::hash(&request.code);
         // The code is only read here; `issue` spends it together with storing the grant, so a
         // crash or a failed check in between leaves it redeemable. Of concurrent exchanges,
         // `issue` lets one through and treats the others as replays.
@@ -46,10 +44,10 @@ impl Authority {
                 }));
             }
         };
-        check_code(&record, client, params)?;
+        check_code(&record, client, request)?;
         let granted = still_registered(&record.scopes, client)?;
         let (scopes, audience) =
-            self.narrow_to_resources(client, &granted, &record.audience, params)?;
+            self.narrow_to_resources(client, &granted, &record.audience, &request.target)?;
         let grant = Grant {
             id: secret::generate()?,
             client_id: client.client_id.clone(),
@@ -105,16 +103,20 @@ fn foreign_code_replayed(owner: &str, presenter: &Client) -> Failure {
 }
 
 /// The bindings of a code (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
-fn check_code(record: &AuthorizationCode, client: &Client, params: &Params) -> Result<(), Failure> {
+fn check_code(
+    record: &AuthorizationCode,
+    client: &Client,
+    request: &AuthorizationCodeRequest,
+) -> Result<(), Failure> {
     if record.client_id != client.client_id {
         return Err(invalid_grant("the authorization code was issued to another client"));
     }
-    if params.get("redirect_uri")?.unwrap_or("") != record.redirect_uri {
+    if request.redirect_uri.as_deref().unwrap_or("") != record.redirect_uri {
         return Err(invalid_grant(
             "redirect_uri must be identical to the one in the authorization request",
         ));
     }
-    match (record.code_challenge.as_deref(), params.get("code_verifier")?) {
+    match (record.code_challenge.as_deref(), request.code_verifier.as_deref()) {
         (Some(challenge), Some(verifier)) if pkce::verify(verifier, challenge) => Ok(()),
         (Some(_), Some(_)) => Err(invalid_grant("code_verifier does not match the code_challenge")),
         (Some(_), None) => {

@@ -2,12 +2,11 @@
 //! behalf.
 
 use super::mint::{IdToken, Subject};
-use super::{requested_how, scopes_within, unauthorized};
+use super::{scopes_within, unauthorized};
 use crate::authority::{Authority, Failure};
 use crate::model::Client;
-use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{ClientCredentialsRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, audience};
 
 impl Authority {
@@ -15,7 +14,7 @@ impl Authority {
     pub(super) async fn client_credentials(
         &self,
         client: &Client,
-        params: &Params,
+        request: &ClientCredentialsRequest,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
         if client.is_public() {
@@ -29,7 +28,7 @@ impl Authority {
             .filter(|s| !audience::OPENID_SCOPES.contains(s))
             .collect();
         let scopes = scopes_within(
-            params,
+            &request.target,
             Scopes::from_list(&own_scopes),
             "is not registered for this client's own use",
         )?;
@@ -40,11 +39,10 @@ impl Authority {
             )
             .into());
         }
-        let resources: Vec<&str> = params.all("resource").collect();
         let target = audience::resolve(
             &scopes,
-            requested_how(params)?,
-            &resources,
+            request.target.requested(),
+            &request.target.resources(),
             &client.scopes,
             &self.settings.resources,
         )?;

@@ -18,9 +18,8 @@ use std::net::IpAddr;
 use super::{Authority, Failure, Internal};
 use crate::model::{AccessTokenRecord, Client, Grant, GrantType, Issue, RefreshToken};
 use crate::oauth::audience;
-use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{self, Target, TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::secret;
 
@@ -32,19 +31,13 @@ fn unauthorized(description: &str) -> Failure {
     OAuthError::new(ErrorCode::UnauthorizedClient, description).into()
 }
 
-/// The scopes a token request asks for (RFC 6749 §3.3): the `scope` parameter, each of which
-/// must be in `allowed` (else `invalid_scope` naming it, then `why`), or all of `allowed`
-/// when it is absent.
-fn scopes_within(params: &Params, allowed: Scopes, why: &str) -> Result<Scopes, Failure> {
-    let Some(value) = params.get("scope")? else {
+/// The scopes a token request asks for (RFC 6749 §3.3): its `scope`, each of which must be
+/// in `allowed` (else `invalid_scope` naming it, then `why`), or all of `allowed` when it is
+/// absent.
+fn scopes_within(target: &Target, allowed: Scopes, why: &str) -> Result<Scopes, Failure> {
+    let Some(requested) = &target.scope else {
         return Ok(allowed);
     };
-    let requested = Scopes::parse(value).ok_or_else(|| {
-        OAuthError::new(
-            ErrorCode::InvalidScope,
-            "scope must be scope names separated by single spaces",
-        )
-    })?;
     if requested.iter().any(|s| !allowed.contains(s)) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
@@ -52,7 +45,7 @@ fn scopes_within(params: &Params, allowed: Scopes, why: &str) -> Result<Scopes, 
         )
         .into());
     }
-    Ok(requested)
+    Ok(requested.clone())
 }
 
 /// What a grant still allows: the scopes it granted that the client is *still* registered
@@ -72,14 +65,6 @@ fn still_registered(granted: &str, client: &Client) -> Result<Scopes, Failure> {
     Ok(Scopes::from_list(&kept))
 }
 
-/// Whether the token request named its scopes itself.
-fn requested_how(params: &Params) -> Result<audience::Requested, Failure> {
-    Ok(match params.get("scope")? {
-        Some(_) => audience::Requested::Explicitly,
-        None => audience::Requested::ByDefault,
-    })
-}
-
 fn crypto(error: impl std::fmt::Display) -> Failure {
     Failure::Internal(Internal::Crypto(error.to_string()))
 }
@@ -89,33 +74,21 @@ impl Authority {
     pub async fn token(
         &self,
         client: &Client,
-        params: &Params,
+        request: &TokenRequest,
         from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
-        if let Some(error) = params.repeat_error(&["resource"]) {
-            return Err(error.into());
-        }
-        let grant_type = params.require("grant_type")?;
-        let Some(grant) = GrantType::parse(grant_type) else {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "this grant_type is not supported: use authorization_code (with PKCE), refresh_token, client_credentials or password (the implicit flow has no token request)",
-            )
-            .into());
-        };
-        if !client.allows_grant(grant) {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                format!("this client is not registered for the {} grant", grant.as_str()),
-            )
-            .into());
-        }
-        match grant {
-            GrantType::AuthorizationCode => self.exchange_code(client, params, now).await,
-            GrantType::RefreshToken => self.refresh(client, params, now).await,
-            GrantType::ClientCredentials => self.client_credentials(client, params, now).await,
-            GrantType::Password => self.password(client, params, from, now).await,
+        // Checked by the parse already; again here, since the request may come from elsewhere.
+        token::check_allowed(client, request.grant_type())?;
+        match request {
+            TokenRequest::AuthorizationCode(request) => {
+                self.exchange_code(client, request, now).await
+            }
+            TokenRequest::RefreshToken(request) => self.refresh(client, request, now).await,
+            TokenRequest::ClientCredentials(request) => {
+                self.client_credentials(client, request, now).await
+            }
+            TokenRequest::Password(request) => self.password(client, request, from, now).await,
         }
     }
 
@@ -126,9 +99,9 @@ impl Authority {
         client: &Client,
         scopes: &Scopes,
         granted_audience: &[String],
-        params: &Params,
+        target: &Target,
     ) -> Result<(Scopes, Vec<String>), Failure> {
-        let requested: Vec<&str> = params.all("resource").collect();
+        let requested = target.resources();
         if requested.iter().any(|r| !granted_audience.iter().any(|a| a == *r)) {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,
@@ -155,7 +128,7 @@ impl Authority {
         }
         let target = audience::resolve(
             scopes,
-            requested_how(params)?,
+            target.requested(),
             &resources,
             &client.scopes,
             &self.settings.resources,

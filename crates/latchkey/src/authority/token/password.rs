@@ -4,13 +4,12 @@
 use std::net::IpAddr;
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, new_grant, requested_how, scopes_within, unauthorized};
+use super::{invalid_grant, new_grant, scopes_within, unauthorized};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{Client, Grant, Issued};
 use crate::oauth::audience;
-use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{PasswordRequest, TokenResponse};
 use crate::secret;
 
 impl Authority {
@@ -19,29 +18,27 @@ impl Authority {
     pub(super) async fn password(
         &self,
         client: &Client,
-        params: &Params,
+        request: &PasswordRequest,
         from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
         if client.is_public() {
             return Err(unauthorized("a public client cannot use the password grant"));
         }
-        let username = params.require("username")?;
-        let password = params.require("password")?;
         let scopes = scopes_within(
-            params,
+            &request.target,
             Scopes::from_list(&client.scopes),
             "is not registered for this client",
         )?;
-        let resources: Vec<&str> = params.all("resource").collect();
         let target = audience::resolve(
             &scopes,
-            requested_how(params)?,
-            &resources,
+            request.target.requested(),
+            &request.target.resources(),
             &client.scopes,
             &self.settings.resources,
         )?;
-        let Some(user) = self.verify_user(username, password, from, now).await? else {
+        let Some(user) = self.verify_user(&request.username, &request.password, from, now).await?
+        else {
             return Err(invalid_grant("wrong username or password"));
         };
         let grant = Grant {

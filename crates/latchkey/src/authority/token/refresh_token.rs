@@ -8,8 +8,7 @@ use super::{crypto, invalid_grant, scopes_within, still_registered};
 use crate::authority::{Authority, Failure};
 use crate::keys::MasterKey;
 use crate::model::{Client, RefreshToken, Rotation};
-use crate::oauth::params::Params;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{RefreshTokenRequest, TokenResponse};
 use crate::secret;
 use crate::store::RotationRequest;
 
@@ -17,10 +16,10 @@ impl Authority {
     pub(super) async fn refresh(
         &self,
         client: &Client,
-        params: &Params,
+        request: &RefreshTokenRequest,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
-        let presented = params.require("refresh_token")?;
+        let presented = request.refresh_token.as_str();
         let token_hash = secret::hash(presented);
         let Some((_, grant)) = self.store.refresh_token(&token_hash).await? else {
             return Err(invalid_grant(
@@ -37,12 +36,12 @@ impl Authority {
         }
         let granted = still_registered(&grant.scopes, client)?;
         let scopes = scopes_within(
-            params,
+            &request.target,
             granted,
             "was not granted: a refresh may narrow the scope, never widen it (RFC 6749 §6)",
         )?;
         let (token_scopes, token_audience) =
-            self.narrow_to_resources(client, &scopes, &grant.audience, params)?;
+            self.narrow_to_resources(client, &scopes, &grant.audience, &request.target)?;
         let subject = Subject::user(&grant, &token_audience);
         // OIDC Core §12.2: a fresh id_token for the same sign-in (same iss, sub, aud and
         // auth_time, no nonce), as most providers send and RPs expect; a client may switch it
