@@ -6,6 +6,7 @@ use latchkey_resource::claims::is_access_token_typ;
 use latchkey_resource::{AccessTokenClaims, Audience};
 
 use super::{Authority, Failure};
+use crate::keys::KeyPurpose;
 use crate::model::{Client, StoredAccess};
 use crate::oauth::introspect::{Dead, Introspection, LiveAccess};
 use crate::oauth::{ErrorCode, OAuthError, Params};
@@ -69,8 +70,11 @@ impl Authority {
             return Err(Dead::NotAccessToken);
         }
         let snapshot = self.keys.snapshot();
-        let (expected, key) =
-            header.kid.as_deref().and_then(|kid| snapshot.verifier(kid)).ok_or(Dead::Invalid)?;
+        let (expected, key) = header
+            .kid
+            .as_deref()
+            .and_then(|kid| snapshot.verifier(kid, KeyPurpose::AccessToken))
+            .ok_or(Dead::Invalid)?;
         // The algorithm comes from our own key, never from the token (RFC 8725 §3.1).
         if header.alg != *expected {
             return Err(Dead::Invalid);

@@ -5,6 +5,7 @@ use jsonwebtoken::{Validation, decode, decode_header};
 use latchkey_resource::claims::is_access_token_typ;
 
 use super::{Authority, Failure};
+use crate::keys::KeyPurpose;
 use crate::model::Client;
 use crate::oauth::Params;
 use crate::oidc::logout::{IdTokenHint, LogoutRequest};
@@ -69,7 +70,7 @@ impl Authority {
     pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
         let header = decode_header(token).ok()?;
         let snapshot = self.keys.snapshot();
-        let (algorithm, key) = snapshot.verifier(header.kid.as_deref()?)?;
+        let (algorithm, key) = snapshot.verifier(header.kid.as_deref()?, KeyPurpose::IdToken)?;
         // An access token is not an id_token, in either spelling of its typ (RFC 9068 §2.1).
         if header.alg != *algorithm || is_access_token_typ(header.typ.as_deref()) {
             return None;

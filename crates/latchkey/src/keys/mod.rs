@@ -208,7 +208,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     signers: HashMap<Slot, Arc<Signer>>,
-    verifiers: HashMap<String, (jsonwebtoken::Algorithm, Arc<jsonwebtoken::DecodingKey>)>,
+    verifiers: HashMap<String, Verifier>,
     jwks: JwkSet,
     jwks_json: Bytes,
 }
@@ -219,13 +219,16 @@ impl Snapshot {
         self.signers.get(&slot)
     }
 
-    /// The verification key and algorithm of a published key, by `kid`: tokens signed by a
-    /// retiring key still verify.
+    /// The verification key and algorithm of a published key for `purpose`, by `kid`: tokens
+    /// signed by a retiring key still verify, and a key of the other purpose never does (an
+    /// id_token key cannot vouch for an access token, nor the reverse).
     pub fn verifier(
         &self,
         kid: &str,
-    ) -> Option<&(jsonwebtoken::Algorithm, Arc<jsonwebtoken::DecodingKey>)> {
-        self.verifiers.get(kid)
+        purpose: KeyPurpose,
+    ) -> Option<(&jsonwebtoken::Algorithm, &jsonwebtoken::DecodingKey)> {
+        let verifier = self.verifiers.get(kid).filter(|v| v.purpose == purpose)?;
+        Some((&verifier.algorithm, verifier.key.as_ref()))
     }
 
     /// The published key set.
@@ -237,6 +240,14 @@ impl Snapshot {
     pub fn jwks_json(&self) -> Bytes {
         self.jwks_json.clone()
     }
+}
+
+/// A published key, for checking what it signed.
+#[derive(Debug, Clone)]
+struct Verifier {
+    purpose: KeyPurpose,
+    algorithm: jsonwebtoken::Algorithm,
+    key: Arc<jsonwebtoken::DecodingKey>,
 }
 
 /// A key and its state, for `latchkey keys list`.
@@ -410,9 +421,12 @@ impl KeyManager {
             let signer = self.signer(record)?;
             let jwk = signer.public_jwk();
             if let Some(key) = decoding_key(&jwk) {
-                snapshot
-                    .verifiers
-                    .insert(record.kid.clone(), (jws_algorithm(record.alg), Arc::new(key)));
+                let verifier = Verifier {
+                    purpose: record.purpose,
+                    algorithm: jws_algorithm(record.alg),
+                    key: Arc::new(key),
+                };
+                snapshot.verifiers.insert(record.kid.clone(), verifier);
             }
             snapshot.jwks.keys.push(jwk);
             if *state == KeyState::Current {

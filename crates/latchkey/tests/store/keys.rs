@@ -183,7 +183,28 @@ async fn nodes_starting_together_on_an_empty_database_agree(db: TestDb) {
     assert_eq!(db.store.signing_keys().await.unwrap().len(), SLOTS.len(), "one key per slot");
 }
 
+/// A key verifies only what its purpose signs: an id_token key's `kid` finds no access-token
+/// verifier, and the reverse.
+async fn a_key_verifies_only_its_own_purpose(db: TestDb) {
+    let manager = KeyManager::start(db.store.clone(), None, POLICY, T0).await.unwrap();
+    let snapshot = manager.snapshot();
+    for (purpose, other) in [
+        (KeyPurpose::AccessToken, KeyPurpose::IdToken),
+        (KeyPurpose::IdToken, KeyPurpose::AccessToken),
+    ] {
+        let kid = SLOTS
+            .iter()
+            .find(|slot| slot.0 == purpose)
+            .and_then(|slot| snapshot.signer(*slot))
+            .map(|signer| signer.kid().to_owned())
+            .unwrap();
+        assert!(snapshot.verifier(&kid, purpose).is_some(), "{kid} verifies {purpose:?}");
+        assert!(snapshot.verifier(&kid, other).is_none(), "{kid} must not verify {other:?}");
+    }
+}
+
 crate::on_both_engines!(
+    a_key_verifies_only_its_own_purpose,
     plain_keys_are_sealed_once_a_master_key_is_configured,
     nodes_starting_together_on_an_empty_database_agree,
     adding_a_key_is_compare_and_insert,
