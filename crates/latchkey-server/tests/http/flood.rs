@@ -5,7 +5,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use latchkey::oauth::pkce;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::abuse::SqliteNode;
 use crate::code_flow::{VERIFIER, hidden};
@@ -101,8 +101,12 @@ async fn abandon(port: u16, form: &LoginForm, username: &str, address: &str) {
     );
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
-    // Give the server a moment to read it and start the hash, then hang up.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Give the server time to read it and start the hash, then hang up: at once if it
+    // answered (shed with 503), else after 40 ms, long enough on a loaded machine too (10 ms
+    // was not always: the handler had not started when the connection went, and nothing was
+    // queued to shed).
+    let mut first = [0u8; 1];
+    let _ = tokio::time::timeout(Duration::from_millis(40), stream.read(&mut first)).await;
     drop(stream);
 }
 
