@@ -16,12 +16,14 @@ fuzz_target!(|data: &[u8]| {
     for authorization in [Some(header), None] {
         if let Ok(presented) = client_auth::presented(authorization, &params) {
             assert!(!presented.client_id.is_empty());
-            match presented.method {
-                AuthMethod::PrivateKeyJwt => assert!(presented.assertion.is_some()),
+            let credential = &presented.credential;
+            match credential.method() {
                 AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
-                    assert!(presented.secret.is_some())
+                    assert!(credential.secret().is_some())
                 }
-                AuthMethod::None => assert!(presented.secret.is_none()),
+                AuthMethod::PrivateKeyJwt | AuthMethod::None => {
+                    assert!(credential.secret().is_none())
+                }
             }
         }
     }

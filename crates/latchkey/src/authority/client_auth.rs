@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use super::attempts::{Attempt, Checked, Refused, refusal};
 use super::{Authority, Failure, Throttled};
-use crate::model::{AttemptSlot, AuthMethod, Client, ClientRecord};
+use crate::model::{AttemptSlot, Client, ClientRecord};
 use crate::oauth::client_assertion;
-use crate::oauth::client_auth::{self, Presented};
+use crate::oauth::client_auth::{self, Credential, Presented};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::password;
 use crate::throttle::{self, Subject};
@@ -23,14 +23,15 @@ impl Authority {
         let Some(record) = self.client(&presented.client_id).await? else {
             return Err(bad_credentials().into());
         };
-        let secret = client_auth::check_method(presented, &record.client)?;
-        match (presented.method, secret, presented.assertion.as_deref()) {
-            (AuthMethod::None, _, _) => {}
-            (AuthMethod::PrivateKeyJwt, _, Some(assertion)) => {
+        client_auth::check_method(presented, &record.client)?;
+        match &presented.credential {
+            Credential::None => {}
+            Credential::Assertion(assertion) => {
                 self.verify_assertion(&record.client, assertion, now).await?;
             }
-            (_, Some(secret), _) => self.verify_secret(&record, secret, from, now).await?,
-            _ => return Err(bad_credentials().into()),
+            Credential::Basic(secret) | Credential::Post(secret) => {
+                self.verify_secret(&record, secret, from, now).await?;
+            }
         }
         Ok(record.client.clone())
     }

@@ -31,12 +31,8 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     /// PKCE S256 challenge.
     pub code_challenge: Option<String>,
-    /// `prompt=none`: never show a page.
-    pub prompt_none: bool,
-    /// `prompt=login`: authenticate again.
-    pub prompt_login: bool,
-    /// `prompt=consent`: ask again.
-    pub prompt_consent: bool,
+    /// What the client asked the user to be shown.
+    pub prompt: Prompt,
     /// `max_age` in seconds.
     pub max_age: Option<i64>,
     /// Pre-fills the username.
@@ -121,9 +117,7 @@ pub fn validate(
             target: checked.target,
             nonce: checked.nonce,
             code_challenge: checked.code_challenge,
-            prompt_none: checked.prompt.0,
-            prompt_login: checked.prompt.1,
-            prompt_consent: checked.prompt.2,
+            prompt: checked.prompt,
             max_age: checked.max_age,
             login_hint: checked.login_hint,
             id_token_hint: checked.id_token_hint,
@@ -135,7 +129,7 @@ struct Checked {
     target: Target,
     nonce: Option<String>,
     code_challenge: Option<String>,
-    prompt: (bool, bool, bool),
+    prompt: Prompt,
     max_age: Option<i64>,
     login_hint: Option<String>,
     id_token_hint: Option<String>,
@@ -210,7 +204,7 @@ fn validate_after_redirect(
     if nonce.as_ref().is_some_and(|n| n.chars().any(char::is_control)) {
         return Err(invalid("nonce may not contain control characters"));
     }
-    let prompt = parse_prompt(params.get("prompt")?)?;
+    let prompt = Prompt::parse(params.get("prompt")?)?;
     let max_age = match params.get("max_age")? {
         None => None,
         Some(value) => Some(
@@ -292,26 +286,62 @@ fn check_pkce(params: &Params, client: &Client) -> Result<Option<String>, OAuthE
     }
 }
 
-/// (none, login, consent) from a space-separated `prompt` (OIDC Core §3.1.2.1).
-fn parse_prompt(value: Option<&str>) -> Result<(bool, bool, bool), OAuthError> {
-    let Some(value) = value else { return Ok((false, false, false)) };
-    let mut prompt = (false, false, false);
-    for token in value.split(' ') {
-        match token {
-            "none" => prompt.0 = true,
-            "login" | "select_account" => prompt.1 = true,
-            "consent" => prompt.2 = true,
-            _ => {
-                return Err(invalid(
-                    "prompt may hold only none, login, consent and select_account",
-                ));
+/// The `prompt` parameter (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Prompt {
+    /// No `prompt`: pages only where they are needed.
+    #[default]
+    Unspecified,
+    /// `none`: never show a page; answer `login_required` or `consent_required` instead.
+    None,
+    /// `login` (or `select_account`, which a single-account browser answers the same way)
+    /// and/or `consent`.
+    Ask {
+        /// Authenticate again.
+        login: bool,
+        /// Ask for consent again.
+        consent: bool,
+    },
+}
+
+impl Prompt {
+    /// Reads a space-separated `prompt`; `none` stands alone (OIDC Core §3.1.2.1).
+    pub fn parse(value: Option<&str>) -> Result<Self, OAuthError> {
+        let Some(value) = value else { return Ok(Prompt::Unspecified) };
+        let (mut none, mut login, mut consent) = (false, false, false);
+        for token in value.split(' ') {
+            match token {
+                "none" => none = true,
+                "login" | "select_account" => login = true,
+                "consent" => consent = true,
+                _ => {
+                    return Err(invalid(
+                        "prompt may hold only none, login, consent and select_account",
+                    ));
+                }
             }
         }
+        match (none, login || consent) {
+            (true, true) => Err(invalid("prompt=none cannot be combined with other prompt values")),
+            (true, false) => Ok(Prompt::None),
+            (false, _) => Ok(Prompt::Ask { login, consent }),
+        }
     }
-    if prompt.0 && (prompt.1 || prompt.2) {
-        return Err(invalid("prompt=none cannot be combined with other prompt values"));
+
+    /// `prompt=none`.
+    pub fn is_none(self) -> bool {
+        self == Prompt::None
     }
-    Ok(prompt)
+
+    /// `prompt=login` (or `select_account`).
+    pub fn login(self) -> bool {
+        matches!(self, Prompt::Ask { login: true, .. })
+    }
+
+    /// `prompt=consent`.
+    pub fn consent(self) -> bool {
+        matches!(self, Prompt::Ask { consent: true, .. })
+    }
 }
 
 /// What happens next for a valid request.
@@ -365,11 +395,11 @@ pub fn decide(
         }
         Some(session) => {
             other_user(session)
-                || (!progress.fresh_login && (request.prompt_login || too_old(session)))
+                || (!progress.fresh_login && (request.prompt.login() || too_old(session)))
         }
     };
     if login_needed {
-        return if request.prompt_none {
+        return if request.prompt.is_none() {
             Decision::Refused(OAuthError::new(
                 ErrorCode::LoginRequired,
                 "the user is not signed in",
@@ -382,9 +412,9 @@ pub fn decide(
         && remembered_consent_applies(&request.client, &request.redirect_uri);
     let consent_needed = request.client.require_consent
         && !progress.fresh_consent
-        && (request.prompt_consent || !remembered);
+        && (request.prompt.consent() || !remembered);
     if consent_needed {
-        return if request.prompt_none {
+        return if request.prompt.is_none() {
             Decision::Refused(OAuthError::new(
                 ErrorCode::ConsentRequired,
                 "the user has not approved this application",

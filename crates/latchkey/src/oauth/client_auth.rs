@@ -12,26 +12,54 @@ use super::{ErrorCode, OAuthError};
 use crate::model::{AuthMethod, Client};
 
 /// Credentials as presented, before they are checked.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presented {
     /// The client it claims to be.
     pub client_id: String,
-    /// The secret, for the `client_secret_*` methods.
-    pub secret: Option<String>,
-    /// The signed assertion, for `private_key_jwt`.
-    pub assertion: Option<String>,
-    /// How it was presented.
-    pub method: AuthMethod,
+    /// What it proves that with.
+    pub credential: Credential,
 }
 
-impl std::fmt::Debug for Presented {
+/// The one credential of a request, by method (RFC 6749 §2.3: never more than one).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `client_secret_basic`: the secret from HTTP Basic.
+    Basic(String),
+    /// `client_secret_post`: the secret from the body.
+    Post(String),
+    /// `private_key_jwt`: the signed assertion.
+    Assertion(String),
+    /// `none`: a public client, which has nothing to prove.
+    None,
+}
+
+impl Credential {
+    /// The authentication method this credential uses.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Credential::Basic(_) => AuthMethod::ClientSecretBasic,
+            Credential::Post(_) => AuthMethod::ClientSecretPost,
+            Credential::Assertion(_) => AuthMethod::PrivateKeyJwt,
+            Credential::None => AuthMethod::None,
+        }
+    }
+
+    /// The secret, for the `client_secret_*` methods.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Credential::Basic(secret) | Credential::Post(secret) => Some(secret),
+            Credential::Assertion(_) | Credential::None => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presented")
-            .field("client_id", &self.client_id)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("assertion", &self.assertion.as_ref().map(|_| "<redacted>"))
-            .field("method", &self.method)
-            .finish()
+        let redacted = match self {
+            Credential::None => "",
+            _ => "<redacted>",
+        };
+        write!(f, "{}({redacted})", self.method().as_str())
     }
 }
 
@@ -68,26 +96,18 @@ pub fn presented(authorization: Option<&str>, params: &Params) -> Result<Present
                 "client_id in the body differs from the one in the Authorization header",
             ));
         }
-        return Ok(Presented {
-            client_id: id,
-            secret: Some(secret),
-            assertion: None,
-            method: AuthMethod::ClientSecretBasic,
-        });
+        return Ok(Presented { client_id: id, credential: Credential::Basic(secret) });
     }
     let Some(client_id) = body_id else {
         return Err(invalid_client(
             "client authentication is missing: send HTTP Basic credentials, or client_id (and client_secret) in the body",
         ));
     };
-    let method =
-        if body_secret.is_some() { AuthMethod::ClientSecretPost } else { AuthMethod::None };
-    Ok(Presented {
-        client_id: client_id.to_owned(),
-        secret: body_secret.map(str::to_owned),
-        assertion: None,
-        method,
-    })
+    let credential = match body_secret {
+        Some(secret) => Credential::Post(secret.to_owned()),
+        None => Credential::None,
+    };
+    Ok(Presented { client_id: client_id.to_owned(), credential })
 }
 
 /// `private_key_jwt` (RFC 7523 §2.2): the assertion names the client in `sub`.
@@ -122,12 +142,7 @@ fn assertion_credentials(
     if body_id.is_some_and(|id| id != client_id) {
         return Err(invalid_client("client_id differs from the client_assertion's sub"));
     }
-    Ok(Presented {
-        client_id,
-        secret: None,
-        assertion: Some(assertion.to_owned()),
-        method: AuthMethod::PrivateKeyJwt,
-    })
+    Ok(Presented { client_id, credential: Credential::Assertion(assertion.to_owned()) })
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, RFC 7617).
@@ -166,20 +181,17 @@ fn form_decode(value: &str) -> Option<String> {
     percent_encoding::percent_decode_str(&plus_as_space).decode_utf8().ok().map(|s| s.into_owned())
 }
 
-/// Checks that the client used the method it registered and, for public clients, sent no
-/// secret. Returns the secret still to verify, if the method has one.
-pub fn check_method<'a>(
-    presented: &'a Presented,
-    client: &Client,
-) -> Result<Option<&'a str>, OAuthError> {
-    if presented.method != client.token_endpoint_auth_method {
+/// Checks that the client used the method it registered (so a public client sent no secret).
+pub fn check_method(presented: &Presented, client: &Client) -> Result<(), OAuthError> {
+    let method = presented.credential.method();
+    if method != client.token_endpoint_auth_method {
         return Err(invalid_client(format!(
             "this client must authenticate with {}, not {}",
             client.token_endpoint_auth_method.as_str(),
-            presented.method.as_str()
+            method.as_str()
         )));
     }
-    Ok(presented.secret.as_deref())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -198,8 +210,7 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let got = presented(Some(&basic("my%20app:s%3Acret+x")), &params(&[])).unwrap();
         assert_eq!(got.client_id, "my app");
-        assert_eq!(got.secret.as_deref(), Some("s:cret x"));
-        assert_eq!(got.method, AuthMethod::ClientSecretBasic);
+        assert_eq!(got.credential, Credential::Basic("s:cret x".into()));
     }
 
     #[test]
@@ -229,9 +240,9 @@ mod tests {
     #[test]
     fn body_credentials_and_public_clients() {
         let post = presented(None, &params(&[("client_id", "a"), ("client_secret", "b")])).unwrap();
-        assert_eq!(post.method, AuthMethod::ClientSecretPost);
+        assert_eq!(post.credential.method(), AuthMethod::ClientSecretPost);
         let public = presented(None, &params(&[("client_id", "a")])).unwrap();
-        assert_eq!((public.method, public.secret), (AuthMethod::None, None));
+        assert_eq!(public.credential, Credential::None);
         assert_eq!(presented(None, &params(&[])).unwrap_err().code, ErrorCode::InvalidClient);
         assert!(!format!("{post:?}").contains("\"b\""), "the secret never prints");
     }

@@ -260,7 +260,7 @@ fn remembered_consent_does_not_answer_for_a_public_client_on_loopback_or_a_custo
             "{uri}"
         );
         let mut none = request.clone();
-        none.prompt_none = true;
+        none.prompt = Prompt::None;
         assert!(
             matches!(decide(&none, signed_in, Some(&granted), 1000), Decision::Refused(e) if e.code == ErrorCode::ConsentRequired),
             "{uri}"
@@ -292,7 +292,7 @@ fn a_hint_for_another_user_is_not_answered_by_the_session() {
         Progress { session: Some(&s), hinted_subject: Some("someone-else"), ..Progress::default() };
     assert_eq!(decide(&request, other, Some(&granted), 1000), Decision::NeedsLogin);
     let mut none = request.clone();
-    none.prompt_none = true;
+    none.prompt = Prompt::None;
     assert!(
         matches!(decide(&none, other, Some(&granted), 1000), Decision::Refused(e) if e.code == ErrorCode::LoginRequired)
     );
@@ -317,4 +317,16 @@ fn error_redirects_carry_state_and_iss() {
         url,
         "https://app.example.com/cb?keep=1&error=access_denied&error_description=the+user+said+no&state=a+b%26c&iss=https%3A%2F%2Fid.example.com"
     );
+}
+
+#[test]
+fn prompt_values_parse_into_what_they_ask() {
+    assert_eq!(Prompt::parse(None), Ok(Prompt::Unspecified));
+    assert!(Prompt::parse(Some("none")).unwrap().is_none());
+    let both = Prompt::parse(Some("login consent")).unwrap();
+    assert!(both.login() && both.consent() && !both.is_none());
+    assert!(Prompt::parse(Some("select_account")).unwrap().login());
+    for bad in ["none login", "none consent", "", "login  consent", "create"] {
+        assert!(Prompt::parse(Some(bad)).is_err(), "{bad:?}");
+    }
 }
