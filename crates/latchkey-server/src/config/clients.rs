@@ -2,10 +2,11 @@
 
 use std::collections::HashSet;
 
+use latchkey::model::scope;
 use latchkey::model::{
     ApplicationType, AuthMethod, Client, GrantType, Resource, SigningAlg, TokenFormat,
 };
-use latchkey::oauth::{audience, redirect_uri, scope};
+use latchkey::oauth::{audience, redirect_uri};
 use latchkey_resource::JwkSet;
 use serde::Deserialize;
 

@@ -2,9 +2,9 @@
 //! remembered consent, and the code an approved request gets.
 
 use super::{Authority, Failure};
+use crate::model::scope::Scopes;
 use crate::model::{self, Session};
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::scope::Scopes;
 use crate::secret;
 
 impl Authority {
@@ -16,8 +16,7 @@ impl Authority {
         client_id: &str,
         now: i64,
     ) -> Result<Option<(Session, Option<Scopes>)>, Failure> {
-        let found = self.store.session_and_consent(&secret::hash(cookie), client_id, now).await?;
-        Ok(found.map(|(session, scopes)| (session, scopes.and_then(|s| Scopes::parse(&s)))))
+        Ok(self.store.session_and_consent(&secret::hash(cookie), client_id, now).await?)
     }
 
     /// The scopes the user already approved for the client.
@@ -26,7 +25,7 @@ impl Authority {
         user_id: &str,
         client_id: &str,
     ) -> Result<Option<Scopes>, Failure> {
-        Ok(self.store.consent(user_id, client_id).await?.and_then(|s| Scopes::parse(&s)))
+        Ok(self.store.consent(user_id, client_id).await?)
     }
 
     /// Remembers approval of the request's scopes, on top of earlier ones.
@@ -36,17 +35,10 @@ impl Authority {
         request: &AuthorizationRequest,
         now: i64,
     ) -> Result<(), Failure> {
-        let mut scopes: Vec<String> = self
-            .consented(user_id, &request.client.client_id)
-            .await?
-            .map(|s| s.iter().map(str::to_owned).collect())
-            .unwrap_or_default();
-        for scope in request.target.scopes.iter() {
-            if !scopes.iter().any(|s| s == scope) {
-                scopes.push(scope.to_owned());
-            }
-        }
-        self.store.save_consent(user_id, &request.client.client_id, &scopes.join(" "), now).await?;
+        let earlier = self.consented(user_id, &request.client.client_id).await?.unwrap_or_default();
+        let all: Vec<&str> = earlier.iter().chain(request.target.scopes.iter()).collect();
+        let scopes = Scopes::from_list(&all);
+        self.store.save_consent(user_id, &request.client.client_id, &scopes, now).await?;
         Ok(())
     }
 
@@ -64,7 +56,7 @@ impl Authority {
             user_id: session.user_id.clone(),
             session_id_hash: session.id_hash.clone(),
             redirect_uri: request.redirect_uri_param.clone().unwrap_or_default(),
-            scopes: request.target.scopes.to_param(),
+            scopes: request.target.scopes.clone(),
             audience: request.target.audience.clone(),
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),

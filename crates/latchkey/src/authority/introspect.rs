@@ -191,7 +191,7 @@ impl Authority {
         let session_bound = grant.is_session_bound();
         Ok(Some(Introspection {
             active: true,
-            scope: Some(grant.scopes),
+            scope: Some(grant.scopes.to_param()),
             client_id: Some(grant.client_id),
             username,
             token_type: None,
@@ -226,7 +226,7 @@ fn opaque_claims(stored: StoredAccess, issuer: &str) -> Result<LiveAccess, Dead>
             nbf: None,
             jti: record.jti,
             client_id: record.client_id,
-            scope: Some(opaque.scopes),
+            scope: Some(opaque.scopes.to_param()),
             auth_time: opaque.auth_time,
             grant_id: record.grant_id,
         },

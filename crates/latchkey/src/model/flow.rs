@@ -3,6 +3,8 @@
 //! Every secret here is its SHA-256 hex (`*_hash`); the values themselves exist only in the
 //! responses that carry them.
 
+use super::scope::Scopes;
+
 /// An API that accepts latchkey's access tokens (RFC 8707 resource indicator).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -59,8 +61,8 @@ pub struct AuthorizationCode {
     pub session_id_hash: String,
     /// The redirect URI of the request, to compare at the token endpoint (RFC 6749 §4.1.3).
     pub redirect_uri: String,
-    /// Granted scopes, space-separated.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// Audience of the access tokens.
     pub audience: Vec<String>,
     /// OIDC nonce, copied into the id_token.
@@ -117,8 +119,8 @@ pub struct Grant {
     pub user_id: String,
     /// The login session it came from, if any.
     pub session_id_hash: Option<String>,
-    /// Granted scopes, space-separated.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// Audience of its access tokens.
     pub audience: Vec<String>,
     /// When the user authenticated.
@@ -136,7 +138,7 @@ impl Grant {
     /// and does not carry `offline_access` (OIDC Core §11). Such a grant's refresh token stops
     /// working at logout or when the session expires; an offline one lives its own lifetime.
     pub fn is_session_bound(&self) -> bool {
-        self.session_id_hash.is_some() && !self.scopes.split(' ').any(|s| s == "offline_access")
+        self.session_id_hash.is_some() && !self.scopes.contains("offline_access")
     }
 }
 
@@ -180,8 +182,8 @@ pub struct OpaqueAccess {
     pub token_hash: String,
     /// The user, or the client itself for client credentials.
     pub subject: String,
-    /// Granted scopes, space-separated.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// The APIs it is for.
     pub audience: Vec<String>,
     /// Issued, Unix seconds.

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod flow;
+pub mod scope;
 
 pub use flow::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, CodeLookup, Grant, Issue,

@@ -4,9 +4,9 @@
 //! scopes. A token never carries a scope its audience does not define, except the OpenID
 //! scopes, which only reach latchkey's own `/userinfo`.
 
-use super::scope::Scopes;
 use super::{ErrorCode, OAuthError};
 use crate::model::Resource;
+use crate::model::scope::Scopes;
 
 /// Scopes defined by OpenID Connect rather than by a resource.
 pub const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];

@@ -6,8 +6,8 @@
 
 use super::audience::{self, Target};
 use super::params::Params;
-use super::scope::Scopes;
 use super::{ErrorCode, OAuthError, pkce, redirect_uri};
+use crate::model::scope::Scopes;
 use crate::model::{Client, GrantType, Resource, Session};
 
 /// Longest `state` or `nonce` accepted; longer values are refused rather than stored.

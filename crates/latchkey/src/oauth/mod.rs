@@ -9,7 +9,6 @@ pub mod introspect;
 pub mod params;
 pub mod pkce;
 pub mod redirect_uri;
-pub mod scope;
 pub mod token;
 
 pub use error::{ErrorCode, OAuthError};

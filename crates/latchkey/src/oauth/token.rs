@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::audience::Requested;
-use super::scope::Scopes;
 use super::{ErrorCode, OAuthError, Params};
+use crate::model::scope::Scopes;
 use crate::model::{Client, GrantType};
 
 /// A token request, by grant.

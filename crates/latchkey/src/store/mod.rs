@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::keys::{KeyPurpose, KeyRecord};
+use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, ClientSource,
     CodeLookup, Grant, Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
@@ -44,6 +45,12 @@ pub enum Error {
     /// The engine failed; the message is for logs, not for clients.
     #[error("database error: {0}")]
     Backend(String),
+}
+
+/// Scopes read back from a row: corrupt data is an error, never "no scopes".
+pub(crate) fn stored_scopes(value: &str) -> Result<Scopes, Error> {
+    Scopes::from_stored(value)
+        .ok_or_else(|| Error::Backend(format!("stored scopes are invalid: {value:?}")))
 }
 
 /// Result of store operations.
@@ -139,20 +146,20 @@ pub trait Store: Send + Sync + 'static {
     async fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
     /// A session that has not expired.
     async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
-    /// A session that has not expired, with the scopes (space-separated) its user consented to
-    /// for `client_id`: what an authorization request needs, in one read.
+    /// A session that has not expired, with the scopes its user consented to for
+    /// `client_id`: what an authorization request needs, in one read.
     async fn session_and_consent(
         &self,
         id_hash: &str,
         client_id: &str,
         now: i64,
-    ) -> Result<Option<(Session, Option<String>)>>;
+    ) -> Result<Option<(Session, Option<Scopes>)>>;
     /// Ends a session and revokes every session-bound grant issued through it (those without
     /// `offline_access`; offline grants live on).
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
 
-    /// The scopes (space-separated) a user consented to for a client.
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    /// The scopes a user consented to for a client.
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
     /// Forgets a consent (the user denied the client).
     async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
     /// Remembers a consent, replacing the previous one.
@@ -160,7 +167,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user_id: &str,
         client_id: &str,
-        scopes: &str,
+        scopes: &Scopes,
         now: i64,
     ) -> Result<()>;
 

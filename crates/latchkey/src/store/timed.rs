@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::{PasswordChange, Result, RotationRequest, Store};
 use crate::keys::KeyRecord;
+use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
     Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
@@ -73,11 +74,11 @@ timed! {
     fn create_session(&self, session: &Session) -> Result<()>;
     fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
     fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
-    fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<String>)>>;
+    fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<Scopes>)>>;
     fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
-    fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>>;
+    fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
     fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
-    fn save_consent(&self, user_id: &str, client_id: &str, scopes: &str, now: i64) -> Result<()>;
+    fn save_consent(&self, user_id: &str, client_id: &str, scopes: &Scopes, now: i64) -> Result<()>;
     fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
     fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
     fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;

@@ -9,7 +9,7 @@ use latchkey::model::{
 };
 use latchkey::store::{RotationRequest, Store};
 
-use crate::TestDb;
+use crate::{TestDb, scopes};
 
 pub(crate) const NOW: i64 = 1_800_000_000;
 
@@ -35,7 +35,7 @@ pub(crate) fn code(hash: &str) -> AuthorizationCode {
         user_id: "u1".into(),
         session_id_hash: "s1".into(),
         redirect_uri: "https://app.example.com/cb".into(),
-        scopes: "openid offline_access".into(),
+        scopes: scopes("openid offline_access"),
         audience: vec!["https://api.example.com".into()],
         nonce: Some("n-1".into()),
         code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
@@ -51,7 +51,7 @@ pub(crate) fn grant(id: &str) -> Grant {
         client_id: "app".into(),
         user_id: "u1".into(),
         session_id_hash: Some("s1".into()),
-        scopes: "openid offline_access".into(),
+        scopes: scopes("openid offline_access"),
         audience: vec!["https://api.example.com".into()],
         auth_time: NOW - 5,
         created_at: NOW,
@@ -113,7 +113,7 @@ async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
 
     // A session-bound grant (no offline_access) and an offline one from the same session.
     let mut bound = issue("g1", "r1", "j1", None);
-    bound.grant.scopes = "openid profile".into();
+    bound.grant.scopes = scopes("openid profile");
     assert_eq!(store.issue(&bound).await.unwrap(), Issued::Done);
     assert_eq!(store.issue(&issue("g2", "r9", "j9", None)).await.unwrap(), Issued::Done);
     assert!(live(store, "j1", NOW).await);
@@ -129,21 +129,24 @@ async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
 async fn consent_is_remembered_per_user_and_client(db: TestDb) {
     let store = &db.store;
     assert_eq!(store.consent("u1", "app").await.unwrap(), None);
-    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
-    store.save_consent("u1", "app", "openid profile", NOW).await.unwrap();
-    store.save_consent("u2", "app", "email", NOW).await.unwrap();
-    assert_eq!(store.consent("u1", "app").await.unwrap().as_deref(), Some("openid profile"));
+    store.save_consent("u1", "app", &scopes("openid"), NOW).await.unwrap();
+    store.save_consent("u1", "app", &scopes("openid profile"), NOW).await.unwrap();
+    store.save_consent("u2", "app", &scopes("email"), NOW).await.unwrap();
+    assert_eq!(store.consent("u1", "app").await.unwrap(), Some(scopes("openid profile")));
     assert_eq!(store.consent("u1", "other").await.unwrap(), None);
 }
 
 async fn a_session_is_read_with_its_users_consent_for_one_client(db: TestDb) {
     let store = &db.store;
     store.create_session(&session("s1")).await.unwrap();
-    store.save_consent(&session("s1").user_id, "app", "openid profile", NOW).await.unwrap();
-    store.save_consent("someone-else", "other", "email", NOW).await.unwrap();
+    store
+        .save_consent(&session("s1").user_id, "app", &scopes("openid profile"), NOW)
+        .await
+        .unwrap();
+    store.save_consent("someone-else", "other", &scopes("email"), NOW).await.unwrap();
     assert_eq!(
         store.session_and_consent("s1", "app", NOW).await.unwrap(),
-        Some((session("s1"), Some("openid profile".to_owned())))
+        Some((session("s1"), Some(scopes("openid profile"))))
     );
     assert_eq!(
         store.session_and_consent("s1", "other", NOW).await.unwrap(),
@@ -346,7 +349,7 @@ async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb)
     crate::conformance::register(&db, "app").await;
     store.insert_code(&code("c1")).await.unwrap();
     assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
-    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.save_consent("u1", "app", &scopes("openid"), NOW).await.unwrap();
 
     store.remove_client("app", NOW + 1).await.unwrap();
 
@@ -478,7 +481,7 @@ async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
     );
     assert_eq!(store.config_password_hash("nobody").await.unwrap(), None);
     store.create_session(&session("s1")).await.unwrap();
-    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.save_consent("u1", "app", &scopes("openid"), NOW).await.unwrap();
     assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
 
     let keep = PasswordChange { end_sessions: false, from_config: false };
@@ -496,7 +499,7 @@ async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
     let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
     assert_eq!(grant.revoked_at, Some(NOW + 3));
     assert!(!live(store, "j1", NOW + 4).await);
-    assert_eq!(store.consent("u1", "app").await.unwrap().as_deref(), Some("openid"));
+    assert_eq!(store.consent("u1", "app").await.unwrap(), Some(scopes("openid")));
     assert_eq!(
         store.config_password_hash("alice").await.unwrap(),
         Some(Some("$argon2id$new".into()))
@@ -529,7 +532,7 @@ async fn sessions_by_sid_and_server_secrets(db: TestDb) {
     assert_eq!(second, first, "every node gets the one stored first");
     store.replace_server_secret("form", b"sealed", true).await.unwrap();
     assert_eq!(store.server_secret("form", b"x", false).await.unwrap(), (b"sealed".to_vec(), true));
-    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.save_consent("u1", "app", &scopes("openid"), NOW).await.unwrap();
     store.forget_consent("u1", "app").await.unwrap();
     assert_eq!(store.consent("u1", "app").await.unwrap(), None);
 }
@@ -547,7 +550,7 @@ async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
     };
     store.upsert_user(&user, NOW).await.unwrap();
     store.create_session(&session("s1")).await.unwrap();
-    store.save_consent("u1", "app", "openid", NOW).await.unwrap();
+    store.save_consent("u1", "app", &scopes("openid"), NOW).await.unwrap();
     store.insert_code(&code("c1")).await.unwrap();
     assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
 

@@ -19,6 +19,11 @@ use latchkey::store::{Store, Synchronous};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// A migrated, empty store and what keeps it alive.
+/// A scope set from its space-separated form.
+pub fn scopes(value: &str) -> latchkey::model::scope::Scopes {
+    latchkey::model::scope::Scopes::from_stored(value).unwrap()
+}
+
 pub struct TestDb {
     pub store: Arc<dyn Store>,
     pub location: Location,

@@ -2,8 +2,8 @@
 
 use latchkey::model::{AccessTokenRecord, Issued, OpaqueAccess, RefreshRevocation};
 
-use crate::TestDb;
 use crate::flow::{NOW, access, code, grant, issue, live, refresh, session};
+use crate::{TestDb, scopes};
 
 fn opaque(jti: &str, hash: &str) -> AccessTokenRecord {
     AccessTokenRecord {
@@ -14,7 +14,7 @@ fn opaque(jti: &str, hash: &str) -> AccessTokenRecord {
         opaque: Some(OpaqueAccess {
             token_hash: hash.into(),
             subject: "machine".into(),
-            scopes: "read:photos".into(),
+            scopes: scopes("read:photos"),
             audience: vec!["https://photos.example.com".into()],
             issued_at: NOW,
             auth_time: None,
@@ -70,7 +70,7 @@ async fn a_users_jwt_lives_with_its_grant_unless_revoked_itself(db: TestDb) {
     let store = &db.store;
     let mut first = issue("g1", "r1", "j1", None);
     first.access = None; // a JWT: nothing recorded at issuance
-    first.grant.scopes = "openid".into(); // session-bound: logout revokes it
+    first.grant.scopes = scopes("openid"); // session-bound: logout revokes it
     assert_eq!(store.issue(&first).await.unwrap(), Issued::Done);
     assert_eq!(store.jwt_status("j1", "g1", NOW).await.unwrap(), (false, None));
     assert!(store.jwt_status("j1", "unknown-grant", NOW).await.unwrap().0, "no such grant");

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use latchkey::authority::{BUSY_RETRY_AFTER_SECS, Failure, Login};
 use latchkey::forms::{Binding, Purpose};
 use latchkey::model::Session;
+use latchkey::model::scope::Scopes;
 use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
-use latchkey::oauth::scope::Scopes;
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
 use latchkey::throttle;
 

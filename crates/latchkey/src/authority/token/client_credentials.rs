@@ -5,7 +5,7 @@ use super::mint::{IdToken, Subject};
 use super::{scopes_within, unauthorized};
 use crate::authority::{Authority, Failure};
 use crate::model::Client;
-use crate::oauth::scope::Scopes;
+use crate::model::scope::Scopes;
 use crate::oauth::token::{ClientCredentialsRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, audience};
 

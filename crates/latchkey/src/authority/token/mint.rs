@@ -7,10 +7,10 @@ use latchkey_resource::{AccessTokenClaims, Audience};
 use super::crypto;
 use crate::authority::{Authority, Failure};
 use crate::keys::KeyPurpose;
+use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, Client, Grant, OpaqueAccess, SigningAlg, TokenFormat, sid_of,
 };
-use crate::oauth::scope::Scopes;
 use crate::oidc::id_token::{IdTokenClaims, at_hash};
 use crate::oidc::userinfo::scope_claims;
 use crate::secret;
@@ -69,7 +69,7 @@ impl Authority {
                 let opaque = OpaqueAccess {
                     token_hash: secret::hash(&token),
                     subject: subject.id.to_owned(),
-                    scopes: scopes.to_param(),
+                    scopes: scopes.clone(),
                     audience: subject.audience.to_vec(),
                     issued_at: now,
                     auth_time: subject.auth_time,

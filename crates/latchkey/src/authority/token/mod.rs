@@ -16,9 +16,9 @@ mod refresh_token;
 use std::net::IpAddr;
 
 use super::{Authority, Failure, Internal};
+use crate::model::scope::Scopes;
 use crate::model::{AccessTokenRecord, Client, Grant, GrantType, Issue, RefreshToken};
 use crate::oauth::audience;
-use crate::oauth::scope::Scopes;
 use crate::oauth::token::{self, Target, TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::secret;
@@ -51,8 +51,7 @@ fn scopes_within(target: &Target, allowed: Scopes, why: &str) -> Result<Scopes, 
 /// What a grant still allows: the scopes it granted that the client is *still* registered
 /// for, so that a scope removed from a client stops being minted at once, by refreshes and
 /// code exchanges alike. A grant left with nothing is refused rather than minted empty.
-fn still_registered(granted: &str, client: &Client) -> Result<Scopes, Failure> {
-    let granted = Scopes::parse(granted).unwrap_or_default();
+fn still_registered(granted: &Scopes, client: &Client) -> Result<Scopes, Failure> {
     let kept: Vec<&str> =
         granted.iter().filter(|scope| client.scopes.iter().any(|s| s == scope)).collect();
     if kept.is_empty() && !granted.is_empty() {

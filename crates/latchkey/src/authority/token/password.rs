@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use super::mint::{IdToken, Subject};
 use super::{invalid_grant, new_grant, scopes_within, unauthorized};
 use crate::authority::{Authority, Failure, bad_credentials};
+use crate::model::scope::Scopes;
 use crate::model::{Client, Grant, Issued};
 use crate::oauth::audience;
-use crate::oauth::scope::Scopes;
 use crate::oauth::token::{PasswordRequest, TokenResponse};
 use crate::secret;
 
@@ -46,7 +46,7 @@ impl Authority {
             client_id: client.client_id.clone(),
             user_id: user.id,
             session_id_hash: None,
-            scopes: target.scopes.to_param(),
+            scopes: target.scopes.clone(),
             audience: target.audience.clone(),
             auth_time: now,
             created_at: now,

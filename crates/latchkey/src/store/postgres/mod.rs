@@ -16,9 +16,10 @@ use sqlx::{Row, SqlSafeStr};
 
 use super::{
     Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey,
-    audience_from_json, audience_json, client_record,
+    audience_from_json, audience_json, client_record, stored_scopes,
 };
 use crate::keys::KeyRecord;
+use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
     Issue, Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
@@ -160,7 +161,7 @@ fn code_from_row(row: &PgRow) -> Result<AuthorizationCode> {
         user_id: row.try_get("user_id").map_err(get)?,
         session_id_hash: row.try_get("session_id_hash").map_err(get)?,
         redirect_uri: row.try_get("redirect_uri").map_err(get)?,
-        scopes: row.try_get("scopes").map_err(get)?,
+        scopes: stored_scopes(row.try_get("scopes").map_err(get)?)?,
         audience: audience_from_json(&audience)?,
         nonce: row.try_get("nonce").map_err(get)?,
         code_challenge: row.try_get("code_challenge").map_err(get)?,
@@ -178,7 +179,7 @@ fn grant_from_row(row: &PgRow) -> Result<Grant> {
         client_id: row.try_get("g_client_id").map_err(get)?,
         user_id: row.try_get("g_user_id").map_err(get)?,
         session_id_hash: row.try_get("g_session_id_hash").map_err(get)?,
-        scopes: row.try_get("g_scopes").map_err(get)?,
+        scopes: stored_scopes(row.try_get("g_scopes").map_err(get)?)?,
         audience: audience_from_json(&audience)?,
         auth_time: row.try_get("g_auth_time").map_err(get)?,
         created_at: row.try_get("g_created_at").map_err(get)?,
@@ -243,7 +244,7 @@ async fn insert_access<'c, E: sqlx::PgExecutor<'c>>(
     .bind(access.expires_at)
     .bind(opaque.map(|o| &o.token_hash))
     .bind(opaque.map(|o| &o.subject))
-    .bind(opaque.map(|o| &o.scopes))
+    .bind(opaque.map(|o| o.scopes.to_param()))
     .bind(opaque.map(|o| audience_json(&o.audience)))
     .bind(opaque.map(|o| o.issued_at))
     .bind(opaque.and_then(|o| o.auth_time))
@@ -279,10 +280,11 @@ fn stored_access_from_row(row: &PgRow) -> Result<StoredAccess> {
                     .try_get::<Option<String>, _>("subject")
                     .map_err(backend)?
                     .unwrap_or_default(),
-                scopes: row
-                    .try_get::<Option<String>, _>("scopes")
-                    .map_err(backend)?
-                    .unwrap_or_default(),
+                scopes: stored_scopes(
+                    &row.try_get::<Option<String>, _>("scopes")
+                        .map_err(backend)?
+                        .unwrap_or_default(),
+                )?,
                 audience: audience
                     .as_deref()
                     .map(audience_from_json)
@@ -736,7 +738,7 @@ impl Store for PgStore {
         id_hash: &str,
         client_id: &str,
         now: i64,
-    ) -> Result<Option<(Session, Option<String>)>> {
+    ) -> Result<Option<(Session, Option<Scopes>)>> {
         let row = sqlx::query(
             "SELECT s.id_hash, s.user_id, s.auth_time, s.created_at, s.expires_at, c.scopes
              FROM sessions s LEFT JOIN consents c ON c.user_id = s.user_id AND c.client_id = $2
@@ -748,8 +750,10 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        row.map(|row| Ok((session_from_row(&row)?, row.try_get("scopes").map_err(backend)?)))
-            .transpose()
+        let Some(row) = row else { return Ok(None) };
+        let consent: Option<String> = row.try_get("scopes").map_err(backend)?;
+        let consent = consent.as_deref().map(stored_scopes).transpose()?;
+        Ok(Some((session_from_row(&row)?, consent)))
     }
 
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()> {
@@ -772,13 +776,15 @@ impl Store for PgStore {
         tx.commit().await.map_err(backend)
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>> {
+        let scopes: Option<String> =
+            sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        scopes.as_deref().map(stored_scopes).transpose()
     }
 
     async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()> {
@@ -795,7 +801,7 @@ impl Store for PgStore {
         &self,
         user_id: &str,
         client_id: &str,
-        scopes: &str,
+        scopes: &Scopes,
         now: i64,
     ) -> Result<()> {
         sqlx::query(
@@ -804,7 +810,7 @@ impl Store for PgStore {
         )
         .bind(user_id)
         .bind(client_id)
-        .bind(scopes)
+        .bind(scopes.to_param())
         .bind(now)
         .execute(&self.pool)
         .await
@@ -823,7 +829,7 @@ impl Store for PgStore {
         .bind(&code.user_id)
         .bind(&code.session_id_hash)
         .bind(&code.redirect_uri)
-        .bind(&code.scopes)
+        .bind(code.scopes.to_param())
         .bind(audience_json(&code.audience))
         .bind(&code.nonce)
         .bind(&code.code_challenge)
@@ -902,7 +908,7 @@ impl Store for PgStore {
         .bind(&g.client_id)
         .bind(&g.user_id)
         .bind(&g.session_id_hash)
-        .bind(&g.scopes)
+        .bind(g.scopes.to_param())
         .bind(audience_json(&g.audience))
         .bind(g.auth_time)
         .bind(g.created_at)

@@ -16,6 +16,7 @@ use super::{
     audience_from_json, audience_json, client_record,
 };
 use crate::keys::KeyRecord;
+use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
     Issue, Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
@@ -266,6 +267,20 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoredKey> {
     })
 }
 
+/// The scopes in column `index`: corrupt data is an error, never "no scopes".
+fn scopes_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Scopes> {
+    let value: Option<String> = row.get(index)?;
+    let value = value.unwrap_or_default();
+    Scopes::from_stored(&value).ok_or_else(|| {
+        let message = format!("stored scopes are invalid: {value:?}");
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            message.into(),
+        )
+    })
+}
+
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, session_id_hash, redirect_uri, scopes, \
      audience, nonce, code_challenge, auth_time, created_at, expires_at, redeemed_at";
 
@@ -277,7 +292,7 @@ fn code_from_row(row: &Row<'_>) -> rusqlite::Result<(AuthorizationCode, String, 
         user_id: row.get(2)?,
         session_id_hash: row.get(3)?,
         redirect_uri: row.get(4)?,
-        scopes: row.get(5)?,
+        scopes: scopes_at(row, 5)?,
         audience: Vec::new(),
         nonce: row.get(7)?,
         code_challenge: row.get(8)?,
@@ -297,7 +312,7 @@ fn grant_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<(Grant, String)>
         client_id: row.get(at + 1)?,
         user_id: row.get(at + 2)?,
         session_id_hash: row.get(at + 3)?,
-        scopes: row.get(at + 4)?,
+        scopes: scopes_at(row, at + 4)?,
         audience: Vec::new(),
         auth_time: row.get(at + 6)?,
         created_at: row.get(at + 7)?,
@@ -363,7 +378,7 @@ fn insert_access(connection: &Connection, access: &AccessTokenRecord) -> Result<
                 access.expires_at,
                 opaque.map(|o| &o.token_hash),
                 opaque.map(|o| &o.subject),
-                opaque.map(|o| &o.scopes),
+                opaque.map(|o| o.scopes.to_param()),
                 opaque.map(|o| audience_json(&o.audience)),
                 opaque.map(|o| o.issued_at),
                 opaque.and_then(|o| o.auth_time),
@@ -403,7 +418,7 @@ fn stored_access_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRow> {
         Some(token_hash) => Some(OpaqueAccess {
             token_hash,
             subject: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
-            scopes: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            scopes: scopes_at(row, 6)?,
             audience: Vec::new(),
             issued_at: row.get::<_, Option<i64>>(8)?.unwrap_or_default(),
             auth_time: row.get(9)?,
@@ -875,7 +890,7 @@ impl Store for SqliteStore {
         id_hash: &str,
         client_id: &str,
         now: i64,
-    ) -> Result<Option<(Session, Option<String>)>> {
+    ) -> Result<Option<(Session, Option<Scopes>)>> {
         let (id_hash, client_id) = (id_hash.to_owned(), client_id.to_owned());
         self.read(move |c| {
             c.prepare_cached(
@@ -885,7 +900,11 @@ impl Store for SqliteStore {
             )
             .and_then(|mut s| {
                 s.query_row(params![id_hash, client_id, now], |row| {
-                    Ok((session_from_row(row)?, row.get(5)?))
+                    let consent = match row.get_ref(5)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        _ => Some(scopes_at(row, 5)?),
+                    };
+                    Ok((session_from_row(row)?, consent))
                 })
                 .optional()
             })
@@ -910,11 +929,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>> {
         let (user_id, client_id) = (user_id.to_owned(), client_id.to_owned());
         self.read(move |c| {
             c.prepare_cached("SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2")
-                .and_then(|mut s| s.query_row([user_id, client_id], |row| row.get(0)).optional())
+                .and_then(|mut s| {
+                    s.query_row([user_id, client_id], |row| scopes_at(row, 0)).optional()
+                })
                 .map_err(backend)
         })
         .await
@@ -937,11 +958,11 @@ impl Store for SqliteStore {
         &self,
         user_id: &str,
         client_id: &str,
-        scopes: &str,
+        scopes: &Scopes,
         now: i64,
     ) -> Result<()> {
         let (user_id, client_id, scopes) =
-            (user_id.to_owned(), client_id.to_owned(), scopes.to_owned());
+            (user_id.to_owned(), client_id.to_owned(), scopes.to_param());
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?1, ?2, ?3, ?4)
@@ -969,7 +990,7 @@ impl Store for SqliteStore {
                     code.user_id,
                     code.session_id_hash,
                     code.redirect_uri,
-                    code.scopes,
+                    code.scopes.to_param(),
                     audience_json(&code.audience),
                     code.nonce,
                     code.code_challenge,
@@ -1051,7 +1072,7 @@ impl Store for SqliteStore {
                     g.client_id,
                     g.user_id,
                     g.session_id_hash,
-                    g.scopes,
+                    g.scopes.to_param(),
                     audience_json(&g.audience),
                     g.auth_time,
                     g.created_at,

@@ -1,4 +1,5 @@
-//! Scope syntax (RFC 6749 §3.3).
+//! Scopes (RFC 6749 §3.3): the syntax of a scope-token and the set a request, consent, code
+//! or grant holds.
 
 /// Whether `scope` is a valid scope-token: one or more of %x21 / %x23-5B / %x5D-7E, i.e.
 /// printable ASCII except space, `"` and `\`.
@@ -27,6 +28,13 @@ impl Scopes {
             }
         }
         Some(Scopes(scopes))
+    }
+
+    /// Scopes as stored: the space-separated form, where an empty string is the empty set.
+    /// `None` means the stored value is corrupt, which the store reports as such rather than
+    /// as "no scopes".
+    pub fn from_stored(value: &str) -> Option<Self> {
+        if value.is_empty() { Some(Scopes::default()) } else { Scopes::parse(value) }
     }
 
     /// Scopes from a list.
@@ -86,6 +94,14 @@ mod tests {
         assert_eq!(scopes.outside(&allowed).collect::<Vec<_>>(), ["profile"]);
         assert!(Scopes::parse("openid").unwrap().is_subset_of(&scopes));
         assert!(!scopes.is_subset_of(&Scopes::parse("openid").unwrap()));
+    }
+
+    #[test]
+    fn stored_scopes_read_back_and_corruption_is_not_empty() {
+        assert_eq!(Scopes::from_stored(""), Some(Scopes::default()));
+        let scopes = Scopes::parse("openid email").unwrap();
+        assert_eq!(Scopes::from_stored(&scopes.to_param()), Some(scopes));
+        assert_eq!(Scopes::from_stored("openid  email"), None);
     }
 
     #[test]
