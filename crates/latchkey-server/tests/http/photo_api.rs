@@ -222,8 +222,14 @@ async fn the_demo_client_refreshes_an_expired_access_token(db: TestDb) {
     let registration = format!(
         "[tokens]\naccess_token_ttl = \"1s\"\n\n[[clients]]\nclient_id = \"demo-web\"\nclient_secret = \"demo-secret\"\nredirect_uris = [\"{client_base}/callback\"]\ngrant_types = [\"authorization_code\", \"refresh_token\"]\nscopes = [\"openid\", \"profile\", \"offline_access\", \"read:photos\", \"write:photos\"]\nrequire_consent = false\n\n[[users]]\nusername = \"alice\"\npassword = \"alice-password\"\n"
     );
-    let server = latchkey(&db, &registration).await;
-    let api = photo_api(jwt_verifier(&server.base)).await;
+    // One clock for latchkey and the API, moved past the access token's lifetime below.
+    let clock = std::sync::Arc::new(latchkey_resource::ManualClock::starting_now());
+    let config = format!("{registration}\n{CONFIG}");
+    let server = TestServer::start_with_clock(&db, &config, clock.clone()).await;
+    let mut validation = ValidatorConfig::new(&server.base, API);
+    validation.leeway = Duration::ZERO;
+    let verifier = Verifier::Jwt(Validator::new(validation).with_clock(clock.clone()));
+    let api = photo_api(verifier).await;
     let demo = DemoClient::new(&server.base, &api, &client_base, "demo-web", "demo-secret");
     tokio::spawn(async move { axum::serve(client_listener, demo.app()).await });
 
@@ -241,7 +247,7 @@ async fn the_demo_client_refreshes_an_expired_access_token(db: TestDb) {
     let page = browser.get(&photos_url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Welcome to latchkey") && page.contains("alice"), "{page}");
 
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(2);
     let page = browser.get(&photos_url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Welcome to latchkey"), "not refreshed:\n{page}");
 }
