@@ -5,7 +5,7 @@
 //! back-off since the last failure has run ([`delay_after`]: 1 s, doubling to 30 s). An attempt
 //! outside the schedule is refused at once with the time to retry, never given a free hash, so
 //! concurrency buys an attacker nothing: 30 guesses sent together cost one check. The schedule
-//! lives in the store ([`crate::store::Store::begin_attempt`]), so every node of a cluster
+//! lives in the store ([`crate::store::UserStore::begin_attempt`]), so every node of a cluster
 //! shares it and adding nodes does not multiply the budget.
 //!
 //! Beside it, each source address has a budget of its own ([`AddressBudget`], per node, in

@@ -80,11 +80,11 @@ pub struct AuthorizationCode {
 /// What the store holds for a presented code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeLookup {
-    /// Unspent and within its lifetime. [`crate::store::Store::issue`] spends it, in the
+    /// Unspent and within its lifetime. [`crate::store::TokenStore::issue`] spends it, in the
     /// transaction that stores what it grants.
     Unspent(Box<AuthorizationCode>),
     /// Spent before: presenting it again is a replay
-    /// ([`crate::store::Store::replay_code`], RFC 6749 §4.1.2).
+    /// ([`crate::store::FlowStore::replay_code`], RFC 6749 §4.1.2).
     Spent {
         /// The client it was issued to: only its replay revokes what the code granted.
         client_id: String,
@@ -93,7 +93,7 @@ pub enum CodeLookup {
     Invalid,
 }
 
-/// The result of storing a new grant with [`crate::store::Store::issue`].
+/// The result of storing a new grant with [`crate::store::TokenStore::issue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issued {
     /// Stored, and the code (if any) spent.

@@ -20,7 +20,7 @@ use crate::model::{
     SigningAlg, StoredAccess, User,
 };
 
-/// How a password change is applied by [`Store::set_password_hash`].
+/// How a password change is applied by [`UserStore::set_password_hash`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordChange {
     /// End the user's sessions and revoke their grants (a changed password is usually a
@@ -66,39 +66,73 @@ pub enum Synchronous {
     Full,
 }
 
-/// Everything latchkey keeps.
+/// Everything latchkey keeps, in one database: the operations are grouped by what they keep
+/// (one trait and one file per engine each), and a store is all of them.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    ClientStore + UserStore + KeyStore + FlowStore + TokenStore + Send + Sync + 'static
+{
     /// Applies pending migrations; safe when several processes start at once.
     async fn migrate(&self) -> Result<()>;
+
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+
     /// The database server's clock, Unix milliseconds (every node's expiry checks compare
     /// times that other nodes wrote).
     async fn clock_millis(&self) -> Result<i64>;
 
+    /// Deletes what expired before `now`: codes, sessions, grants and their tokens, access-token
+    /// and revocation records, client-assertion ids. Runs in small batches so that requests are
+    /// not held up.
+    async fn purge(&self, now: i64) -> Result<Purged>;
+}
+
+/// Registered clients, and the assertion ids (`jti`) their `private_key_jwt` assertions have used.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
     /// Inserts or replaces a client, keyed by `client_id`.
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+
     /// One client.
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+
     /// All clients, ordered by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRecord>>;
+
     /// Removes a client and, in the same transaction, everything it holds: its codes and
     /// consents go, its grants and stored access tokens are revoked at `now`. `NotFound` if
     /// there was none.
     async fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
+
     /// Removes clients that came from the config and are not in `keep`, as
-    /// [`Store::remove_client`] does; returns how many.
+    /// [`ClientStore::remove_client`] does; returns how many.
     async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
 
+    /// Records the `jti` of a client assertion; `false` if this client used it before.
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool>;
+}
+
+/// Users, their passwords, and the attempt schedules that throttle password and secret checks.
+#[async_trait]
+pub trait UserStore: Send + Sync {
     /// Inserts a user, or updates the one with the same username (keeping its id).
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
+
     /// One user by login name.
     async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+
     /// One user by subject identifier.
     async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+
     /// All users, ordered by username.
     async fn users(&self) -> Result<Vec<User>>;
+
     /// Replaces a user's password hash and, unless `change` keeps them, ends the user's
     /// sessions, revokes their grants and drops their pending codes, in one transaction;
     /// `NotFound` if there is no such user.
@@ -109,23 +143,49 @@ pub trait Store: Send + Sync + 'static {
         change: PasswordChange,
         now: i64,
     ) -> Result<()>;
+
     /// The hash recorded for the config file's password of a user: `None` when there is no
     /// such user, `Some(None)` when nothing is recorded.
     async fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
+
     /// Records `hash` as the config file's password of a user, leaving the password as it is.
     async fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;
+
     /// Removes a user and, in the same transaction, what they hold: their sessions, consents
     /// and codes go, their grants (with every token issued in them) are revoked at `now`.
     /// `NotFound` if there was none.
     async fn remove_user(&self, username: &str, now: i64) -> Result<()>;
 
+    /// Takes the slot of the attempt schedule `key` for one check unless another check holds
+    /// it or its back-off runs, in one atomic statement so that concurrent attempts on any node
+    /// get at most one [`AttemptSlot::Granted`]. The slot is held until [`UserStore::end_attempt`]
+    /// or, if that never comes, for `lease` seconds. Failures recorded before `now - window`
+    /// are forgotten.
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        now: i64,
+        lease: i64,
+        window: i64,
+    ) -> Result<AttemptSlot>;
+
+    /// Releases the slot taken by [`UserStore::begin_attempt`] and records the outcome.
+    async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
+}
+
+/// Signing keys and the other server secrets every node shares.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// All signing keys, ordered by activation time.
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+
     /// Inserts `key` only if the latest activation time in its slot is still `expected_latest`
     /// (`None`: the slot is empty). Returns whether it was inserted.
     async fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
+
     /// Replaces a key's stored private key, e.g. with its sealed form once a master key is set.
     async fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
+
     /// Deletes a key (expired ones); absent keys are ignored.
     async fn remove_signing_key(&self, kid: &str) -> Result<()>;
 
@@ -137,15 +197,23 @@ pub trait Store: Send + Sync + 'static {
         candidate: &[u8],
         sealed: bool,
     ) -> Result<(Vec<u8>, bool)>;
+
     /// Replaces a server secret's stored form (sealing it once a master key is configured).
     async fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()>;
+}
 
+/// The authorization code flow: login sessions, remembered consent, authorization codes.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
     /// Stores a new login session.
     async fn create_session(&self, session: &Session) -> Result<()>;
+
     /// A session that has not expired, found by its public id (the id_token's `sid`).
     async fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
+
     /// A session that has not expired.
     async fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
+
     /// A session that has not expired, with the scopes its user consented to for
     /// `client_id`: what an authorization request needs, in one read.
     async fn session_and_consent(
@@ -154,14 +222,17 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> Result<Option<(Session, Option<Scopes>)>>;
+
     /// Ends a session and revokes every session-bound grant issued through it (those without
     /// `offline_access`; offline grants live on).
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
 
     /// The scopes a user consented to for a client.
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
+
     /// Forgets a consent (the user denied the client).
     async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
+
     /// Remembers a consent, replacing the previous one.
     async fn save_consent(
         &self,
@@ -173,21 +244,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an authorization code.
     async fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
-    /// A presented code, read without changing it: spending it is [`Store::issue`]'s job, so
+
+    /// A presented code, read without changing it: spending it is [`TokenStore::issue`]'s job, so
     /// that a code is never spent without what it granted (a crash in between would lose it).
     async fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
+
     /// Records a replay of a spent code and revokes the grant its exchange stored (RFC 6749
     /// §4.1.2), returning that grant's id. One transaction.
     async fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;
+}
+
+/// Grants and the tokens issued in them: issuing, refresh-token rotation, revocation, status.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Stores a grant with its first tokens and spends the code being exchanged, if any, in
     /// one transaction. Of concurrent exchanges of one code exactly one stores its grant; the
     /// others are replays and revoke it ([`Issued::CodeSpent`]). Ordered against a
-    /// concurrent [`Store::remove_client`]: a grant is either refused or revoked by the
+    /// concurrent [`ClientStore::remove_client`]: a grant is either refused or revoked by the
     /// removal.
     async fn issue(&self, issue: &Issue) -> Result<Issued>;
 
     /// A refresh token (in any state) and its grant.
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+
     /// Rotates a refresh token to `successor`, recording `access`; see [`Rotation`]. Inside
     /// `grace_secs` after a rotation the same token gets `Retry` with the stored sealed
     /// successor; after it, the family is revoked. One transaction.
@@ -197,8 +276,10 @@ pub trait Store: Send + Sync + 'static {
         rotation: &RotationRequest,
         now: i64,
     ) -> Result<Rotation>;
-    /// Records an access token issued outside [`Store::issue`] and rotation.
+
+    /// Records an access token issued outside [`TokenStore::issue`] and rotation.
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
+
     /// Whether a JWT access token issued within grant `grant_id` is revoked (itself, with its
     /// grant, or because the grant is gone or expired), and the login name of its user.
     async fn jwt_status(
@@ -207,16 +288,20 @@ pub trait Store: Send + Sync + 'static {
         grant_id: &str,
         now: i64,
     ) -> Result<(bool, Option<String>)>;
+
     /// The recorded access token with this `jti`, unless it has expired.
     async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
+
     /// The opaque access token with this hash, unless it has expired.
     async fn access_token_by_hash(
         &self,
         token_hash: &str,
         now: i64,
     ) -> Result<Option<StoredAccess>>;
+
     /// Revokes one access token, recording it first if it was not (a client-credentials JWT).
     async fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
+
     /// Revokes the grant of a refresh token of `client_id`: its family and access tokens.
     async fn revoke_refresh_token(
         &self,
@@ -224,31 +309,6 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> Result<RefreshRevocation>;
-    /// Records the `jti` of a client assertion; `false` if this client used it before.
-    async fn use_client_assertion(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<bool>;
-    /// Takes the slot of the attempt schedule `key` for one check unless another check holds
-    /// it or its back-off runs, in one atomic statement so that concurrent attempts on any node
-    /// get at most one [`AttemptSlot::Granted`]. The slot is held until [`Store::end_attempt`]
-    /// or, if that never comes, for `lease` seconds. Failures recorded before `now - window`
-    /// are forgotten.
-    async fn begin_attempt(
-        &self,
-        key: &str,
-        now: i64,
-        lease: i64,
-        window: i64,
-    ) -> Result<AttemptSlot>;
-    /// Releases the slot taken by [`Store::begin_attempt`] and records the outcome.
-    async fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
-    /// Deletes what expired before `now`: codes, sessions, grants and their tokens, access-token
-    /// and revocation records, client-assertion ids. Runs in small batches so that requests are
-    /// not held up.
-    async fn purge(&self, now: i64) -> Result<Purged>;
 }
 
 /// Which count of [`Purged`] a purge statement adds to.

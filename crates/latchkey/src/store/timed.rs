@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{PasswordChange, Result, RotationRequest, Store};
+use super::{
+    ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationRequest, Store, TokenStore,
+    UserStore,
+};
 use crate::keys::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
@@ -33,66 +36,80 @@ fn record(operation: &'static str, started: Instant) {
 
 /// Writes the trait's methods, each forwarding to `inner` between a clock read and a record.
 macro_rules! timed {
-    ($(fn $name:ident(&self $(, $param:ident: $ty:ty)*) -> $ret:ty;)*) => {
-        #[async_trait]
-        impl Store for TimedStore {
-            $(
-                async fn $name(&self $(, $param: $ty)*) -> $ret {
-                    let started = Instant::now();
-                    let result = self.inner.$name($($param),*).await;
-                    record(stringify!($name), started);
-                    result
-                }
-            )*
-        }
+    ($($trait:ident { $(fn $name:ident(&self $(, $param:ident: $ty:ty)*) -> $ret:ty;)* })*) => {
+        $(
+            #[async_trait]
+            impl $trait for TimedStore {
+                $(
+                    async fn $name(&self $(, $param: $ty)*) -> $ret {
+                        let started = Instant::now();
+                        let result = self.inner.$name($($param),*).await;
+                        record(stringify!($name), started);
+                        result
+                    }
+                )*
+            }
+        )*
     };
 }
 
 timed! {
-    fn migrate(&self) -> Result<()>;
-    fn ping(&self) -> Result<()>;
-    fn clock_millis(&self) -> Result<i64>;
-    fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
-    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
-    fn clients(&self) -> Result<Vec<ClientRecord>>;
-    fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
-    fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
-    fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
-    fn user_by_username(&self, username: &str) -> Result<Option<User>>;
-    fn user_by_id(&self, id: &str) -> Result<Option<User>>;
-    fn users(&self) -> Result<Vec<User>>;
-    fn set_password_hash(&self, username: &str, hash: &str, change: PasswordChange, now: i64) -> Result<()>;
-    fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
-    fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;
-    fn remove_user(&self, username: &str, now: i64) -> Result<()>;
-    fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
-    fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
-    fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
-    fn remove_signing_key(&self, kid: &str) -> Result<()>;
-    fn server_secret(&self, name: &str, candidate: &[u8], sealed: bool) -> Result<(Vec<u8>, bool)>;
-    fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()>;
-    fn create_session(&self, session: &Session) -> Result<()>;
-    fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
-    fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
-    fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<Scopes>)>>;
-    fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
-    fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
-    fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
-    fn save_consent(&self, user_id: &str, client_id: &str, scopes: &Scopes, now: i64) -> Result<()>;
-    fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
-    fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
-    fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;
-    fn issue(&self, issue: &Issue) -> Result<Issued>;
-    fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
-    fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;
-    fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
-    fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;
-    fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
-    fn access_token_by_hash(&self, token_hash: &str, now: i64) -> Result<Option<StoredAccess>>;
-    fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
-    fn revoke_refresh_token(&self, token_hash: &str, client_id: &str, now: i64) -> Result<RefreshRevocation>;
-    fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;
-    fn begin_attempt(&self, key: &str, now: i64, lease: i64, window: i64) -> Result<AttemptSlot>;
-    fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
-    fn purge(&self, now: i64) -> Result<Purged>;
+    Store {
+        fn migrate(&self) -> Result<()>;
+        fn ping(&self) -> Result<()>;
+        fn clock_millis(&self) -> Result<i64>;
+        fn purge(&self, now: i64) -> Result<Purged>;
+    }
+    ClientStore {
+        fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+        fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
+        fn clients(&self) -> Result<Vec<ClientRecord>>;
+        fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
+        fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
+        fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;
+    }
+    UserStore {
+        fn upsert_user(&self, user: &User, now: i64) -> Result<User>;
+        fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+        fn user_by_id(&self, id: &str) -> Result<Option<User>>;
+        fn users(&self) -> Result<Vec<User>>;
+        fn set_password_hash(&self, username: &str, hash: &str, change: PasswordChange, now: i64) -> Result<()>;
+        fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
+        fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;
+        fn remove_user(&self, username: &str, now: i64) -> Result<()>;
+        fn begin_attempt(&self, key: &str, now: i64, lease: i64, window: i64) -> Result<AttemptSlot>;
+        fn end_attempt(&self, key: &str, end: AttemptEnd, now: i64) -> Result<()>;
+    }
+    KeyStore {
+        fn signing_keys(&self) -> Result<Vec<KeyRecord>>;
+        fn add_signing_key(&self, key: &KeyRecord, expected_latest: Option<i64>) -> Result<bool>;
+        fn replace_private_key(&self, kid: &str, private_key: &[u8], sealed: bool) -> Result<()>;
+        fn remove_signing_key(&self, kid: &str) -> Result<()>;
+        fn server_secret(&self, name: &str, candidate: &[u8], sealed: bool) -> Result<(Vec<u8>, bool)>;
+        fn replace_server_secret(&self, name: &str, value: &[u8], sealed: bool) -> Result<()>;
+    }
+    FlowStore {
+        fn create_session(&self, session: &Session) -> Result<()>;
+        fn session_by_sid(&self, sid: &str, now: i64) -> Result<Option<Session>>;
+        fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
+        fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<Scopes>)>>;
+        fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
+        fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
+        fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
+        fn save_consent(&self, user_id: &str, client_id: &str, scopes: &Scopes, now: i64) -> Result<()>;
+        fn insert_code(&self, code: &AuthorizationCode) -> Result<()>;
+        fn code(&self, code_hash: &str, now: i64) -> Result<CodeLookup>;
+        fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>>;
+    }
+    TokenStore {
+        fn issue(&self, issue: &Issue) -> Result<Issued>;
+        fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+        fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;
+        fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
+        fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;
+        fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;
+        fn access_token_by_hash(&self, token_hash: &str, now: i64) -> Result<Option<StoredAccess>>;
+        fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()>;
+        fn revoke_refresh_token(&self, token_hash: &str, client_id: &str, now: i64) -> Result<RefreshRevocation>;
+    }
 }

@@ -18,7 +18,7 @@ const BEGIN_ATTEMPT: &str =
                AND (login_attempts.next_at <= $2 OR login_attempts.updated_at <= $2 - $4)
              RETURNING failures";
 
-/// [`crate::store::Store::begin_attempt`].
+/// [`crate::store::UserStore::begin_attempt`].
 pub(super) async fn begin(
     pool: &PgPool,
     key: &str,
@@ -47,7 +47,7 @@ pub(super) async fn begin(
     Ok(AttemptSlot::refused(row, now))
 }
 
-/// [`crate::store::Store::end_attempt`].
+/// [`crate::store::UserStore::end_attempt`].
 pub(super) async fn end(pool: &PgPool, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
     let query = match end {
         AttemptEnd::Succeeded => sqlx::query("DELETE FROM login_attempts WHERE key = $1").bind(key),

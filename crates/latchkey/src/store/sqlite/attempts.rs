@@ -19,7 +19,7 @@ const BEGIN_ATTEMPT: &str =
                AND (login_attempts.next_at <= ?2 OR login_attempts.updated_at <= ?2 - ?4)
              RETURNING failures";
 
-/// [`crate::store::Store::begin_attempt`].
+/// [`crate::store::UserStore::begin_attempt`].
 pub(super) fn begin(
     c: &Connection,
     key: &str,
@@ -45,7 +45,7 @@ pub(super) fn begin(
     Ok(AttemptSlot::refused(row, now))
 }
 
-/// [`crate::store::Store::end_attempt`].
+/// [`crate::store::UserStore::end_attempt`].
 pub(super) fn end(c: &Connection, key: &str, end: AttemptEnd, now: i64) -> Result<()> {
     match end {
         AttemptEnd::Succeeded => c

@@ -1,0 +1,147 @@
+//! The PostgreSQL engine: registered clients ([`ClientStore`]), and the ids (`jti`) of the `private_key_jwt`
+//! assertions they have used.
+
+use async_trait::async_trait;
+
+use super::{ClientRecord, Error, PgRow, PgStore, Result, Row, backend, client_record};
+use crate::store::ClientStore;
+
+fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
+    let metadata: String = row.try_get("metadata").map_err(backend)?;
+    let source: String = row.try_get("source").map_err(backend)?;
+    client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
+}
+
+/// Deletes the codes and consents of just-deleted clients and revokes their grants and stored
+/// access tokens. Each statement runs after the client rows' DELETE, so under READ COMMITTED
+/// it sees any grant that a concurrent [`TokenStore::issue`] committed while holding the client row
+/// (`FOR KEY SHARE`); a later `issue` finds no client.
+async fn revoke_client_holdings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    client_ids: &[String],
+    now: i64,
+) -> Result<()> {
+    for statement in [
+        "DELETE FROM authorization_codes WHERE client_id = ANY($1)",
+        "DELETE FROM consents WHERE client_id = ANY($1)",
+    ] {
+        sqlx::query(statement).bind(client_ids).execute(&mut **tx).await.map_err(backend)?;
+    }
+    for statement in [
+        "UPDATE grants SET revoked_at = $2 WHERE client_id = ANY($1) AND revoked_at IS NULL",
+        "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = ANY($1) AND revoked_at IS NULL",
+    ] {
+        sqlx::query(statement)
+            .bind(client_ids)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ClientStore for PgStore {
+    async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
+        let metadata = serde_json::to_string(&record.client)
+            .map_err(|error| Error::Backend(error.to_string()))?;
+        // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client may
+        // share its id with a user's subject.
+        let written = sqlx::query(
+            "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)
+             ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
+                 source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
+        )
+        .bind(&record.client.client_id)
+        .bind(&record.secret_hash)
+        .bind(record.source.as_str())
+        .bind(metadata)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if written.rows_affected() == 0 {
+            Err(crate::store::subject_taken(&record.client.client_id))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        // PostgreSQL text cannot hold NUL and refuses such a parameter: no row can match.
+        if client_id.contains('\0') {
+            return Ok(None);
+        }
+        sqlx::query("SELECT metadata, secret_hash, source FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(client_from_row)
+            .transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>> {
+        sqlx::query("SELECT metadata, secret_hash, source FROM clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(client_from_row)
+            .collect()
+    }
+
+    async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let removed: Vec<String> =
+            sqlx::query_scalar("DELETE FROM clients WHERE client_id = $1 RETURNING client_id")
+                .bind(client_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if removed.is_empty() {
+            return Err(Error::NotFound);
+        }
+        revoke_client_holdings(&mut tx, &removed, now).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let removed: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM clients WHERE source = 'config' AND NOT (client_id = ANY($1))
+             RETURNING client_id",
+        )
+        .bind(keep)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if !removed.is_empty() {
+            revoke_client_holdings(&mut tx, &removed, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(removed.len() as u64)
+    }
+
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,358 @@
+//! The PostgreSQL engine: grants and the tokens issued in them ([`TokenStore`]): issuing, refresh-token
+//! rotation with reuse detection, revocation, status.
+
+use async_trait::async_trait;
+
+use super::{
+    AccessTokenRecord, Grant, Issue, Issued, OpaqueAccess, PgRow, PgStore, RefreshRevocation,
+    RefreshToken, Result, Rotation, RotationRequest, Row, StoredAccess, Tx, audience_from_json,
+    audience_json, backend, replay_code, revoke_grant, stored_scopes,
+};
+use crate::store::TokenStore;
+
+fn grant_from_row(row: &PgRow) -> Result<Grant> {
+    let get = |error| backend(error);
+    let audience: String = row.try_get("g_audience").map_err(get)?;
+    Ok(Grant {
+        id: row.try_get("g_id").map_err(get)?,
+        client_id: row.try_get("g_client_id").map_err(get)?,
+        user_id: row.try_get("g_user_id").map_err(get)?,
+        session_id_hash: row.try_get("g_session_id_hash").map_err(get)?,
+        scopes: stored_scopes(row.try_get("g_scopes").map_err(get)?)?,
+        audience: audience_from_json(&audience)?,
+        auth_time: row.try_get("g_auth_time").map_err(get)?,
+        created_at: row.try_get("g_created_at").map_err(get)?,
+        expires_at: row.try_get("g_expires_at").map_err(get)?,
+        revoked_at: row.try_get("g_revoked_at").map_err(get)?,
+    })
+}
+
+async fn insert_refresh(tx: &mut Tx<'_>, token: &RefreshToken) -> Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&token.token_hash)
+        .bind(&token.grant_id)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+        .map_err(backend)
+}
+
+async fn insert_access<'c, E: sqlx::PgExecutor<'c>>(
+    executor: E,
+    access: &AccessTokenRecord,
+) -> Result<()> {
+    let opaque = access.opaque.as_ref();
+    sqlx::query(
+        "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, token_hash, subject, scopes,
+             audience, issued_at, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&access.jti)
+    .bind(&access.grant_id)
+    .bind(&access.client_id)
+    .bind(access.expires_at)
+    .bind(opaque.map(|o| &o.token_hash))
+    .bind(opaque.map(|o| &o.subject))
+    .bind(opaque.map(|o| o.scopes.to_param()))
+    .bind(opaque.map(|o| audience_json(&o.audience)))
+    .bind(opaque.map(|o| o.issued_at))
+    .bind(opaque.and_then(|o| o.auth_time))
+    .execute(executor)
+    .await
+    .map(drop)
+    .map_err(backend)
+}
+
+/// Columns of an access-token row joined with its grant and the grant's user (a macro so
+/// that the queries stay static strings).
+macro_rules! access_select {
+    ($condition:literal) => {
+        concat!(
+            "SELECT a.jti, a.grant_id, a.client_id, a.expires_at, a.token_hash, a.subject,
+                 a.scopes, a.audience, a.issued_at, a.auth_time,
+                 (a.revoked_at IS NOT NULL OR g.revoked_at IS NOT NULL) AS revoked, u.username
+             FROM access_tokens a LEFT JOIN grants g ON g.id = a.grant_id
+                 LEFT JOIN users u ON u.id = g.user_id WHERE ",
+            $condition
+        )
+    };
+}
+
+fn stored_access_from_row(row: &PgRow) -> Result<StoredAccess> {
+    let token_hash: Option<String> = row.try_get("token_hash").map_err(backend)?;
+    let opaque = match token_hash {
+        Some(token_hash) => {
+            let audience: Option<String> = row.try_get("audience").map_err(backend)?;
+            Some(OpaqueAccess {
+                token_hash,
+                subject: row
+                    .try_get::<Option<String>, _>("subject")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                scopes: stored_scopes(
+                    &row.try_get::<Option<String>, _>("scopes")
+                        .map_err(backend)?
+                        .unwrap_or_default(),
+                )?,
+                audience: audience
+                    .as_deref()
+                    .map(audience_from_json)
+                    .transpose()?
+                    .unwrap_or_default(),
+                issued_at: row
+                    .try_get::<Option<i64>, _>("issued_at")
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                auth_time: row.try_get("auth_time").map_err(backend)?,
+            })
+        }
+        None => None,
+    };
+    Ok(StoredAccess {
+        record: AccessTokenRecord {
+            jti: row.try_get("jti").map_err(backend)?,
+            grant_id: row.try_get("grant_id").map_err(backend)?,
+            client_id: row.try_get("client_id").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+            opaque,
+        },
+        revoked: row.try_get("revoked").map_err(backend)?,
+        username: row.try_get("username").map_err(backend)?,
+    })
+}
+
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn issue(&self, issue: &Issue) -> Result<Issued> {
+        let g = &issue.grant;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Locks in the order a client removal takes them, client row first and then its codes,
+        // so the two cannot deadlock. The client row is held (FOR KEY SHARE) until the commit:
+        // a concurrent removal waits for this grant and then revokes it, or has committed and
+        // this stores nothing.
+        let client = sqlx::query("SELECT 1 FROM clients WHERE client_id = $1 FOR KEY SHARE")
+            .bind(&g.client_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if client.is_none() {
+            return Ok(Issued::ClientRemoved);
+        }
+        if let Some(code_hash) = &issue.code_hash {
+            // Concurrent exchanges of one code queue on its row; the first spends it.
+            let spent = sqlx::query(
+                "UPDATE authorization_codes SET redeemed_at = $1, grant_id = $2
+                 WHERE code_hash = $3 AND redeemed_at IS NULL",
+            )
+            .bind(g.created_at)
+            .bind(&g.id)
+            .bind(code_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if spent.rows_affected() == 0 {
+                let family = replay_code(&mut tx, code_hash, g.created_at).await?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(Issued::CodeSpent { family });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience, auth_time, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.session_id_hash)
+        .bind(g.scopes.to_param())
+        .bind(audience_json(&g.audience))
+        .bind(g.auth_time)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(refresh) = &issue.refresh {
+            insert_refresh(&mut tx, refresh).await?;
+        }
+        if let Some(access) = &issue.access {
+            insert_access(&mut *tx, access).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Issued::Done)
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
+        let row = sqlx::query(
+            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
+                    g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
+                    g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
+                    g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
+                    g.revoked_at AS g_revoked_at
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let token = RefreshToken {
+            token_hash: row.try_get("token_hash").map_err(backend)?,
+            grant_id: row.try_get("grant_id").map_err(backend)?,
+            created_at: row.try_get("created_at").map_err(backend)?,
+            expires_at: row.try_get("expires_at").map_err(backend)?,
+            rotated_at: row.try_get("rotated_at").map_err(backend)?,
+        };
+        Ok(Some((token, grant_from_row(&row)?)))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        rotation: &RotationRequest,
+        now: i64,
+    ) -> Result<Rotation> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Lock the presented token's row: concurrent rotations of one token serialize here.
+        let row = sqlx::query(
+            "SELECT rt.grant_id, rt.expires_at, rt.rotated_at, rt.successor_sealed,
+                    g.revoked_at AS g_revoked_at, g.expires_at AS g_expires_at
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             WHERE rt.token_hash = $1 FOR UPDATE OF rt",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(Rotation::Invalid) };
+        let grant_id: String = row.try_get("grant_id").map_err(backend)?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
+        let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(backend)?;
+        let sealed: Option<Vec<u8>> = row.try_get("successor_sealed").map_err(backend)?;
+        let revoked_at: Option<i64> = row.try_get("g_revoked_at").map_err(backend)?;
+        let grant_expires_at: i64 = row.try_get("g_expires_at").map_err(backend)?;
+        if revoked_at.is_some() {
+            return Ok(Rotation::Invalid);
+        }
+        if let Some(rotated_at) = rotated_at {
+            if let (Some(successor_sealed), true) =
+                (sealed, now - rotated_at <= rotation.grace_secs)
+            {
+                return Ok(Rotation::Retry { successor_sealed });
+            }
+            revoke_grant(&mut tx, &grant_id, now).await?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(Rotation::Reused);
+        }
+        if expires_at <= now || grant_expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, successor_sealed = $2 WHERE token_hash = $3")
+            .bind(now)
+            .bind(&rotation.successor_sealed)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_refresh(&mut tx, &rotation.successor).await?;
+        if let Some(access) = &rotation.access {
+            insert_access(&mut *tx, access).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {
+        insert_access(&self.pool, access).await
+    }
+
+    async fn jwt_status(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(bool, Option<String>)> {
+        let found: Option<(bool, Option<String>)> = sqlx::query_as(
+            "SELECT (g.revoked_at IS NOT NULL OR g.expires_at <= $3
+                     OR EXISTS (SELECT 1 FROM access_tokens a WHERE a.jti = $1 AND a.revoked_at IS NOT NULL)),
+                    u.username
+             FROM grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.id = $2",
+        )
+        .bind(jti)
+        .bind(grant_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(found.unwrap_or((true, None)))
+    }
+
+    async fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>> {
+        let row = sqlx::query(access_select!("a.jti = $1 AND a.expires_at > $2"))
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored_access_from_row).transpose()
+    }
+
+    async fn access_token_by_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<StoredAccess>> {
+        let row = sqlx::query(access_select!("a.token_hash = $1 AND a.expires_at > $2"))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored_access_from_row).transpose()
+    }
+
+    async fn revoke_access_token(&self, access: &AccessTokenRecord, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, grant_id, client_id, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = COALESCE(access_tokens.revoked_at, excluded.revoked_at)",
+        )
+        .bind(&access.jti)
+        .bind(&access.grant_id)
+        .bind(&access.client_id)
+        .bind(access.expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(backend)
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<RefreshRevocation> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let owner: Option<(String, String)> = sqlx::query_as(
+            "SELECT g.id, g.client_id FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             WHERE rt.token_hash = $1 FOR UPDATE OF g",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let outcome = match owner {
+            None => RefreshRevocation::Unknown,
+            Some((_, owner)) if owner != client_id => RefreshRevocation::OtherClient,
+            Some((grant_id, _)) => {
+                revoke_grant(&mut tx, &grant_id, now).await?;
+                RefreshRevocation::Revoked
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,140 @@
+//! The SQLite engine: registered clients ([`ClientStore`]), and the ids (`jti`) of the `private_key_jwt`
+//! assertions they have used.
+
+use async_trait::async_trait;
+
+use super::{
+    ClientRecord, Connection, Error, OptionalExtension, Result, Row, SqliteStore, backend,
+    client_record, params,
+};
+use crate::store::ClientStore;
+
+fn client_from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+/// Deletes a client with its codes and consents and revokes its grants and stored access
+/// tokens; whether there was such a client. Runs inside the writer's transaction, so no
+/// [`TokenStore::issue`] interleaves with it.
+fn delete_client(c: &Connection, client_id: &str, now: i64) -> Result<bool> {
+    let removed =
+        c.execute("DELETE FROM clients WHERE client_id = ?1", [client_id]).map_err(backend)?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    for statement in [
+        "DELETE FROM authorization_codes WHERE client_id = ?1",
+        "DELETE FROM consents WHERE client_id = ?1",
+    ] {
+        c.execute(statement, [client_id]).map_err(backend)?;
+    }
+    for statement in [
+        "UPDATE grants SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+        "UPDATE access_tokens SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+    ] {
+        c.execute(statement, params![client_id, now]).map_err(backend)?;
+    }
+    Ok(true)
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
+        let metadata = serde_json::to_string(&record.client)
+            .map_err(|error| Error::Backend(error.to_string()))?;
+        let (id, secret, source) =
+            (record.client.client_id.clone(), record.secret_hash.clone(), record.source.as_str());
+        let written = self
+            .write(move |c| {
+                // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client
+                // may share its id with a user's subject.
+                c.prepare_cached(
+                    "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)
+                     ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
+                         source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| s.execute(params![id, secret, source, metadata, now]))
+                .map_err(backend)
+            })
+            .await?;
+        if written == 0 {
+            Err(crate::store::subject_taken(&record.client.client_id))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
+        let id = client_id.to_owned();
+        let row = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT metadata, secret_hash, source FROM clients WHERE client_id = ?1",
+                )
+                .and_then(|mut s| s.query_row([id], client_from_row).optional())
+                .map_err(backend)
+            })
+            .await?;
+        row.map(|(m, h, s)| client_record(&m, h, &s)).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>> {
+        let rows = self
+            .read(|c| {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT metadata, secret_hash, source FROM clients ORDER BY client_id",
+                    )
+                    .map_err(backend)?;
+                let rows = s.query_map([], client_from_row).map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter().map(|(m, h, s)| client_record(&m, h, &s)).collect()
+    }
+
+    async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
+        let id = client_id.to_owned();
+        let removed = self.write(move |c| delete_client(c, &id, now)).await?;
+        if removed { Ok(()) } else { Err(Error::NotFound) }
+    }
+
+    async fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64> {
+        let keep = keep.to_vec();
+        self.write(move |c| {
+            let ids: Vec<String> = {
+                let mut s = c
+                    .prepare("SELECT client_id FROM clients WHERE source = 'config'")
+                    .map_err(backend)?;
+                let rows = s.query_map([], |row| row.get(0)).map_err(backend)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+            };
+            let mut removed = 0;
+            for id in ids.iter().filter(|id| !keep.contains(id)) {
+                removed += u64::from(delete_client(c, id, now)?);
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn use_client_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![client_id, jti, expires_at]))
+            .map(|inserted| inserted == 1)
+            .map_err(backend)
+        })
+        .await
+    }
+}
