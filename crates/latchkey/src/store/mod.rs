@@ -1,10 +1,16 @@
-//! Persistence behind one trait, with an implementation per engine.
+//! Persistence behind one [`Store`], with an implementation per engine.
 //!
 //! SQL lives only in [`sqlite`] and [`postgres`]. Each method is one atomic domain operation:
 //! where a rule needs a read and a write together (say, "add a key unless another node just
 //! did"), the implementation does both in one transaction, so callers cannot race.
+//!
+//! The operations are grouped by what they keep ([`ClientStore`], [`UserStore`],
+//! [`KeyStore`], [`FlowStore`], [`TokenStore`]), one file each per engine; the decisions both
+//! engines make alike (rotation, code lookup, revocation by owner) are pure functions in
+//! `rules`, so only the SQL and the transaction style differ between them.
 
 pub mod postgres;
+mod rules;
 pub mod sqlite;
 pub mod timed;
 

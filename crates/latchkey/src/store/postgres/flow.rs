@@ -8,6 +8,7 @@ use super::{
     audience_from_json, audience_json, backend, replay_code, stored_scopes,
 };
 use crate::store::FlowStore;
+use crate::store::rules;
 
 fn session_from_row(row: &PgRow) -> Result<Session> {
     Ok(Session {
@@ -193,16 +194,14 @@ impl FlowStore for PgStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        let Some(row) = row else { return Ok(CodeLookup::Invalid) };
-        let redeemed_at: Option<i64> = row.try_get("redeemed_at").map_err(backend)?;
-        let code = code_from_row(&row)?;
-        Ok(if redeemed_at.is_some() {
-            CodeLookup::Spent { client_id: code.client_id }
-        } else if code.expires_at <= now {
-            CodeLookup::Invalid
-        } else {
-            CodeLookup::Unspent(Box::new(code))
-        })
+        let code = match row {
+            None => None,
+            Some(row) => {
+                let redeemed_at: Option<i64> = row.try_get("redeemed_at").map_err(backend)?;
+                Some((code_from_row(&row)?, redeemed_at.is_some()))
+            }
+        };
+        Ok(rules::code_lookup(code, now))
     }
 
     async fn replay_code(&self, code_hash: &str, now: i64) -> Result<Option<String>> {

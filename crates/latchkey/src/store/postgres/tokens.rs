@@ -9,6 +9,7 @@ use super::{
     audience_json, backend, replay_code, revoke_grant, stored_scopes,
 };
 use crate::store::TokenStore;
+use crate::store::rules::{self, RefreshRow, RotationStep};
 
 fn grant_from_row(row: &PgRow) -> Result<Grant> {
     let get = |error| backend(error);
@@ -122,6 +123,18 @@ fn stored_access_from_row(row: &PgRow) -> Result<StoredAccess> {
     })
 }
 
+/// The row `rotate_refresh_token` locks, for [`rules::rotation_step`].
+fn refresh_row(row: &PgRow) -> Result<RefreshRow> {
+    Ok(RefreshRow {
+        grant_id: row.try_get("grant_id").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+        rotated_at: row.try_get("rotated_at").map_err(backend)?,
+        successor_sealed: row.try_get("successor_sealed").map_err(backend)?,
+        grant_revoked: row.try_get::<Option<i64>, _>("g_revoked_at").map_err(backend)?.is_some(),
+        grant_expires_at: row.try_get("g_expires_at").map_err(backend)?,
+    })
+}
+
 #[async_trait]
 impl TokenStore for PgStore {
     async fn issue(&self, issue: &Issue) -> Result<Issued> {
@@ -225,28 +238,18 @@ impl TokenStore for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?;
-        let Some(row) = row else { return Ok(Rotation::Invalid) };
-        let grant_id: String = row.try_get("grant_id").map_err(backend)?;
-        let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
-        let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(backend)?;
-        let sealed: Option<Vec<u8>> = row.try_get("successor_sealed").map_err(backend)?;
-        let revoked_at: Option<i64> = row.try_get("g_revoked_at").map_err(backend)?;
-        let grant_expires_at: i64 = row.try_get("g_expires_at").map_err(backend)?;
-        if revoked_at.is_some() {
-            return Ok(Rotation::Invalid);
-        }
-        if let Some(rotated_at) = rotated_at {
-            if let (Some(successor_sealed), true) =
-                (sealed, now - rotated_at <= rotation.grace_secs)
-            {
+        let row = row.as_ref().map(refresh_row).transpose()?;
+        match rules::rotation_step(row, rotation.grace_secs, now) {
+            RotationStep::Refuse => return Ok(Rotation::Invalid),
+            RotationStep::Retry { successor_sealed } => {
                 return Ok(Rotation::Retry { successor_sealed });
             }
-            revoke_grant(&mut tx, &grant_id, now).await?;
-            tx.commit().await.map_err(backend)?;
-            return Ok(Rotation::Reused);
-        }
-        if expires_at <= now || grant_expires_at <= now {
-            return Ok(Rotation::Invalid);
+            RotationStep::RevokeFamily { grant_id } => {
+                revoke_grant(&mut tx, &grant_id, now).await?;
+                tx.commit().await.map_err(backend)?;
+                return Ok(Rotation::Reused);
+            }
+            RotationStep::Rotate => {}
         }
         sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, successor_sealed = $2 WHERE token_hash = $3")
             .bind(now)
@@ -344,14 +347,10 @@ impl TokenStore for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?;
-        let outcome = match owner {
-            None => RefreshRevocation::Unknown,
-            Some((_, owner)) if owner != client_id => RefreshRevocation::OtherClient,
-            Some((grant_id, _)) => {
-                revoke_grant(&mut tx, &grant_id, now).await?;
-                RefreshRevocation::Revoked
-            }
-        };
+        let outcome = rules::revocation(owner.as_ref().map(|(_, owner)| owner.as_str()), client_id);
+        if let (RefreshRevocation::Revoked, Some((grant_id, _))) = (&outcome, &owner) {
+            revoke_grant(&mut tx, grant_id, now).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(outcome)
     }

@@ -8,6 +8,7 @@ use super::{
     audience_json, backend, params, replay_code, scopes_at, with_audience,
 };
 use crate::store::FlowStore;
+use crate::store::rules;
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -216,16 +217,14 @@ impl FlowStore for SqliteStore {
                 ))
                 .and_then(|mut s| s.query_row([&code_hash], code_from_row).optional())
                 .map_err(backend)?;
-            Ok(match row {
-                None => CodeLookup::Invalid,
-                Some((code, _, Some(_))) => CodeLookup::Spent { client_id: code.client_id },
-                Some((code, _, None)) if code.expires_at <= now => CodeLookup::Invalid,
-                Some((code, audience, None)) => {
-                    CodeLookup::Unspent(Box::new(with_audience((code, audience), |c, a| {
-                        c.audience = a
-                    })?))
+            let code = match row {
+                None => None,
+                Some((code, audience, redeemed_at)) => {
+                    let code = with_audience((code, audience), |c, a| c.audience = a)?;
+                    Some((code, redeemed_at.is_some()))
                 }
-            })
+            };
+            Ok(rules::code_lookup(code, now))
         })
         .await
     }

@@ -10,6 +10,7 @@ use super::{
     scopes_at, with_audience,
 };
 use crate::store::TokenStore;
+use crate::store::rules::{self, RefreshRow, RotationStep};
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id_hash, g.scopes, g.audience, \
      g.auth_time, g.created_at, g.expires_at, g.revoked_at";
@@ -223,21 +224,17 @@ impl TokenStore for SqliteStore {
                         .optional()
                 })
                 .map_err(backend)?;
-            let Some((grant_id, expires_at, rotated_at, sealed, revoked_at, grant_expires_at)) = row else {
-                return Ok(Rotation::Invalid);
-            };
-            if revoked_at.is_some() {
-                return Ok(Rotation::Invalid);
-            }
-            if let Some(rotated_at) = rotated_at {
-                if let (Some(successor_sealed), true) = (sealed, now - rotated_at <= rotation.grace_secs) {
-                    return Ok(Rotation::Retry { successor_sealed });
+            let row = row.map(|(grant_id, expires_at, rotated_at, successor_sealed, revoked_at, grant_expires_at)| {
+                RefreshRow { grant_id, expires_at, rotated_at, successor_sealed, grant_revoked: revoked_at.is_some(), grant_expires_at }
+            });
+            match rules::rotation_step(row, rotation.grace_secs, now) {
+                RotationStep::Refuse => return Ok(Rotation::Invalid),
+                RotationStep::Retry { successor_sealed } => return Ok(Rotation::Retry { successor_sealed }),
+                RotationStep::RevokeFamily { grant_id } => {
+                    revoke_grant(c, &grant_id, now)?;
+                    return Ok(Rotation::Reused);
                 }
-                revoke_grant(c, &grant_id, now)?;
-                return Ok(Rotation::Reused);
-            }
-            if expires_at <= now || grant_expires_at <= now {
-                return Ok(Rotation::Invalid);
+                RotationStep::Rotate => {}
             }
             c.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3")
                 .and_then(|mut s| s.execute(params![now, rotation.successor_sealed, token_hash]))
@@ -347,14 +344,11 @@ impl TokenStore for SqliteStore {
                 )
                 .and_then(|mut s| s.query_row([&token_hash], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(backend)?;
-            match owner {
-                None => Ok(RefreshRevocation::Unknown),
-                Some((_, owner)) if owner != client_id => Ok(RefreshRevocation::OtherClient),
-                Some((grant_id, _)) => {
-                    revoke_grant(c, &grant_id, now)?;
-                    Ok(RefreshRevocation::Revoked)
-                }
+            let outcome = rules::revocation(owner.as_ref().map(|(_, owner)| owner.as_str()), &client_id);
+            if let (RefreshRevocation::Revoked, Some((grant_id, _))) = (&outcome, &owner) {
+                revoke_grant(c, grant_id, now)?;
             }
+            Ok(outcome)
         })
         .await
     }
