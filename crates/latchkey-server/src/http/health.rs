@@ -16,7 +16,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, &'stat
     if !*state.static_loaded.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "loading static clients and users\n");
     }
-    match state.store.ping().await {
+    match state.authority.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n"),
         Err(error) => {
             tracing::warn!(%error, "readiness check: database unreachable");

@@ -13,6 +13,7 @@ use latchkey::oauth::Params;
 use latchkey::oauth::authorize::redirect_with;
 use latchkey::oidc::logout::LogoutRequest;
 
+use super::csrf::{self, Bound};
 use super::error::HttpError;
 use super::pages::{self, LogoutPage, MessagePage};
 use super::session::{Browser, cookie, set_cookie};
@@ -39,14 +40,11 @@ pub(super) async fn post(
     // The confirmation form carries csrf_token and the original request (possibly empty).
     match (form.get("csrf_token").ok().flatten(), form.get("request").ok().map(|r| r.unwrap_or("")))
     {
-        (Some(submitted), Some(request)) => {
-            let browser = cookie(&headers, state.cookie_names().browser).unwrap_or("");
-            let binding = Binding { browser, session: None };
-            let forms = &state.authority.forms;
-            if browser.is_empty()
-                || forms.verify(submitted, Purpose::Logout, binding, request, state.now()).is_none()
-            {
-                return pages::error_page("This form has expired", "Open the sign-out link again.");
+        (Some(_), Some(request)) => {
+            let checked =
+                csrf::check(&state, &headers, &form, Purpose::Logout, Bound::ToBrowser, request);
+            if let Err(expired) = checked.await {
+                return expired.into_response();
             }
             handle(&state, &headers, request.to_owned(), Via::Confirmation).await
         }

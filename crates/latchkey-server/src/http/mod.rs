@@ -6,6 +6,7 @@
 
 mod authorize;
 mod cors;
+mod csrf;
 mod discovery;
 mod error;
 mod extract;

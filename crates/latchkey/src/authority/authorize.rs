@@ -28,6 +28,17 @@ impl Authority {
         Ok(self.store.consent(user_id, client_id).await?)
     }
 
+    /// Forgets what the user approved for the client: after a denial, the client cannot carry
+    /// on silently with an earlier consent (`prompt=none`).
+    pub async fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<(), Failure> {
+        Ok(self.store.forget_consent(user_id, client_id).await?)
+    }
+
+    /// The user a consent page is shown to.
+    pub async fn user(&self, user_id: &str) -> Result<Option<model::User>, Failure> {
+        Ok(self.store.user_by_id(user_id).await?)
+    }
+
     /// Remembers approval of the request's scopes, on top of earlier ones.
     pub async fn remember_consent(
         &self,

@@ -199,6 +199,11 @@ impl Authority {
         }
     }
 
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), store::Error> {
+        self.store.ping().await
+    }
+
     /// The last measured drift, when it is beyond [`MAX_CLOCK_DRIFT_MILLIS`].
     pub fn clock_skew(&self) -> Option<i64> {
         let drift = self.clock_drift_millis.load(std::sync::atomic::Ordering::Relaxed);

@@ -4,39 +4,41 @@
 //! The original request travels through the pages as one hidden field and is validated again
 //! at every step, so any node can serve any step and nothing is trusted from the form but the
 //! user's own answers.
-
-// Helpers here return the finished error `Response` as their `Err`, the axum idiom for an
-// early exit; boxing it would only add noise.
-#![allow(clippy::result_large_err)]
+//!
+//! - here: the authorization request and the flow's next step.
+//! - `login`, `consent`: the two forms that continue it.
+//! - `render`: the login and consent pages, each with a fresh anti-CSRF value.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use latchkey::authority::{BUSY_RETRY_AFTER_SECS, Failure, Login};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use latchkey::forms::{Binding, Purpose};
 use latchkey::model::Session;
 use latchkey::model::scope::Scopes;
 use latchkey::oauth::authorize::{self, AuthorizationRequest, Decision, Progress, RequestError};
 use latchkey::oauth::{ErrorCode, OAuthError, Params};
-use latchkey::throttle;
 
-mod forms;
+mod consent;
+mod login;
+mod render;
 
-use forms::{PageContext, expired_form, submission};
+pub(super) use consent::consent;
+pub(super) use login::login;
+use render::PageContext;
 
 use super::AppState;
+use super::csrf::{self, Bound, Checked};
 use super::error::HttpError;
 use super::pages;
-use super::session::{Browser, cookie, set_cookie};
-use super::source::Source;
+use super::session::{Browser, cookie};
 
 /// GET /authorize: the request is the query string.
 pub(super) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, HttpError> {
     start(&state, &headers, query.unwrap_or_default()).await
 }
 
@@ -45,11 +47,12 @@ pub(super) async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    match String::from_utf8(body.to_vec()) {
-        Ok(body) => start(&state, &headers, body).await,
-        Err(_) => pages::error_page("Malformed request", "The request is not valid UTF-8."),
-    }
+) -> Result<Response, HttpError> {
+    let body = String::from_utf8(body.to_vec()).map_err(|_| HttpError::Page {
+        title: "Malformed request",
+        message: "The request is not valid UTF-8.".into(),
+    })?;
+    start(&state, &headers, body).await
 }
 
 /// GET /login and /consent: only reachable through an authorization request.
@@ -57,288 +60,37 @@ pub(super) async fn page_without_request(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
-    let form = parse(query.as_deref().unwrap_or(""));
+) -> Result<Response, HttpError> {
+    let form = Params::from_form(query.as_deref().unwrap_or(""));
     match form.ok().and_then(|f| f.get("request").ok().flatten().map(str::to_owned)) {
         Some(request) => start(&state, &headers, request).await,
-        None => pages::error_page(
-            "Nothing to sign in to",
-            "This page is opened by an application's sign-in link. Go back to the application and start there.",
-        ),
+        None => Err(HttpError::Page {
+            title: "Nothing to sign in to",
+            message: "This page is opened by an application's sign-in link. Go back to the application and start there.".into(),
+        }),
     }
 }
 
-async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Response {
+async fn start(state: &AppState, headers: &HeaderMap, raw: String) -> Result<Response, HttpError> {
     let now = state.now();
-    let request = match load_request(state, &raw).await {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
-    let Ok(browser) = Browser::of(state, headers) else {
-        return internal_message("no randomness");
-    };
+    let request = load_request(state, &raw).await?;
+    let browser = Browser::of(state, headers).map_err(HttpError::internal)?;
     let client_id = &request.client.client_id;
     let (session, consented) = match cookie(headers, state.cookie_names().session) {
         None => (None, None),
-        Some(value) => match state.authority.session_and_consent(value, client_id, now).await {
-            Ok(Some((session, consented))) => (Some(session), consented),
-            Ok(None) => (None, None),
-            Err(failure) => return internal(failure),
-        },
+        Some(value) => {
+            let found = state.authority.session_and_consent(value, client_id, now).await;
+            match found.map_err(HttpError::internal)? {
+                Some((session, consented)) => (Some(session), consented),
+                None => (None, None),
+            }
+        }
     };
-    Flow {
-        state,
-        raw,
-        request,
-        session,
-        consented,
-        browser: browser.id,
-        seen_at: now,
-        fresh_login: false,
-        fresh_consent: false,
-        cookies: browser.set_cookie.into_iter().collect(),
-    }
-    .next(now)
-    .await
-}
-
-/// POST /login.
-pub(super) async fn login(
-    State(state): State<AppState>,
-    Source(from): Source,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let now = state.now();
-    // Check the form and the request before touching credentials: a bad one never reaches
-    // the login.
-    let submitted = match submission(&state, &headers, &body, Purpose::Login, now).await {
-        Ok(submitted) => submitted,
-        Err(response) => return response,
-    };
-    let form = &submitted.form;
-    let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
-    let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
-    let again = |message: &str| submitted.login_page(&state, &username, Some(message));
-    if username.is_empty()
-        || password.is_empty()
-        || username.len() > throttle::MAX_USERNAME_BYTES
-        || password.len() > throttle::MAX_PASSWORD_BYTES
-    {
-        return again("Enter your username and password.");
-    }
-    match state.authority.login(&username, &password, from, now).await {
-        Ok(Login::Success { session, cookie }) => {
-            let client_id = &submitted.request.client.client_id;
-            let consented = match state.authority.consented(&session.user_id, client_id).await {
-                Ok(consented) => consented,
-                Err(failure) => return internal(failure),
-            };
-            // A new browser id: the forms shown before this login stop working.
-            let Ok(browser) = Browser::fresh(&state) else {
-                return internal_message("no randomness");
-            };
-            let secure = state.secure_cookies();
-            let ttl = state.authority.settings.session_ttl;
-            let mut cookies =
-                vec![set_cookie(state.cookie_names().session, &cookie, secure, Some(ttl))];
-            cookies.extend(browser.set_cookie);
-            Flow {
-                state: &state,
-                raw: submitted.raw,
-                request: submitted.request,
-                session: Some(session),
-                consented,
-                browser: browser.id,
-                seen_at: submitted.seen_at,
-                fresh_login: true,
-                fresh_consent: false,
-                cookies,
-            }
-            .next(now)
-            .await
-        }
-        Ok(Login::Failed) => again("Wrong username or password."),
-        Err(Failure::Throttled { retry_after, .. }) => {
-            let message = format!(
-                "Too many sign-in attempts for this account. Try again in {retry_after} seconds."
-            );
-            retry_later(again(&message), StatusCode::TOO_MANY_REQUESTS, retry_after)
-        }
-        Err(Failure::Busy) => {
-            let message = "Too many sign-in attempts right now. Try again in a moment.";
-            retry_later(again(message), StatusCode::SERVICE_UNAVAILABLE, BUSY_RETRY_AFTER_SECS)
-        }
-        Err(failure) => internal(failure),
-    }
-}
-
-/// The login page as an answer that says when to try again.
-fn retry_later(
-    mut page: Response,
-    status: StatusCode,
-    seconds: impl Into<header::HeaderValue>,
-) -> Response {
-    *page.status_mut() = status;
-    page.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-    page
-}
-
-/// POST /consent.
-pub(super) async fn consent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let now = state.now();
-    let submitted = match submission(&state, &headers, &body, Purpose::Consent, now).await {
-        Ok(submitted) => submitted,
-        Err(response) => return response,
-    };
-    // The value verified against the current session, so this is the session the page was
-    // shown to; a consent page is never shown without one.
-    let Some(session) = submitted.session else {
-        return expired_form();
-    };
-    let request = submitted.request;
-    match submitted.form.get("decision").ok().flatten() {
-        Some("allow") => {}
-        Some("deny") => {
-            // A denial withdraws what the user approved before, so that the client cannot
-            // carry on silently with the earlier consent (prompt=none).
-            let client_id = &request.client.client_id;
-            if let Err(error) = state.store.forget_consent(&session.user_id, client_id).await {
-                return internal(Failure::from(error));
-            }
-            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied access");
-            return redirect_error(&state, &request.redirect_uri, request.state.as_deref(), &error)
-                .into_response();
-        }
-        _ => return pages::error_page("Malformed request", "Choose Allow or Deny."),
-    }
-    if let Err(failure) = state.authority.remember_consent(&session.user_id, &request, now).await {
-        return internal(failure);
-    }
-    // Fresh for prompt=login and max_age only if the sign-in came after the request was first
-    // seen; `seen_at` is signed, so it cannot be moved by whoever posts the form.
-    let fresh_login = session.auth_time >= submitted.seen_at;
-    Flow {
-        state: &state,
-        raw: submitted.raw,
-        request,
-        session: Some(session),
-        consented: None,
-        browser: submitted.browser,
-        seen_at: submitted.seen_at,
-        fresh_login,
-        fresh_consent: true,
-        cookies: Vec::new(),
-    }
-    .next(now)
-    .await
-}
-
-/// One step of the flow for a validated request and the user's progress through it.
-struct Flow<'a> {
-    state: &'a AppState,
-    raw: String,
-    request: AuthorizationRequest,
-    session: Option<Session>,
-    /// The scopes the session's user already approved for the client.
-    consented: Option<Scopes>,
-    /// The browser id the next form is bound to.
-    browser: String,
-    /// When the request was first seen (signed into every form that continues it).
-    seen_at: i64,
-    fresh_login: bool,
-    fresh_consent: bool,
-    cookies: Vec<String>,
-}
-
-impl Flow<'_> {
-    async fn next(self, now: i64) -> Response {
-        let Flow {
-            state,
-            raw,
-            request,
-            session,
-            consented,
-            browser,
-            seen_at,
-            fresh_login,
-            fresh_consent,
-            cookies,
-        } = self;
-        let hinted_subject = match request.id_token_hint.as_deref() {
-            None => None,
-            Some(token) => match state.authority.verify_id_token_hint(token) {
-                Some(hint) => Some(hint.sub),
-                None => {
-                    let error = OAuthError::new(
-                        ErrorCode::InvalidRequest,
-                        "id_token_hint is not an id_token this server issued",
-                    );
-                    return redirect_error(
-                        state,
-                        &request.redirect_uri,
-                        request.state.as_deref(),
-                        &error,
-                    )
-                    .into_response();
-                }
-            },
-        };
-        let progress = Progress {
-            session: session.as_ref(),
-            fresh_login,
-            fresh_consent,
-            hinted_subject: hinted_subject.as_deref(),
-        };
-        let page = PageContext { raw: &raw, request: &request, browser: &browser, seen_at };
-        match authorize::decide(&request, progress, consented.as_ref(), now) {
-            Decision::NeedsLogin => {
-                let hint = request.login_hint.as_deref().unwrap_or_default();
-                let session = session.as_ref().map(|s| s.id_hash.as_str());
-                let binding = Binding { browser: &browser, session };
-                page.login(state, binding, hint, None, cookies)
-            }
-            Decision::NeedsConsent => {
-                let Some(session) = session else {
-                    return internal_message("consent without a session");
-                };
-                page.consent(state, &session, cookies).await
-            }
-            Decision::Refused(error) => {
-                redirect_error(state, &request.redirect_uri, request.state.as_deref(), &error)
-                    .into_response()
-            }
-            Decision::Approved => {
-                let Some(session) = session else {
-                    return internal_message("approval without a session");
-                };
-                match state.authority.issue_code(&request, &session, now).await {
-                    Ok(code) => {
-                        let mut pairs = vec![("code", code.as_str())];
-                        if let Some(s) = request.state.as_deref() {
-                            pairs.push(("state", s));
-                        }
-                        // RFC 9207: the issuer travels with the response so the client can tell
-                        // which server answered (mix-up defence).
-                        pairs.push(("iss", state.config.issuer.as_str()));
-                        pages::redirect(
-                            &authorize::redirect_with(&request.redirect_uri, &pairs),
-                            &cookies,
-                        )
-                    }
-                    Err(failure) => internal(failure),
-                }
-            }
-        }
-    }
-}
-
-fn parse(raw: &str) -> Result<Params, ()> {
-    Params::from_form(raw).map_err(drop)
+    let mut flow = Flow::new(state, raw, request, browser.id, now);
+    flow.session = session;
+    flow.consented = consented;
+    flow.cookies = browser.set_cookie.into_iter().collect();
+    flow.next(now).await
 }
 
 /// Parses and validates the authorization request.
@@ -383,10 +135,160 @@ fn redirect_error(
     ))
 }
 
-fn internal(failure: Failure) -> Response {
-    HttpError::internal(failure).into_response()
+/// A login or consent submission whose anti-CSRF value checked out, with the original
+/// request it carries validated again.
+struct Submitted {
+    form: Params,
+    raw: String,
+    request: AuthorizationRequest,
+    /// The browser, session and first sight the value was bound to: the current ones.
+    checked: Checked,
 }
 
-fn internal_message(context: &str) -> Response {
-    HttpError::internal(context).into_response()
+impl Submitted {
+    /// Reads a login or consent form: the form and the request are checked before anything
+    /// else happens, so a bad one never reaches a password check or a consent.
+    async fn read(
+        state: &AppState,
+        headers: &HeaderMap,
+        body: &[u8],
+        purpose: Purpose,
+    ) -> Result<Submitted, HttpError> {
+        let form = std::str::from_utf8(body).ok().and_then(|text| Params::from_form(text).ok());
+        let form = form.ok_or_else(|| HttpError::Page {
+            title: "Malformed request",
+            message: "The form could not be read.".into(),
+        })?;
+        let raw = form.get("request").ok().flatten().unwrap_or("").to_owned();
+        let checked = csrf::check(state, headers, &form, purpose, Bound::ToSession, &raw).await?;
+        let request = load_request(state, &raw).await?;
+        Ok(Submitted { form, raw, request, checked })
+    }
+
+    /// The login page again, for the same request, browser and session.
+    fn login_page(&self, state: &AppState, username: &str, error: Option<&str>) -> Response {
+        let checked = &self.checked;
+        let page = PageContext {
+            raw: &self.raw,
+            request: &self.request,
+            browser: &checked.browser,
+            seen_at: checked.seen_at,
+        };
+        let session = checked.session.as_ref().map(|s| s.id_hash.as_str());
+        let binding = Binding { browser: &checked.browser, session };
+        page.login(state, binding, username, error, Vec::new())
+    }
+}
+
+/// One step of the flow for a validated request and the user's progress through it.
+struct Flow<'a> {
+    state: &'a AppState,
+    raw: String,
+    request: AuthorizationRequest,
+    session: Option<Session>,
+    /// The scopes the session's user already approved for the client.
+    consented: Option<Scopes>,
+    /// The browser id the next form is bound to.
+    browser: String,
+    /// When the request was first seen (signed into every form that continues it).
+    seen_at: i64,
+    fresh_login: bool,
+    fresh_consent: bool,
+    cookies: Vec<String>,
+}
+
+impl<'a> Flow<'a> {
+    /// A request at its start: no session, nothing fresh, no cookies to set yet.
+    fn new(
+        state: &'a AppState,
+        raw: String,
+        request: AuthorizationRequest,
+        browser: String,
+        seen_at: i64,
+    ) -> Self {
+        Flow {
+            state,
+            raw,
+            request,
+            session: None,
+            consented: None,
+            browser,
+            seen_at,
+            fresh_login: false,
+            fresh_consent: false,
+            cookies: Vec::new(),
+        }
+    }
+
+    /// What the request needs next: a page, an error for the client, or a code.
+    async fn next(self, now: i64) -> Result<Response, HttpError> {
+        let state = self.state;
+        let hinted_subject = self.hinted_subject()?;
+        let progress = Progress {
+            session: self.session.as_ref(),
+            fresh_login: self.fresh_login,
+            fresh_consent: self.fresh_consent,
+            hinted_subject: hinted_subject.as_deref(),
+        };
+        let request = &self.request;
+        let page =
+            PageContext { raw: &self.raw, request, browser: &self.browser, seen_at: self.seen_at };
+        match authorize::decide(request, progress, self.consented.as_ref(), now) {
+            Decision::NeedsLogin => {
+                let hint = request.login_hint.as_deref().unwrap_or_default();
+                let session = self.session.as_ref().map(|s| s.id_hash.as_str());
+                let binding = Binding { browser: &self.browser, session };
+                Ok(page.login(state, binding, hint, None, self.cookies))
+            }
+            Decision::NeedsConsent => {
+                let session = self
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| HttpError::internal("consent without a session"))?;
+                page.consent(state, session, self.cookies).await
+            }
+            Decision::Refused(error) => {
+                Err(redirect_error(state, &request.redirect_uri, request.state.as_deref(), &error))
+            }
+            Decision::Approved => {
+                let session = self
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| HttpError::internal("approval without a session"))?;
+                let code = state.authority.issue_code(request, session, now).await;
+                let code = code.map_err(HttpError::internal)?;
+                let mut pairs = vec![("code", code.as_str())];
+                if let Some(s) = request.state.as_deref() {
+                    pairs.push(("state", s));
+                }
+                // RFC 9207: the issuer travels with the response so the client can tell which
+                // server answered (mix-up defence).
+                pairs.push(("iss", state.config.issuer.as_str()));
+                let location = authorize::redirect_with(&request.redirect_uri, &pairs);
+                Ok(pages::redirect(&location, &self.cookies))
+            }
+        }
+    }
+
+    /// The user an `id_token_hint` names; a hint this server did not sign goes back to the
+    /// client as `invalid_request`.
+    fn hinted_subject(&self) -> Result<Option<String>, HttpError> {
+        let Some(token) = self.request.id_token_hint.as_deref() else { return Ok(None) };
+        match self.state.authority.verify_id_token_hint(token) {
+            Some(hint) => Ok(Some(hint.sub)),
+            None => {
+                let error = OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "id_token_hint is not an id_token this server issued",
+                );
+                let request = &self.request;
+                Err(redirect_error(
+                    self.state,
+                    &request.redirect_uri,
+                    request.state.as_deref(),
+                    &error,
+                ))
+            }
+        }
+    }
 }
