@@ -96,7 +96,7 @@ async fn add_client(
     }
     let record = ClientRecord {
         client,
-        // A generated secret has 256 bits of entropy: SHA-256 is enough (DESIGN.md).
+        // A generated secret has 256 bits of entropy: SHA-256 is enough (docs/DESIGN.md).
         secret_hash: secret.as_deref().map(password::hash_generated_secret),
         source: ClientSource::Cli,
     };

@@ -1,4 +1,4 @@
-//! Command-line interface (the commands of INTERFACE.md).
+//! Command-line interface (the commands of docs/INTERFACE.md).
 
 use std::path::PathBuf;
 

@@ -222,7 +222,7 @@ impl RawClient {
             let at = format!("{key}.scopes[{index}]");
             check_scope_token(&at, value)?;
             // A scope nothing defines could only reach a token whose audience does not
-            // define it (INTERFACE.md audience rules).
+            // define it (docs/INTERFACE.md audience rules).
             if !audience::is_known(value, resources) {
                 return Err(ConfigError::at(
                     at,

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::HttpError;
 
-/// The login page (field names are fixed by INTERFACE.md).
+/// The login page (field names are fixed by docs/INTERFACE.md).
 #[derive(Template)]
 #[template(path = "login.html")]
 pub(crate) struct LoginPage<'a> {
