@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod flow;
+pub mod key;
 pub mod scope;
 
 pub use flow::{

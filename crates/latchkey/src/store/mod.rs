@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::keys::{KeyPurpose, KeyRecord};
+use crate::model::key::{KeyPurpose, KeyRecord};
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, ClientSource,

@@ -10,7 +10,7 @@ use super::{
     ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationRequest, Store, TokenStore,
     UserStore,
 };
-use crate::keys::KeyRecord;
+use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,

@@ -18,7 +18,7 @@ use super::{
     Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey,
     audience_from_json, audience_json, client_record, stored_scopes,
 };
-use crate::keys::KeyRecord;
+use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,

@@ -15,7 +15,7 @@ use super::{
     Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey, Synchronous,
     audience_from_json, audience_json, client_record,
 };
-use crate::keys::KeyRecord;
+use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
