@@ -5,15 +5,16 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use latchkey::client_cache::CLIENT_CACHE_TTL;
+use latchkey::clients::cache::CLIENT_CACHE_TTL;
+use latchkey::clients::registration::{self, ClientDraft};
+use latchkey::clock::{Clock, SystemClock};
 use latchkey::keys::{KeyManager, KeyState};
-use latchkey::model::{ClientRecord, ClientSource, User};
+use latchkey::model::{ApplicationType, ClientRecord, ClientSource, User};
 use latchkey::password;
 use latchkey::store::{self, Store};
 
 use crate::cli::{ClientAddArgs, ClientsCommand, KeysCommand, UsersCommand};
-use crate::config::{self, Config};
-use latchkey::clock::{Clock, SystemClock};
+use crate::config::Config;
 
 use crate::startup::{new_user_id, open_store};
 
@@ -72,22 +73,26 @@ async fn add_client(
     args: ClientAddArgs,
 ) -> anyhow::Result<()> {
     let secret = if args.public { None } else { Some(latchkey::secret::generate()?) };
-    let mut table = toml::Table::new();
-    table.insert("client_id".into(), args.client_id.clone().into());
-    if let Some(secret) = &secret {
-        table.insert("client_secret".into(), secret.clone().into());
-    }
-    if let Some(name) = args.name {
-        table.insert("client_name".into(), name.into());
-    }
-    table.insert("application_type".into(), if args.native { "native" } else { "web" }.into());
-    table.insert("redirect_uris".into(), args.redirect_uris.into());
-    if !args.grant_types.is_empty() {
-        table.insert("grant_types".into(), args.grant_types.into());
-    }
-    table.insert("scopes".into(), args.scopes.into());
-    table.insert("require_consent".into(), (!args.no_consent).into());
-    let client = config::client_from_table(table, resources)?;
+    let draft = ClientDraft {
+        client_id: args.client_id.clone(),
+        has_secret: secret.is_some(),
+        client_name: args.name,
+        application_type: Some(if args.native {
+            ApplicationType::Native
+        } else {
+            ApplicationType::Web
+        }),
+        redirect_uris: args.redirect_uris,
+        grant_types: (!args.grant_types.is_empty()).then_some(args.grant_types),
+        scopes: args.scopes,
+        require_consent: Some(!args.no_consent),
+        ..ClientDraft::default()
+    };
+    // The config's rules, from the same function; errors named as `client.FIELD`, and a
+    // configuration error's exit status (2).
+    let client = registration::validate(draft, resources).map_err(|error| {
+        crate::config::ConfigError(format!("client.{}: {}", error.field, error.problem))
+    })?;
     if store.client(&args.client_id).await?.is_some() {
         bail!(
             "client {:?} already exists: remove it first or pick another client_id",
@@ -123,8 +128,8 @@ pub async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()>
                     "user {username:?} already exists: use `latchkey users set-password` to change the password"
                 );
             }
-            if username.trim().is_empty() || username.chars().any(char::is_control) {
-                bail!("username must be non-empty and printable");
+            if let Err(problem) = latchkey::users::check_username(&username) {
+                bail!("username {problem}");
             }
             let password_hash = hash_password(read_password()?).await?;
             let user = User { id: new_user_id()?, username, password_hash, email, name };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use latchkey::model::GrantType;
 
 /// latchkey: an OAuth 2.1 / OpenID Connect authorization server.
 #[derive(Debug, Parser)]
@@ -65,6 +66,14 @@ pub enum ClientsCommand {
     },
 }
 
+/// A grant type latchkey knows, by its registered name.
+fn grant_type(value: &str) -> Result<GrantType, String> {
+    GrantType::parse(value).ok_or_else(|| {
+        let known: Vec<&str> = GrantType::ALL.iter().map(|grant| grant.as_str()).collect();
+        format!("unknown grant type {value:?}: use one of {}", known.join(", "))
+    })
+}
+
 /// `latchkey clients add`.
 #[derive(Debug, Args)]
 pub struct ClientAddArgs {
@@ -83,8 +92,8 @@ pub struct ClientAddArgs {
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
     /// A grant type (repeatable; default authorization_code).
-    #[arg(long = "grant-type", value_name = "GRANT")]
-    pub grant_types: Vec<String>,
+    #[arg(long = "grant-type", value_name = "GRANT", value_parser = grant_type)]
+    pub grant_types: Vec<GrantType>,
     /// A scope the client may request (repeatable).
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,

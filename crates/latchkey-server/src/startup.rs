@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use latchkey::authority::{Authority, Settings};
-use latchkey::client_cache::ClientCache;
-use latchkey::client_keys::ClientKeys;
-use latchkey::client_secrets::VerifiedSecrets;
+use latchkey::clients::cache::ClientCache;
+use latchkey::clients::keys::ClientKeys;
+use latchkey::clients::secrets::VerifiedSecrets;
 use latchkey::clock::{Clock, SystemClock};
 use latchkey::cors_origins::CorsOrigins;
 use latchkey::forms::FormKey;

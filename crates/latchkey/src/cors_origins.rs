@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::client_cache::CLIENT_CACHE_TTL;
+use crate::clients::cache::CLIENT_CACHE_TTL;
 use crate::model::ClientRecord;
 use crate::store::{self, Store};
 

@@ -6,9 +6,8 @@
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
 //! - [`authority`]: the server's operations, one call per endpoint step.
 //! - [`clock`]: the time every expiry is checked against (system, or moved by a test).
-//! - [`client_cache`]: registered clients behind a short-lived cache.
-//! - [`client_keys`]: public keys of `private_key_jwt` clients, fetched and cached.
-//! - [`client_secrets`]: client secrets already verified, so argon2 runs once per secret.
+//! - [`clients`]: the registration rules (one `validate` for every way a client is
+//!   registered), the client cache, `private_key_jwt` keys and verified secrets.
 //! - [`cors_origins`]: the browser origins allowed to call the token, userinfo and revocation
 //!   endpoints.
 //! - [`forms`]: anti-CSRF values of the login, consent and logout forms.
@@ -21,11 +20,10 @@
 //! - [`secret`]: random secrets, their hashes, constant-time comparison.
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
 //! - [`throttle`]: login slow-down per account.
+//! - [`users`]: the rules a user account must meet.
 
 pub mod authority;
-pub mod client_cache;
-pub mod client_keys;
-pub mod client_secrets;
+pub mod clients;
 pub use latchkey_resource::clock;
 pub mod cors_origins;
 pub mod forms;
@@ -37,3 +35,4 @@ pub mod password;
 pub mod secret;
 pub mod store;
 pub mod throttle;
+pub mod users;

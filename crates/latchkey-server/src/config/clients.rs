@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use latchkey::model::scope;
+use latchkey::clients::registration::{self, ClientDraft};
 use latchkey::model::{
     ApplicationType, AuthMethod, Client, GrantType, Resource, SigningAlg, TokenFormat,
 };
-use latchkey::oauth::{audience, redirect_uri};
+use latchkey::users;
 use latchkey_resource::JwkSet;
 use serde::Deserialize;
 
@@ -75,16 +75,7 @@ pub(super) struct RawUser {
 
 /// RFC 6749 §3.3 scope syntax, as a config error.
 pub(super) fn check_scope_token(key: &str, value: &str) -> Result<(), ConfigError> {
-    if scope::is_scope_token(value) {
-        Ok(())
-    } else {
-        Err(ConfigError::at(
-            key,
-            format!(
-                "{value:?} is not a valid scope: printable ASCII without spaces, quotes or backslashes (RFC 6749 §3.3)"
-            ),
-        ))
-    }
+    registration::check_scope_token(value).map_err(|problem| ConfigError::at(key, problem))
 }
 
 pub(super) fn validate_clients(
@@ -106,139 +97,10 @@ pub(super) fn validate_clients(
     Ok(clients)
 }
 
-/// A client_id is printable ASCII without spaces, so it survives Basic auth, URLs and logs.
-fn check_client_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    if id.is_empty()
-        || id.len() > 255
-        || !id.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        || id.contains(':')
-    {
-        return Err(ConfigError::at(
-            format!("{key}.client_id"),
-            format!("{id:?} must be 1-255 printable ASCII characters without spaces or ':'"),
-        ));
-    }
-    Ok(())
-}
-
 impl RawClient {
+    /// The registration rules of [`registration::validate`], with errors named by their key
+    /// in the file.
     fn validate(self, key: &str, resources: &[Resource]) -> Result<StaticClient, ConfigError> {
-        let at = |field: &str, problem: String| ConfigError::at(format!("{key}.{field}"), problem);
-        check_client_id(key, &self.client_id)?;
-        let has_keys = self.jwks.is_some() || self.jwks_uri.is_some();
-        let method =
-            self.token_endpoint_auth_method.unwrap_or(match (&self.client_secret, has_keys) {
-                (Some(_), _) => AuthMethod::ClientSecretBasic,
-                (None, true) => AuthMethod::PrivateKeyJwt,
-                (None, false) => AuthMethod::None,
-            });
-        match (method, &self.client_secret) {
-            (AuthMethod::None, Some(_)) => {
-                return Err(at("client_secret", "a public client (token_endpoint_auth_method = \"none\") must not have a secret: remove client_secret or choose client_secret_basic".into()));
-            }
-            (AuthMethod::PrivateKeyJwt, Some(_)) => {
-                return Err(at(
-                    "client_secret",
-                    "a private_key_jwt client authenticates with its keys: remove client_secret"
-                        .into(),
-                ));
-            }
-            (m, None) if m.uses_secret() => {
-                return Err(at(
-                    "client_secret",
-                    format!(
-                        "is required for token_endpoint_auth_method = \"{}\"; or use \"none\" for a public client",
-                        m.as_str()
-                    ),
-                ));
-            }
-            _ => {}
-        }
-        if method == AuthMethod::PrivateKeyJwt && !has_keys {
-            return Err(at("jwks_uri", "a private_key_jwt client needs jwks_uri or jwks".into()));
-        }
-        if let Some(uri) = &self.jwks_uri {
-            match url::Url::parse(uri) {
-                Ok(url) if url.scheme() == "https" || url.scheme() == "http" => {}
-                _ => return Err(at("jwks_uri", format!("{uri:?} must be an https URL"))),
-            }
-        }
-        let app_type = self.application_type.unwrap_or_default();
-        let grant_types = self.grant_types.unwrap_or_else(|| vec![GrantType::AuthorizationCode]);
-        if grant_types.is_empty() {
-            return Err(at("grant_types", "must name at least one grant type".into()));
-        }
-        let public = method == AuthMethod::None;
-        for grant in [GrantType::ClientCredentials, GrantType::Password] {
-            if public && grant_types.contains(&grant) {
-                return Err(at(
-                    "grant_types",
-                    format!(
-                        "a public client cannot use {}: give it a secret or remove the grant",
-                        grant.as_str()
-                    ),
-                ));
-            }
-        }
-        let issues_refresh = [GrantType::AuthorizationCode, GrantType::Password]
-            .iter()
-            .any(|grant| grant_types.contains(grant));
-        if grant_types.contains(&GrantType::RefreshToken) && !issues_refresh {
-            return Err(at(
-                "grant_types",
-                "refresh_token needs a grant that issues refresh tokens (authorization_code or password); client_credentials gets none (RFC 6749 §4.4.3)".into(),
-            ));
-        }
-        if !grant_types.contains(&GrantType::AuthorizationCode) {
-            for (field, uris) in [
-                ("redirect_uris", &self.redirect_uris),
-                ("post_logout_redirect_uris", &self.post_logout_redirect_uris),
-            ] {
-                if !uris.is_empty() {
-                    return Err(at(
-                        field,
-                        "are used only by the authorization_code grant, which this client does not have: remove them or add the grant".into(),
-                    ));
-                }
-            }
-        }
-        if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err(at(
-                "redirect_uris",
-                "a client with the authorization_code grant needs at least one redirect URI".into(),
-            ));
-        }
-        for (field, uris) in [
-            ("redirect_uris", &self.redirect_uris),
-            ("post_logout_redirect_uris", &self.post_logout_redirect_uris),
-        ] {
-            for (index, uri) in uris.iter().enumerate() {
-                redirect_uri::validate(uri, app_type).map_err(|error| {
-                    at(&format!("{field}[{index}]"), format!("{uri:?} {error}"))
-                })?;
-            }
-        }
-        for (index, value) in self.scopes.iter().enumerate() {
-            let at = format!("{key}.scopes[{index}]");
-            check_scope_token(&at, value)?;
-            // A scope nothing defines could only reach a token whose audience does not
-            // define it (docs/INTERFACE.md audience rules).
-            if !audience::is_known(value, resources) {
-                return Err(ConfigError::at(
-                    at,
-                    format!(
-                        "{value:?} is neither an OpenID scope ({}) nor defined by a [[resources]] entry: add it to the scopes of the API that owns it",
-                        audience::OPENID_SCOPES.join(", ")
-                    ),
-                ));
-            }
-        }
-        if public && self.require_pkce == Some(false) {
-            return Err(at(
-                "require_pkce",
-                "PKCE cannot be switched off for a public client (RFC 9700 §2.1.1)".into(),
-            ));
-        }
         let refresh_grace_period_secs = self
             .refresh_grace_period
             .as_deref()
@@ -246,17 +108,18 @@ impl RawClient {
                 duration(&format!("{key}.refresh_grace_period"), value).map(|d| d.as_secs())
             })
             .transpose()?;
-        let client = Client {
+        let draft = ClientDraft {
             client_id: self.client_id,
+            has_secret: self.client_secret.is_some(),
             client_name: self.client_name,
-            application_type: app_type,
+            application_type: self.application_type,
             redirect_uris: self.redirect_uris,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
-            grant_types,
+            grant_types: self.grant_types,
             scopes: self.scopes,
-            token_endpoint_auth_method: method,
-            require_consent: self.require_consent.unwrap_or(true),
-            require_pkce: self.require_pkce.unwrap_or(true),
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            require_consent: self.require_consent,
+            require_pkce: self.require_pkce,
             jwks_uri: self.jwks_uri,
             jwks: self.jwks,
             access_token_format: self.access_token_format,
@@ -264,10 +127,12 @@ impl RawClient {
             refresh_grace_period_secs,
             remember_consent: self.remember_consent,
             legacy_assertion_audience: self.legacy_assertion_audience,
-            id_token_on_refresh: self.id_token_on_refresh.unwrap_or(true),
-            claims_in_id_token: self.claims_in_id_token.unwrap_or(true),
-            session_refresh_tokens: self.session_refresh_tokens.unwrap_or(true),
+            id_token_on_refresh: self.id_token_on_refresh,
+            claims_in_id_token: self.claims_in_id_token,
+            session_refresh_tokens: self.session_refresh_tokens,
         };
+        let client = registration::validate(draft, resources)
+            .map_err(|error| ConfigError::at(format!("{key}.{}", error.field), error.problem))?;
         Ok(StaticClient { client, secret: self.client_secret })
     }
 }
@@ -277,11 +142,8 @@ pub(super) fn validate_users(raw: Vec<RawUser>) -> Result<Vec<StaticUser>, Confi
     let mut users = Vec::with_capacity(raw.len());
     for (index, user) in raw.into_iter().enumerate() {
         let key = format!("users[{index}]");
-        if user.username.trim().is_empty() || user.username.chars().any(char::is_control) {
-            return Err(ConfigError::at(
-                format!("{key}.username"),
-                "must be non-empty and printable",
-            ));
+        if let Err(problem) = users::check_username(&user.username) {
+            return Err(ConfigError::at(format!("{key}.username"), problem));
         }
         if !seen.insert(user.username.clone()) {
             return Err(ConfigError::at(
@@ -289,8 +151,8 @@ pub(super) fn validate_users(raw: Vec<RawUser>) -> Result<Vec<StaticUser>, Confi
                 format!("{:?} is listed twice", user.username),
             ));
         }
-        if user.password.expose().is_empty() {
-            return Err(ConfigError::at(format!("{key}.password"), "must not be empty"));
+        if let Err(problem) = users::check_password(user.password.expose()) {
+            return Err(ConfigError::at(format!("{key}.password"), problem));
         }
         users.push(StaticUser {
             username: user.username,
@@ -300,21 +162,4 @@ pub(super) fn validate_users(raw: Vec<RawUser>) -> Result<Vec<StaticUser>, Confi
         });
     }
     Ok(users)
-}
-
-/// Validates one client given as a table (used by `latchkey clients add`), with the same rules
-/// as `[[clients]]`.
-pub fn client_from_table(
-    table: toml::Table,
-    resources: &[Resource],
-) -> Result<Client, ConfigError> {
-    let raw: RawClient =
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
-            let path = error.path().to_string();
-            ConfigError::at(
-                format!("client.{path}"),
-                super::one_line(&error.into_inner().to_string()),
-            )
-        })?;
-    Ok(raw.validate("client", resources)?.client)
 }

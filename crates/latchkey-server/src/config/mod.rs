@@ -18,7 +18,7 @@ use latchkey::model::TokenFormat;
 use latchkey::store::{Options, Synchronous};
 use url::Url;
 
-pub use clients::{StaticClient, StaticUser, client_from_table};
+pub use clients::{StaticClient, StaticUser};
 pub use raw::Secret;
 
 /// Environment variables with this prefix are reserved for the test suite, not config keys.

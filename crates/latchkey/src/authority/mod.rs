@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 pub(crate) use client_auth::bad_credentials;
 
-use crate::client_cache::ClientCache;
-use crate::client_keys::ClientKeys;
-use crate::client_secrets::VerifiedSecrets;
+use crate::clients::cache::ClientCache;
+use crate::clients::keys::ClientKeys;
+use crate::clients::secrets::VerifiedSecrets;
 use crate::clock::Clock;
 use crate::forms::FormKey;
 use crate::keys::KeyManager;
@@ -210,7 +210,7 @@ impl Authority {
         (drift.abs() > MAX_CLOCK_DRIFT_MILLIS).then_some(drift)
     }
 
-    /// A registered client, possibly read up to [`crate::client_cache::CLIENT_CACHE_TTL`] ago.
+    /// A registered client, possibly read up to [`crate::clients::cache::CLIENT_CACHE_TTL`] ago.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, Failure> {
         Ok(self.clients.get(self.store.as_ref(), client_id).await?)
     }

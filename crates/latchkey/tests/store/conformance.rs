@@ -155,7 +155,7 @@ async fn a_user_id_is_unique(db: TestDb) {
 /// The cache in front of the store: a change reaches it within its lifetime, unknown ids are
 /// looked up every time (so a new client works at once).
 async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
-    use latchkey::client_cache::{CLIENT_CACHE_TTL, ClientCache};
+    use latchkey::clients::cache::{CLIENT_CACHE_TTL, ClientCache};
     let cache = ClientCache::default();
     let store = db.store.as_ref();
     assert!(cache.get(store, "app").await.unwrap().is_none());
