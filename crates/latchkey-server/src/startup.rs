@@ -4,10 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use latchkey::authority::{Authority, Settings};
-use latchkey::clients::cache::ClientCache;
-use latchkey::clients::keys::ClientKeys;
-use latchkey::clients::secrets::VerifiedSecrets;
+use latchkey::authority::{Authority, HashLimits, Settings};
 use latchkey::clock::{Clock, SystemClock};
 use latchkey::cors_origins::CorsOrigins;
 use latchkey::forms::FormKey;
@@ -17,7 +14,6 @@ use latchkey::oidc::discovery;
 use latchkey::password::Hasher;
 use latchkey::store::timed::TimedStore;
 use latchkey::store::{self, Store};
-use latchkey::throttle::AddressBudget;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -66,25 +62,16 @@ pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::R
     let metadata_json = serde_json::to_vec(&metadata).context("serializing metadata")?.into();
     let (loaded_tx, static_loaded) = watch::channel(false);
     let config = Arc::new(config);
-    let authority = Arc::new(Authority {
-        store: store.clone(),
-        keys: keys.clone(),
-        settings,
-        hasher: Hasher::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-            config.limits.hash_queue,
-        ),
-        client_hasher: Hasher::new(1, config.limits.hash_queue),
-        addresses: AddressBudget::default(),
-        clients: ClientCache::default(),
-        client_keys: ClientKeys::new(&config.issuer),
-        verified_secrets: VerifiedSecrets::new().context("randomness for the secret cache")?,
-        forms,
-        clock_drift_millis: std::sync::atomic::AtomicI64::new(0),
-        clock: clock.clone(),
-    });
+    let limits = HashLimits {
+        users: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        queue: config.limits.hash_queue,
+    };
+    let authority =
+        Authority::new(store.clone(), keys.clone(), settings, forms, clock.clone(), limits)
+            .context("setting up the authorization server")?;
+    let authority = Arc::new(authority);
     // One bounded hashing pool for the process: start-up hashing and logins share its limit.
-    let hasher = authority.hasher.clone();
+    let hasher = authority.hasher().clone();
     let origins = Arc::new(CorsOrigins::default());
     tokio::spawn(load_static_registrations(
         config.clone(),
@@ -283,8 +270,8 @@ async fn watch_clock(authority: Arc<Authority>) {
     let mut interval = tokio::time::interval(CLOCK_CHECK_INTERVAL);
     loop {
         interval.tick().await;
-        let before = authority.clock.now_millis();
-        let database = match authority.store.clock_millis().await {
+        let before = authority.clock().now_millis();
+        let database = match authority.database_clock_millis().await {
             Ok(millis) => millis,
             Err(error) => {
                 tracing::warn!(%error, "reading the database's clock failed");
@@ -292,8 +279,8 @@ async fn watch_clock(authority: Arc<Authority>) {
             }
         };
         // The database read its clock somewhere during the round trip: compare with its middle.
-        let drift = (before + authority.clock.now_millis()) / 2 - database;
-        authority.clock_drift_millis.store(drift, std::sync::atomic::Ordering::Relaxed);
+        let drift = (before + authority.clock().now_millis()) / 2 - database;
+        authority.set_clock_drift(drift);
         metrics::gauge!("latchkey_clock_drift_seconds").set(drift as f64 / 1000.0);
         if drift.abs() > MAX_CLOCK_DRIFT_MILLIS {
             tracing::warn!(

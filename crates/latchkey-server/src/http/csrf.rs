@@ -54,7 +54,7 @@ pub(crate) async fn check(
     let binding =
         Binding { browser: &browser, session: session.as_ref().map(|s| s.id_hash.as_str()) };
     let value = form.get("csrf_token").ok().flatten().unwrap_or("");
-    match state.authority.forms.verify(value, purpose, binding, raw, now) {
+    match state.authority.forms().verify(value, purpose, binding, raw, now) {
         Some(seen_at) => Ok(Checked { browser, session, seen_at }),
         None => Err(expired(purpose)),
     }

@@ -141,7 +141,7 @@ fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
         return HttpError::internal("no randomness for a browser id").into_response();
     };
     let binding = Binding { browser: &browser.id, session: None };
-    let csrf = state.authority.forms.issue(Purpose::Logout, binding, raw, state.now());
+    let csrf = state.authority.forms().issue(Purpose::Logout, binding, raw, state.now());
     let page = LogoutPage {
         action: paths::LOGOUT,
         message: "Do you want to sign out of this browser? Applications you signed in to will need you to sign in again.",

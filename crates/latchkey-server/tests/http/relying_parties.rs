@@ -530,7 +530,7 @@ async fn clock_drift_is_exported_and_named_in_an_expired_code_error(db: TestDb) 
     let (_, body) = crate::code_flow::token(&server, &form, None).await;
     assert!(!body["error_description"].as_str().unwrap().contains("skewed"), "{body}");
     // As measured on a node whose clock runs 5 s ahead of the database's.
-    server.state.authority.clock_drift_millis.store(5000, std::sync::atomic::Ordering::Relaxed);
+    server.state.authority.set_clock_drift(5000);
     let (_, body) = crate::code_flow::token(&server, &form, None).await;
     let description = body["error_description"].as_str().unwrap();
     assert!(

@@ -21,7 +21,11 @@ mod revoke;
 mod token;
 mod userinfo;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub(crate) use client_auth::bad_credentials;
 
@@ -147,34 +151,93 @@ pub enum Login {
     Failed,
 }
 
-/// Shared state of the authorization server.
+/// Shared state of the authorization server: built once per node by [`Authority::new`].
 pub struct Authority {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Signing keys.
-    pub keys: Arc<KeyManager>,
-    /// Lifetimes, issuer, resources.
-    pub settings: Settings,
+    store: Arc<dyn Store>,
+    keys: Arc<KeyManager>,
+    settings: Settings,
     /// Password hashing pool for users (logins, the password grant).
-    pub hasher: Hasher,
+    hasher: Hasher,
     /// Hashing pool for human-chosen client secrets, apart from the users' pool so that a
     /// flood of logins queued there cannot hold up client authentication.
-    pub client_hasher: Hasher,
+    client_hasher: Hasher,
     /// Failed attempts per source address, on this node (the per-account and per-client
     /// schedules are in the store, shared by all nodes).
-    pub addresses: AddressBudget,
-    /// Registered clients, cached briefly.
-    pub clients: ClientCache,
-    /// Keys of `private_key_jwt` clients.
-    pub client_keys: ClientKeys,
-    /// Client secrets already verified.
-    pub verified_secrets: VerifiedSecrets,
+    addresses: AddressBudget,
+    clients: ClientCache,
+    client_keys: ClientKeys,
+    verified_secrets: VerifiedSecrets,
     /// Signs the anti-CSRF values of the login, consent and logout forms.
-    pub forms: FormKey,
+    forms: FormKey,
     /// This node's clock minus the database's, milliseconds, as last measured.
-    pub clock_drift_millis: std::sync::atomic::AtomicI64,
-    /// The time: the system's, or one a test moves.
-    pub clock: Arc<dyn Clock>,
+    clock_drift_millis: AtomicI64,
+    clock: Arc<dyn Clock>,
+}
+
+/// How many password checks run at once and how many may wait (see [`Hasher`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HashLimits {
+    /// Concurrent checks of users' passwords (one per core is the natural choice).
+    pub users: usize,
+    /// Checks that may wait beyond the running ones, per pool.
+    pub queue: usize,
+}
+
+impl Authority {
+    /// An authority over `store` with its signing `keys`: the pieces every operation shares.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyManager>,
+        settings: Settings,
+        forms: FormKey,
+        clock: Arc<dyn Clock>,
+        limits: HashLimits,
+    ) -> Result<Self, Failure> {
+        Ok(Authority {
+            store,
+            keys,
+            client_keys: ClientKeys::new(&settings.issuer),
+            settings,
+            hasher: Hasher::new(limits.users, limits.queue),
+            client_hasher: Hasher::new(1, limits.queue),
+            addresses: AddressBudget::default(),
+            clients: ClientCache::default(),
+            verified_secrets: VerifiedSecrets::new()?,
+            forms,
+            clock_drift_millis: AtomicI64::new(0),
+            clock,
+        })
+    }
+
+    /// Lifetimes, issuer, resources.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The anti-CSRF key of the forms.
+    pub fn forms(&self) -> &FormKey {
+        &self.forms
+    }
+
+    /// The users' password hashing pool (start-up hashing shares its bound).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// This node's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Records this node's clock minus the database's, as just measured.
+    pub fn set_clock_drift(&self, millis: i64) {
+        self.clock_drift_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// The database's clock, Unix milliseconds.
+    pub async fn database_clock_millis(&self) -> Result<i64, store::Error> {
+        self.store.clock_millis().await
+    }
 }
 
 /// A clock drift beyond this is reported: lifetimes written by one node are checked by others.
@@ -206,7 +269,7 @@ impl Authority {
 
     /// The last measured drift, when it is beyond [`MAX_CLOCK_DRIFT_MILLIS`].
     pub fn clock_skew(&self) -> Option<i64> {
-        let drift = self.clock_drift_millis.load(std::sync::atomic::Ordering::Relaxed);
+        let drift = self.clock_drift_millis.load(Ordering::Relaxed);
         (drift.abs() > MAX_CLOCK_DRIFT_MILLIS).then_some(drift)
     }
 

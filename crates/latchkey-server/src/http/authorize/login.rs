@@ -55,7 +55,7 @@ pub(in crate::http) async fn login(
     let consented = consented.map_err(HttpError::internal)?;
     // A new browser id: the forms shown before this login stop working.
     let browser = Browser::fresh(&state).map_err(HttpError::internal)?;
-    let ttl = state.authority.settings.session_ttl;
+    let ttl = state.authority.settings().session_ttl;
     let session_cookie =
         set_cookie(state.cookie_names().session, &cookie, state.secure_cookies(), Some(ttl));
     let mut flow =

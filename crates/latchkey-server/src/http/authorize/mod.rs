@@ -106,7 +106,7 @@ async fn load_request(state: &AppState, raw: &str) -> Result<AuthorizationReques
             authorize::validate(
                 &params,
                 record.map(|r| r.client.clone()),
-                &state.authority.settings.resources,
+                &state.authority.settings().resources,
             )
         }
     };

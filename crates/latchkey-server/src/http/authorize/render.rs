@@ -28,7 +28,7 @@ impl PageContext<'_> {
         error: Option<&str>,
         cookies: Vec<String>,
     ) -> Response {
-        let csrf = state.authority.forms.issue(Purpose::Login, binding, self.raw, self.seen_at);
+        let csrf = state.authority.forms().issue(Purpose::Login, binding, self.raw, self.seen_at);
         let client = &self.request.client;
         let client_name = client.client_name.as_deref().unwrap_or(&client.client_id);
         let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
@@ -52,8 +52,8 @@ impl PageContext<'_> {
         let user = state.authority.user(&session.user_id).await.map_err(HttpError::internal)?;
         let user = user.ok_or_else(|| HttpError::internal("session of a removed user"))?;
         let binding = Binding { browser: self.browser, session: Some(&session.id_hash) };
-        let csrf = state.authority.forms.issue(Purpose::Consent, binding, self.raw, self.seen_at);
-        let resources = &state.authority.settings.resources;
+        let csrf = state.authority.forms().issue(Purpose::Consent, binding, self.raw, self.seen_at);
+        let resources = &state.authority.settings().resources;
         let request = self.request;
         let scopes =
             request.target.scopes.iter().map(|s| pages::describe_scope(s, resources)).collect();

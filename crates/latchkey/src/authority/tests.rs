@@ -1,0 +1,148 @@
+//! The operations against a real SQLite store and a clock the test moves: no HTTP, no sleeps.
+
+use std::sync::Arc;
+
+use super::{Authority, Failure, HashLimits, Settings};
+use crate::clients::registration::{self, ClientDraft};
+use crate::clock::{Clock, ManualClock};
+use crate::forms::FormKey;
+use crate::keys::{KeyManager, Policy};
+use crate::model::{ClientRecord, ClientSource, GrantType, Resource, TokenFormat, User};
+use crate::oauth::token::{TokenRequest, TokenResponse};
+use crate::oauth::{ErrorCode, Params};
+use crate::{password, store};
+
+const ISSUER: &str = "https://auth.example.com";
+const API: &str = "https://photos.example.com";
+
+/// An authority on a fresh SQLite file, its clock stopped at a fixed time.
+struct Fixture {
+    authority: Authority,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+    let store = store::connect(&url, store::Options::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let policy = Policy { prepublication: 3600, retention: 7200, rotation_period: 90 * 86400 };
+    let keys = KeyManager::start(store.clone(), None, policy, clock.now()).await.unwrap();
+    let forms = FormKey::load(store.as_ref(), None).await.unwrap();
+    let resource = Resource {
+        identifier: API.into(),
+        scopes: vec!["read:photos".into()],
+        client_id: None,
+        descriptions: Default::default(),
+    };
+    let settings = Settings {
+        issuer: ISSUER.into(),
+        access_token_ttl: 300,
+        refresh_token_ttl: 86_400,
+        code_ttl: 60,
+        id_token_ttl: 300,
+        session_ttl: 3_600,
+        refresh_grace_secs: 0,
+        resources: vec![resource],
+        access_token_format: TokenFormat::Jwt,
+        assertion_audiences: vec![ISSUER.into()],
+    };
+    let limits = HashLimits { users: 1, queue: 4 };
+    let authority =
+        Authority::new(store, Arc::new(keys), settings, forms, clock.clone(), limits).unwrap();
+    Fixture { authority, clock, _dir: dir }
+}
+
+/// Registers a confidential client with a generated secret, through the registration rules.
+async fn client(authority: &Authority, id: &str, grants: &[GrantType], scopes: &[&str]) {
+    let draft = ClientDraft {
+        client_id: id.into(),
+        has_secret: true,
+        grant_types: Some(grants.to_vec()),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..ClientDraft::default()
+    };
+    let client = registration::validate(draft, &authority.settings.resources).unwrap();
+    let secret_hash = Some(password::hash_generated_secret(&format!("{id}-secret")));
+    let record = ClientRecord { client, secret_hash, source: ClientSource::Cli };
+    authority.store.upsert_client(&record, authority.now()).await.unwrap();
+}
+
+async fn token(authority: &Authority, id: &str, form: &str) -> Result<TokenResponse, Failure> {
+    let record = authority.client(id).await.unwrap().unwrap();
+    let params = Params::from_form(form).unwrap();
+    let request = TokenRequest::parse(&record.client, &params)?;
+    authority.token(&record.client, &request, None, authority.now()).await
+}
+
+fn code_of(result: Result<TokenResponse, Failure>) -> ErrorCode {
+    match result {
+        Err(Failure::OAuth(error)) => error.code,
+        other => panic!("expected an OAuth error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_credentials_token_lives_exactly_its_lifetime() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    client(&authority, "machine", &[GrantType::ClientCredentials], &["read:photos"]).await;
+    let issued = token(&authority, "machine", "grant_type=client_credentials").await.unwrap();
+    assert_eq!((issued.expires_in, issued.scope.as_str()), (300, "read:photos"));
+    let live = authority.verify_access_token(&issued.access_token, clock.now()).await.unwrap();
+    assert_eq!((live.sub.as_str(), live.aud.to_vec()), ("machine", vec![API.to_owned()]));
+
+    clock.advance(299);
+    assert!(authority.verify_access_token(&issued.access_token, clock.now()).await.is_ok());
+    clock.advance(1);
+    let expired = authority.verify_access_token(&issued.access_token, clock.now()).await;
+    assert!(matches!(expired, Err(Failure::OAuth(e)) if e.code == ErrorCode::InvalidToken));
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_whole_family() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let grants = [GrantType::Password, GrantType::RefreshToken];
+    client(&authority, "first-party", &grants, &["read:photos"]).await;
+    let hash = authority.hasher.hash("alice-password".into()).await.unwrap();
+    let user = User {
+        id: "alice-id".into(),
+        username: "alice".into(),
+        password_hash: hash,
+        email: None,
+        name: None,
+    };
+    authority.store.upsert_user(&user, clock.now()).await.unwrap();
+
+    let login = "grant_type=password&username=alice&password=alice-password";
+    let first = token(&authority, "first-party", login).await.unwrap();
+    let old = first.refresh_token.unwrap();
+    clock.advance(10);
+    let refresh = |token: &str| format!("grant_type=refresh_token&refresh_token={token}");
+    let second = token(&authority, "first-party", &refresh(&old)).await.unwrap();
+    let new = second.refresh_token.unwrap();
+    assert_ne!(new, old, "rotated");
+
+    // The rotated token again: a reuse (RFC 9700 §4.14.2). Refused, and the successor too.
+    clock.advance(10);
+    assert_eq!(
+        code_of(token(&authority, "first-party", &refresh(&old)).await),
+        ErrorCode::InvalidGrant
+    );
+    assert_eq!(
+        code_of(token(&authority, "first-party", &refresh(&new)).await),
+        ErrorCode::InvalidGrant
+    );
+    // And the access token of the family is revoked with it.
+    let revoked = authority.verify_access_token(&second.access_token, clock.now()).await;
+    assert!(revoked.is_err(), "the family's access token died with it");
+}
+
+#[tokio::test]
+async fn a_grant_the_client_is_not_registered_for_is_unauthorized_client() {
+    let Fixture { authority, _dir, .. } = fixture().await;
+    client(&authority, "machine", &[GrantType::ClientCredentials], &["read:photos"]).await;
+    let result = token(&authority, "machine", "grant_type=password&username=a&password=b").await;
+    assert_eq!(code_of(result), ErrorCode::UnauthorizedClient);
+}
