@@ -48,9 +48,13 @@ pub enum Error {
     /// The database URL is not usable.
     #[error("invalid database url: {0}")]
     Url(String),
-    /// The engine failed; the message is for logs, not for clients.
+    /// Stored data or the store's own machinery is broken; the message is for logs, not for
+    /// clients.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database engine failed; its error is kept as the source, for logs.
+    #[error("database error: {0}")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Scopes read back from a row: corrupt data is an error, never "no scopes".

@@ -64,7 +64,7 @@ fn backend(error: sqlx::Error) -> Error {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             Error::Conflict(db.message().to_owned())
         }
-        _ => Error::Backend(error.to_string()),
+        _ => Error::Engine(Box::new(error)),
     }
 }
 

@@ -174,7 +174,7 @@ fn contained<T>(thread: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
 fn backend(error: rusqlite::Error) -> Error {
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(error.to_string()),
-        _ => Error::Backend(error.to_string()),
+        _ => Error::Engine(Box::new(error)),
     }
 }
 
@@ -379,5 +379,17 @@ mod tests {
         let failed = writer.write(|_| -> Result<i64> { panic!("a bug in a write") }).await;
         assert!(matches!(failed, Err(Error::Backend(m)) if m.contains("write job panicked")));
         assert_eq!(writer.write(answer).await.unwrap(), 42, "the writer still answers");
+    }
+
+    #[test]
+    fn an_engine_error_keeps_its_source_and_a_constraint_is_a_conflict() {
+        let c = connection();
+        let error = c.execute("SELECT * FROM nowhere", []).map_err(backend).unwrap_err();
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(source.is_some_and(|s| s.contains("nowhere")), "{error:?}");
+        c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", []).unwrap();
+        c.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let twice = c.execute("INSERT INTO t VALUES (1)", []).map_err(backend).unwrap_err();
+        assert!(matches!(twice, Error::Conflict(_)), "{twice:?}");
     }
 }
