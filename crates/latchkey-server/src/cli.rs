@@ -23,6 +23,7 @@ pub enum Command {
     /// Run the authorization server.
     Serve,
     /// Run everything on this machine with demo users and clients.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Manage registered clients.
     #[command(subcommand)]
@@ -40,6 +41,7 @@ pub enum Command {
 }
 
 /// `latchkey demo`.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where the demo keeps its SQLite database; reused by later runs.

@@ -11,7 +11,9 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
 pub mod demo_client;
 pub mod http;
 pub mod run;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use latchkey_server::cli::{Cli, Command};
 use latchkey_server::config::{Config, ConfigError};
-use latchkey_server::{admin, demo, run};
+#[cfg(feature = "demo")]
+use latchkey_server::demo;
+use latchkey_server::{admin, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
     if let Command::Demo(args) = &cli.command {
         let config = demo::config(&args.data_dir)?;
         init_logging(&config);
@@ -46,7 +49,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Users(command) => admin::users(&config, command).await,
             Command::Keys(command) => admin::keys(&config, command).await,
             Command::Migrate => admin::migrate(&config).await,
-            Command::Demo(_) | Command::Check => Ok(()),
+            #[cfg(feature = "demo")]
+            Command::Demo(_) => Ok(()),
+            Command::Check => Ok(()),
         }
     })
 }
