@@ -47,6 +47,9 @@ pub struct DemoArgs {
     /// Where the demo keeps its SQLite database; reused by later runs.
     #[arg(long, default_value = "latchkey-demo", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// latchkey's port; the PhotoAPI and the web client take the next two.
+    #[arg(long, default_value_t = crate::demo::DEFAULT_PORT_BASE, value_name = "PORT")]
+    pub port_base: u16,
 }
 
 /// `latchkey clients ...`.

@@ -16,27 +16,31 @@ const DEMO_PASSWORD: &str = "demo-password";
 const DEMO_WEB_SECRET: &str = "demo-web-secret";
 const DEMO_MACHINE_SECRET: &str = "demo-machine-secret";
 
-/// The demo configuration, with its database under `data_dir`.
-pub fn config(data_dir: &Path) -> Result<Config, ConfigError> {
+/// The demo configuration, with its database under `data_dir`: latchkey on `port_base`, the
+/// PhotoAPI on the next port, the web client on the one after.
+pub fn config(data_dir: &Path, port_base: u16) -> Result<Config, ConfigError> {
     let database = data_dir.join("latchkey.db");
+    let (issuer, api, client) = ports(port_base).ok_or_else(|| {
+        ConfigError(format!("--port-base {port_base}: three ports from it do not fit below 65536"))
+    })?;
     let text = format!(
         r#"
-issuer = "http://127.0.0.1:8080"
-listen = "127.0.0.1:8080"
+issuer = "http://127.0.0.1:{issuer}"
+listen = "127.0.0.1:{issuer}"
 
 [database]
 url = "sqlite://{database}"
 
 [[resources]]
-identifier = "http://127.0.0.1:8081"
+identifier = "http://127.0.0.1:{api}"
 scopes = ["read:photos", "write:photos"]
 
 [[clients]]
 client_id = "demo-web"
 client_name = "Demo Web App"
 client_secret = "{DEMO_WEB_SECRET}"
-redirect_uris = ["http://127.0.0.1:8082/callback"]
-post_logout_redirect_uris = ["http://127.0.0.1:8082/"]
+redirect_uris = ["http://127.0.0.1:{client}/callback"]
+post_logout_redirect_uris = ["http://127.0.0.1:{client}/"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email", "offline_access", "read:photos", "write:photos"]
 
@@ -67,27 +71,33 @@ name = "Alice Example"
     Config::from_parts(&text, &vars)
 }
 
-/// Where the demo's other two roles listen.
-const PHOTO_API: &str = "127.0.0.1:8081";
-const WEB_CLIENT: &str = "127.0.0.1:8082";
+/// The default first port: latchkey on 8080, the PhotoAPI on 8081, the web client on 8082.
+pub const DEFAULT_PORT_BASE: u16 = 8080;
 
-/// Runs the demo until Ctrl-C: latchkey on 8080, the PhotoAPI on 8081, the demo web client on
-/// 8082.
-pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+/// latchkey's, the PhotoAPI's and the web client's ports.
+fn ports(base: u16) -> Option<(u16, u16, u16)> {
+    Some((base, base.checked_add(1)?, base.checked_add(2)?))
+}
+
+/// Runs the demo until Ctrl-C: latchkey on `port_base`, the PhotoAPI on the next port, the
+/// demo web client on the one after.
+pub async fn run(data_dir: &Path, port_base: u16) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
-    let config = config(data_dir)?;
+    let config = config(data_dir, port_base)?;
     let issuer = config.issuer.clone();
-    let bind = |address: &'static str| async move {
-        tokio::net::TcpListener::bind(address).await.with_context(|| {
-            format!("cannot listen on {address}: is another demo or program using it?")
+    let (_, api_port, client_port) = ports(port_base).context("--port-base too high")?;
+    let bind = |port: u16| async move {
+        let address = format!("127.0.0.1:{port}");
+        tokio::net::TcpListener::bind(&address).await.with_context(|| {
+            format!("cannot listen on {address}: is another demo or program using it? (--port-base moves all three ports)")
         })
     };
-    let (api_listener, client_listener) = (bind(PHOTO_API).await?, bind(WEB_CLIENT).await?);
-    let api_base = format!("http://{PHOTO_API}");
+    let (api_listener, client_listener) = (bind(api_port).await?, bind(client_port).await?);
+    let api_base = format!("http://127.0.0.1:{api_port}");
     let verifier = Verifier::Jwt(Validator::new(ValidatorConfig::new(&issuer, &api_base)));
     let api = photo_api::app(Arc::new(verifier), HashMap::new());
     tokio::spawn(async move { axum::serve(api_listener, api).await });
-    let client_base = format!("http://{WEB_CLIENT}");
+    let client_base = format!("http://127.0.0.1:{client_port}");
     let client = DemoClient::new(&issuer, &api_base, &client_base, "demo-web", DEMO_WEB_SECRET);
     tokio::spawn(async move { axum::serve(client_listener, client.app()).await });
     run::serve(config, |_| {

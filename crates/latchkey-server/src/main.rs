@@ -28,9 +28,9 @@ fn main() -> ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     #[cfg(feature = "demo")]
     if let Command::Demo(args) = &cli.command {
-        let config = demo::config(&args.data_dir)?;
+        let config = demo::config(&args.data_dir, args.port_base)?;
         init_logging(&config);
-        return runtime()?.block_on(demo::run(&args.data_dir));
+        return runtime()?.block_on(demo::run(&args.data_dir, args.port_base));
     }
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config);

@@ -3,7 +3,6 @@
 //! `Retry-After` (no hash), at most one is checked at a time, the back-off holds, and on
 //! PostgreSQL two nodes share one schedule. The real user still signs in.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use crate::flood::{LoginForm, metric};
@@ -130,9 +129,7 @@ async fn concurrent_guesses_are_refused_outside_the_schedule_and_the_user_still_
     assert!(waited >= Duration::from_secs(1), "signed in inside the 1 s back-off: {waited:?}");
 
     assert!(node.server.terminate(Duration::from_secs(10)).success());
-    let mut log = String::new();
-    node.server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    node.server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    let log = node.server.output();
     let events = log.lines().filter(|line| line.contains("login_failure")).count();
     assert_eq!(
         events,

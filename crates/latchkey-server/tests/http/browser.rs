@@ -186,6 +186,19 @@ impl Drop for Demo {
     }
 }
 
+/// Three consecutive free ports on 127.0.0.1, for `latchkey demo --port-base`.
+fn free_port_triple() -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base < 65_000
+            && (1..3).all(|n| std::net::TcpListener::bind(("127.0.0.1", base + n)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
 /// `latchkey demo` as a user runs it: sign in at the demo web app in a real browser and land
 /// on the photo list fetched from the PhotoAPI; then Ctrl-C stops everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,12 +207,17 @@ async fn the_demo_signs_in_and_shows_photos_in_headless_chromium() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
+    let base = free_port_triple();
+    let (issuer, client) =
+        (format!("http://127.0.0.1:{base}"), format!("http://127.0.0.1:{}", base + 2));
     let mut demo = Demo(
         Command::new(env!("CARGO_BIN_EXE_latchkey"))
             .arg("demo")
             .arg("--data-dir")
             .arg(data.path())
-            .stdout(Stdio::piped())
+            .arg("--port-base")
+            .arg(base.to_string())
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -207,16 +225,16 @@ async fn the_demo_signs_in_and_shows_photos_in_headless_chromium() {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = http.get("http://127.0.0.1:8080/readyz").send().await;
-        let client = http.get("http://127.0.0.1:8082/").send().await;
-        if ready.is_ok_and(|r| r.status() == 200) && client.is_ok() {
+        let ready = http.get(format!("{issuer}/readyz")).send().await;
+        let up = http.get(format!("{client}/")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) && up.is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "the demo did not come up on 8080-8082");
+        assert!(Instant::now() < deadline, "the demo did not come up on ports {base}-{}", base + 2);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (driver, browser, _profile) = start_browser().await;
-    browser.goto("http://127.0.0.1:8082/").await.unwrap();
+    browser.goto(&format!("{client}/")).await.unwrap();
     browser.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
     let username = browser.wait().for_element(Locator::Css("input[name=username]")).await.unwrap();
     username.send_keys("alice").await.unwrap();

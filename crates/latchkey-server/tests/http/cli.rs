@@ -331,8 +331,7 @@ async fn serve_answers_then_stops_gracefully_on_sigterm_with_json_logs() {
 
     let status = server.terminate(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
-    let mut logs = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let logs = server.output();
     assert!(!logs.is_empty());
     for line in logs.lines() {
         let entry: serde_json::Value =

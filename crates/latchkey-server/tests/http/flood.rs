@@ -1,7 +1,6 @@
 //! Resource attacks against a real `latchkey serve`: a burst of logins abandoned mid-hash
 //! cannot grow memory beyond the hashing bound, and a real user signs in right after.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use latchkey::oauth::pkce;
@@ -173,9 +172,7 @@ async fn abandoned_logins_stay_within_the_hashing_bound_and_a_real_user_signs_in
     // Shedding is expected: counted in /metrics, not logged as an error per request (which
     // would let the flood fill the logs as well).
     assert!(node.server.terminate(Duration::from_secs(10)).success());
-    let mut log = String::new();
-    node.server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    node.server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    let log = node.server.output();
     let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{} error lines, the first: {:?}", errors.len(), errors.first());
 }

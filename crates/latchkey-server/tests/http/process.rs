@@ -79,19 +79,48 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A `latchkey serve` child process that is killed when dropped.
+/// A `latchkey serve` child process that is killed when dropped. Its stdout and stderr are
+/// read as it writes them, so a chatty server never blocks on a full pipe.
 pub struct Serving {
     pub child: Child,
+    drains: Vec<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// Reads `from` to its end on a thread of its own.
+fn drain(mut from: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 impl Serving {
+    fn watch(mut child: Child) -> Serving {
+        let mut drains = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            drains.push(drain(stderr));
+        }
+        if let Some(stdout) = child.stdout.take() {
+            drains.push(drain(stdout));
+        }
+        Serving { child, drains }
+    }
+
     pub fn start(config: &Path) -> Serving {
         let child = command(&["serve"], Some(config))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Serving { child }
+        Serving::watch(child)
+    }
+
+    /// Everything the server wrote, stderr first; call it once the server has exited.
+    pub fn output(&mut self) -> String {
+        let bytes: Vec<u8> =
+            self.drains.drain(..).flat_map(|drain| drain.join().unwrap_or_default()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// `latchkey serve` with its soft and hard open-file limits set to `files`.
@@ -106,7 +135,7 @@ impl Serving {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Serving { child }
+        Serving::watch(child)
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -442,7 +442,6 @@ crate::on_both_engines!(
 /// debug with both identities, never the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inactive_answer_to_a_caller_outside_the_audience_is_logged_at_debug() {
-    use std::io::Read;
     use std::time::Duration;
 
     use crate::process::{ConfigFile, Serving, free_port, wait_until_ok};
@@ -501,9 +500,7 @@ scopes = ["read:photos"]
         .unwrap();
     assert_eq!(seen, serde_json::json!({"active": false}));
     assert!(server.terminate(Duration::from_secs(10)).success());
-    let mut log = String::new();
-    server.child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    server.child.stdout.take().unwrap().read_to_string(&mut log).unwrap();
+    let log = server.output();
     let line = log
         .lines()
         .find(|line| line.contains("introspection answered inactive"))
