@@ -6,7 +6,7 @@ use latchkey_resource::{AccessTokenClaims, Audience};
 
 use super::crypto;
 use crate::authority::{Authority, Failure};
-use crate::keys::KeyPurpose;
+use crate::keys::{KeyPurpose, Snapshot};
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, Client, Grant, OpaqueAccess, SigningAlg, TokenFormat, sid_of,
@@ -79,33 +79,8 @@ impl Authority {
         };
         let id_token = match (id_token, scopes.contains("openid"), subject.auth_time) {
             (IdToken::Issue { nonce }, true, Some(auth_time)) => {
-                let wants = |scope: &str| scopes.contains(scope);
-                let scope_claims =
-                    match (client.claims_in_id_token, wants("profile") || wants("email")) {
-                        (true, true) => match self.store.user_by_id(subject.id).await? {
-                            Some(user) => scope_claims(&user, wants),
-                            None => serde_json::Map::new(),
-                        },
-                        _ => serde_json::Map::new(),
-                    };
-                let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
-                let signer = snapshot
-                    .signer((KeyPurpose::IdToken, alg))
-                    .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
-                let claims = IdTokenClaims {
-                    iss: self.settings.issuer.clone(),
-                    sub: subject.id.to_owned(),
-                    aud: client.client_id.clone(),
-                    exp: now + self.settings.id_token_ttl,
-                    iat: now,
-                    auth_time,
-                    nonce: nonce.map(str::to_owned),
-                    at_hash: Some(at_hash(alg, &access_token)),
-                    azp: client.client_id.clone(),
-                    sid: subject.session_id_hash.map(sid_of),
-                    scope_claims,
-                };
-                Some(sign_id_token(signer.clone(), claims).await?)
+                let user = UserSignIn { subject, auth_time, nonce };
+                Some(self.id_token(client, &user, scopes, &access_token, &snapshot, now).await?)
             }
             _ => None,
         };
@@ -118,6 +93,53 @@ impl Authority {
         });
         Ok(Minted { access_token, access, id_token })
     }
+
+    /// The id_token of a user's sign-in (OIDC Core §2, §3.1.3.6), with the claims of the
+    /// granted `profile` and `email` scopes unless the client keeps them userinfo-only.
+    async fn id_token(
+        &self,
+        client: &Client,
+        user: &UserSignIn<'_, '_>,
+        scopes: &Scopes,
+        access_token: &str,
+        snapshot: &Snapshot,
+        now: i64,
+    ) -> Result<String, Failure> {
+        let subject = user.subject;
+        let wants = |scope: &str| scopes.contains(scope);
+        let scope_claims = match (client.claims_in_id_token, wants("profile") || wants("email")) {
+            (true, true) => match self.store.user_by_id(subject.id).await? {
+                Some(user) => scope_claims(&user, wants),
+                None => serde_json::Map::new(),
+            },
+            _ => serde_json::Map::new(),
+        };
+        let alg = client.id_token_signed_response_alg.unwrap_or(SigningAlg::RS256);
+        let signer = snapshot
+            .signer((KeyPurpose::IdToken, alg))
+            .ok_or_else(|| crypto(format!("no current {alg} id_token key")))?;
+        let claims = IdTokenClaims {
+            iss: self.settings.issuer.clone(),
+            sub: subject.id.to_owned(),
+            aud: client.client_id.clone(),
+            exp: now + self.settings.id_token_ttl,
+            iat: now,
+            auth_time: user.auth_time,
+            nonce: user.nonce.map(str::to_owned),
+            at_hash: Some(at_hash(alg, access_token)),
+            azp: client.client_id.clone(),
+            sid: subject.session_id_hash.map(sid_of),
+            scope_claims,
+        };
+        sign_id_token(signer.clone(), claims).await
+    }
+}
+
+/// The sign-in an id_token speaks for.
+struct UserSignIn<'s, 'a> {
+    subject: &'s Subject<'a>,
+    auth_time: i64,
+    nonce: Option<&'a str>,
 }
 
 /// Whether a token response carries an id_token (when `openid` is granted to a user).

@@ -7,7 +7,7 @@ use super::mint::{IdToken, Subject};
 use super::{crypto, invalid_grant, scopes_within, still_registered};
 use crate::authority::{Authority, Failure};
 use crate::keys::MasterKey;
-use crate::model::{Client, RefreshToken, Rotation};
+use crate::model::{Client, Grant, RefreshToken, Rotation};
 use crate::oauth::token::{RefreshTokenRequest, TokenResponse};
 use crate::secret;
 use crate::store::RotationRequest;
@@ -21,19 +21,7 @@ impl Authority {
     ) -> Result<TokenResponse, Failure> {
         let presented = request.refresh_token.as_str();
         let token_hash = secret::hash(presented);
-        let Some((_, grant)) = self.store.refresh_token(&token_hash).await? else {
-            return Err(invalid_grant(
-                "the refresh token is invalid, expired or revoked: sign in again",
-            ));
-        };
-        if grant.client_id != client.client_id {
-            return Err(invalid_grant("the refresh token was issued to another client"));
-        }
-        if !self.grant_session_live(&grant, now).await? {
-            return Err(invalid_grant(
-                "the sign-in this refresh token belongs to has ended (logout or session expiry): sign in again, or ask for offline_access to stay signed in",
-            ));
-        }
+        let grant = self.usable_grant(client, &token_hash, now).await?;
         let granted = still_registered(&grant.scopes, client)?;
         let scopes = scopes_within(
             &request.target,
@@ -67,43 +55,63 @@ impl Authority {
             access: minted.access.clone(),
             grace_secs: grace,
         };
-        match self.store.rotate_refresh_token(&token_hash, &rotation, now).await? {
-            Rotation::Rotated => Ok(self.response(
-                minted.access_token,
-                &token_scopes,
-                Some(successor),
-                minted.id_token,
-            )),
+        let successor = match self.store.rotate_refresh_token(&token_hash, &rotation, now).await? {
+            Rotation::Rotated => successor,
             Rotation::Retry { successor_sealed } => {
                 // A retry inside the grace window: the same successor, a fresh access token.
-                let successor = open_successor(presented, &grant.id, &successor_sealed)?;
                 if let Some(access) = &minted.access {
                     self.store.insert_access_token(access).await?;
                 }
-                Ok(self.response(
-                    minted.access_token,
-                    &token_scopes,
-                    Some(successor),
-                    minted.id_token,
-                ))
+                open_successor(presented, &grant.id, &successor_sealed)?
             }
-            Rotation::Reused => {
-                metrics::counter!("latchkey_refresh_reuse_total").increment(1);
-                tracing::warn!(
-                    target: "latchkey::security",
-                    event = "refresh_token_reuse",
-                    client_id = %client.client_id,
-                    family = %grant.id,
-                    reason = "a rotated refresh token was presented again; its family is revoked",
-                );
-                Err(invalid_grant(
-                    "the refresh token was already used; every token of this sign-in is now revoked: sign in again",
-                ))
-            }
-            Rotation::Invalid => Err(invalid_grant(
+            refused => return Err(refusal(refused, client, &grant)),
+        };
+        Ok(self.response(minted.access_token, &token_scopes, Some(successor), minted.id_token))
+    }
+
+    /// The grant of a presented refresh token, if this client may use it now: its own, and
+    /// (unless offline) its browser session still live (OIDC Core §11).
+    async fn usable_grant(
+        &self,
+        client: &Client,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Grant, Failure> {
+        let Some((_, grant)) = self.store.refresh_token(token_hash).await? else {
+            return Err(invalid_grant(
                 "the refresh token is invalid, expired or revoked: sign in again",
-            )),
+            ));
+        };
+        if grant.client_id != client.client_id {
+            return Err(invalid_grant("the refresh token was issued to another client"));
         }
+        if !self.grant_session_live(&grant, now).await? {
+            return Err(invalid_grant(
+                "the sign-in this refresh token belongs to has ended (logout or session expiry): sign in again, or ask for offline_access to stay signed in",
+            ));
+        }
+        Ok(grant)
+    }
+}
+
+/// The answer to a rotation that did not happen: a reuse (reported as a security event; the
+/// store has revoked the family) or a dead token.
+fn refusal(outcome: Rotation, client: &Client, grant: &Grant) -> Failure {
+    match outcome {
+        Rotation::Reused => {
+            metrics::counter!("latchkey_refresh_reuse_total").increment(1);
+            tracing::warn!(
+                target: "latchkey::security",
+                event = "refresh_token_reuse",
+                client_id = %client.client_id,
+                family = %grant.id,
+                reason = "a rotated refresh token was presented again; its family is revoked",
+            );
+            invalid_grant(
+                "the refresh token was already used; every token of this sign-in is now revoked: sign in again",
+            )
+        }
+        _ => invalid_grant("the refresh token is invalid, expired or revoked: sign in again"),
     }
 }
 
