@@ -27,7 +27,8 @@ async fn fixture() -> Fixture {
     let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
     let store = store::connect(&url, store::Options::default()).await.unwrap();
     store.migrate().await.unwrap();
-    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    // In the past: every expiry check must follow this clock, none the system's.
+    let clock = Arc::new(ManualClock::at(1_600_000_000));
     let policy = Policy { prepublication: 3600, retention: 7200, rotation_period: 90 * 86400 };
     let keys = KeyManager::start(store.clone(), None, policy, clock.now()).await.unwrap();
     let forms = FormKey::load(store.as_ref(), None).await.unwrap();
