@@ -8,6 +8,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::forms::FormKey;
 use crate::keys::{KeyManager, Policy};
 use crate::model::{ClientRecord, ClientSource, GrantType, Resource, TokenFormat, User};
+use crate::oauth::introspect::Introspection;
 use crate::oauth::token::{TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, Params};
 use crate::{password, store};
@@ -35,7 +36,7 @@ async fn fixture() -> Fixture {
     let resource = Resource {
         identifier: API.into(),
         scopes: vec!["read:photos".into()],
-        client_id: None,
+        client_id: Some("photo-api".into()),
         descriptions: Default::default(),
     };
     let settings = Settings {
@@ -78,6 +79,25 @@ async fn token(authority: &Authority, id: &str, form: &str) -> Result<TokenRespo
     authority.token(&record.client, &request, None, authority.now()).await
 }
 
+/// alice, with a password, for the password grant.
+async fn alice(authority: &Authority) {
+    let hash = authority.hasher.hash("alice-password".into()).await.unwrap();
+    let user = User {
+        id: "alice-id".into(),
+        username: "alice".into(),
+        password_hash: hash,
+        email: None,
+        name: None,
+    };
+    authority.store.upsert_user(&user, authority.now()).await.unwrap();
+}
+
+async fn introspect(authority: &Authority, caller: &str, token: &str) -> Introspection {
+    let caller = authority.client(caller).await.unwrap().unwrap();
+    let params = Params::from_form(&format!("token={token}")).unwrap();
+    authority.introspect(&caller.client, &params, authority.now()).await.unwrap()
+}
+
 fn code_of(result: Result<TokenResponse, Failure>) -> ErrorCode {
     match result {
         Err(Failure::OAuth(error)) => error.code,
@@ -106,15 +126,7 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
     let Fixture { authority, clock, _dir } = fixture().await;
     let grants = [GrantType::Password, GrantType::RefreshToken];
     client(&authority, "first-party", &grants, &["read:photos"]).await;
-    let hash = authority.hasher.hash("alice-password".into()).await.unwrap();
-    let user = User {
-        id: "alice-id".into(),
-        username: "alice".into(),
-        password_hash: hash,
-        email: None,
-        name: None,
-    };
-    authority.store.upsert_user(&user, clock.now()).await.unwrap();
+    alice(&authority).await;
 
     let login = "grant_type=password&username=alice&password=alice-password";
     let first = token(&authority, "first-party", login).await.unwrap();
@@ -146,4 +158,48 @@ async fn a_grant_the_client_is_not_registered_for_is_unauthorized_client() {
     client(&authority, "machine", &[GrantType::ClientCredentials], &["read:photos"]).await;
     let result = token(&authority, "machine", "grant_type=password&username=a&password=b").await;
     assert_eq!(code_of(result), ErrorCode::UnauthorizedClient);
+}
+
+#[tokio::test]
+async fn introspection_answers_the_token_s_client_and_its_api_and_no_one_else() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let cc = [GrantType::ClientCredentials];
+    client(&authority, "machine", &cc, &["read:photos"]).await;
+    client(&authority, "photo-api", &cc, &[]).await;
+    client(&authority, "other", &cc, &["read:photos"]).await;
+    let issued = token(&authority, "machine", "grant_type=client_credentials").await.unwrap();
+    let token = issued.access_token;
+    for caller in ["machine", "photo-api"] {
+        let seen = introspect(&authority, caller, &token).await;
+        assert!(seen.active, "{caller} may see it");
+        assert_eq!(
+            (seen.client_id.as_deref(), seen.scope.as_deref()),
+            (Some("machine"), Some("read:photos"))
+        );
+    }
+    // RFC 7662 §4: to anyone else a live token is just inactive.
+    assert_eq!(introspect(&authority, "other", &token).await, Introspection::inactive());
+    clock.advance(300);
+    assert_eq!(introspect(&authority, "photo-api", &token).await, Introspection::inactive());
+}
+
+#[tokio::test]
+async fn an_id_token_hint_names_its_user_after_expiry_and_an_access_token_is_no_hint() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let grants = [GrantType::Password];
+    client(&authority, "first-party", &grants, &["openid", "read:photos"]).await;
+    alice(&authority).await;
+    let login = "grant_type=password&username=alice&password=alice-password&scope=openid";
+    let issued = token(&authority, "first-party", login).await.unwrap();
+    let id_token = issued.id_token.expect("openid was granted");
+
+    let hint = authority.verify_id_token_hint(&id_token).expect("our own id_token");
+    assert_eq!((hint.sub.as_str(), hint.aud.as_str()), ("alice-id", "first-party"));
+    assert!(hint.is_live(clock.now()));
+    // Past its lifetime it still says who asks, but proves no recent sign-in.
+    clock.advance(300);
+    let expired = authority.verify_id_token_hint(&id_token).expect("still ours");
+    assert!(!expired.is_live(clock.now()));
+    // An access token is not an id_token, whatever key signed it.
+    assert!(authority.verify_id_token_hint(&issued.access_token).is_none());
 }
