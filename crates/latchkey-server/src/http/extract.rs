@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::model::Client;
 use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
@@ -50,14 +50,19 @@ fn invalid(description: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRequest, description)
 }
 
-/// The one `Authorization` header value, if any.
-fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+/// The request's `Authorization` header, if any; two are refused (one credential per request).
+pub(crate) fn one_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, OAuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let first = values.next();
     if values.next().is_some() {
         return Err(invalid("the request has two Authorization headers: send one"));
     }
-    first
+    Ok(first)
+}
+
+/// The one `Authorization` header value of a client request, as text.
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    one_authorization(headers)?
         .map(|value| {
             value.to_str().map_err(|_| {
                 OAuthError::new(

@@ -13,6 +13,7 @@ use latchkey::oauth::{ErrorCode, OAuthError, Params};
 
 use super::AppState;
 use super::error::HttpError;
+use super::extract::one_authorization;
 
 /// GET or POST /userinfo.
 pub(super) async fn userinfo(
@@ -76,14 +77,7 @@ fn presented_token(
 
 /// The token of `Authorization: Bearer <token>` (the scheme is case-insensitive).
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Ok(None) };
-    if values.next().is_some() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRequest,
-            "the request has two Authorization headers: send one",
-        ));
-    }
+    let Some(value) = one_authorization(headers)? else { return Ok(None) };
     let malformed = || {
         OAuthError::new(
             ErrorCode::InvalidRequest,

@@ -53,7 +53,7 @@ impl Authority {
             client_id: client.client_id.clone(),
             user_id: record.user_id.clone(),
             session_id_hash: Some(record.session_id_hash.clone()),
-            scopes: granted.clone(),
+            scopes: granted,
             audience: record.audience.clone(),
             auth_time: record.auth_time,
             created_at: now,
