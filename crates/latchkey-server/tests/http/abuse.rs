@@ -170,7 +170,7 @@ async fn guess_for(nodes: &[String], form: &LoginForm, duration: Duration) -> us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_schedule_so_adding_nodes_adds_no_guesses() {
-    let Some(db) = crate::postgres_db().await else { return };
+    let Some(db) = crate::TestDb::postgres().await else { return };
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
     let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];

@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use latchkey::oauth::pkce;
 
+use crate::TestServer;
 use crate::code_flow::VERIFIER;
 use crate::process::free_port;
-use crate::{TestServer, sqlite_db};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [[clients]]
 client_id = "desktop"
 client_name = "Desktop Photo App"
@@ -27,11 +28,9 @@ application_type = "native"
 redirect_uris = ["http://127.0.0.1/callback"]
 grant_types = ["authorization_code"]
 scopes = ["openid", "profile"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#;
+"#,
+    latchkey_testkit::user_alice!()
+);
 
 pub(crate) struct Driver(Child);
 
@@ -115,7 +114,7 @@ async fn a_user_signs_in_and_consents_in_headless_chromium() {
     if !browser_available() {
         return;
     }
-    let db = sqlite_db();
+    let db = crate::TestDb::sqlite();
     let server = TestServer::start_ready(&db, CONFIG).await;
     let callback_port = callback_listener().await;
     let (driver, browser, _profile) = start_browser().await;

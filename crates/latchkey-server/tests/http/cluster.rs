@@ -1,6 +1,7 @@
 //! Two `latchkey serve` processes on one PostgreSQL database, as behind a load balancer: every
 //! step of a sign-in's life may land on either node, and CLI changes reach both.
 
+use latchkey_testkit::fixtures::post_form;
 use std::time::Duration;
 
 use latchkey::oauth::pkce;
@@ -51,13 +52,8 @@ password = "alice-password"
 }
 
 async fn form(url: String, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(url).form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, _, body) = post_form(&url, basic, form).await;
+    (status.as_u16(), body)
 }
 
 /// The status of a login on `node` as `username` (200: the consent page, 401: refused).
@@ -85,7 +81,7 @@ async fn login_status(node: &str, username: &str, password: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_share_every_step_and_cli_changes() {
-    let Some(db) = crate::postgres_db().await else { return };
+    let Some(db) = crate::TestDb::postgres().await else { return };
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
     let (node_a, node_b) = (issuer.clone(), format!("http://127.0.0.1:{port_b}"));
@@ -254,7 +250,7 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
 /// within their refresh interval (1 s here, 60 s by default) and agree on the JWKS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotated_with_the_cli_are_published_by_both_nodes() {
-    let Some(db) = crate::postgres_db().await else { return };
+    let Some(db) = crate::TestDb::postgres().await else { return };
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
     let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];

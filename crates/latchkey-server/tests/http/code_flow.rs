@@ -1,5 +1,6 @@
 //! The authorization code flow through HTTP: pages, codes, tokens, refresh, userinfo.
 
+use latchkey_testkit::fixtures::post_form;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -202,16 +203,11 @@ pub async fn token(
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
 ) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().post(server.url("/oauth/token")).form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
+    let (status, headers, body) = post_form(&server.url("/oauth/token"), basic, form).await;
     if status == 200 {
-        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(headers["cache-control"], "no-store");
     }
-    (status, response.json().await.unwrap())
+    (status, body)
 }
 
 /// A refresh by the SPA with no other parameters.

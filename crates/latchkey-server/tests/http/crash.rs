@@ -451,7 +451,7 @@ crate::on_both_engines!(sigkill_and_restart_lose_nothing);
 /// the clients carry on against the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_and_the_other_serves_on() {
-    let Some(db) = crate::postgres_db().await else { return };
+    let Some(db) = crate::TestDb::postgres().await else { return };
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
     let (node_a, node_b) = (issuer.clone(), format!("http://127.0.0.1:{port_b}"));

@@ -1,10 +1,10 @@
 //! Smaller rules from the hardening review, each through HTTP against a real server.
 
-use crate::{TestServer, client, sqlite_db};
+use crate::{TestServer, client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_hsts_under_an_https_issuer() {
-    let db = sqlite_db();
+    let db = crate::TestDb::sqlite();
     let server = TestServer::start_as(&db, Some("https://auth.example.com"), "").await;
     let http = client();
     for (method, path) in [
@@ -22,11 +22,11 @@ async fn every_response_carries_hsts_under_an_https_issuer() {
             response.status()
         );
     }
-    let plain = TestServer::start(&sqlite_db(), "").await;
+    let plain = TestServer::start(&crate::TestDb::sqlite(), "").await;
     let response = http.get(plain.url("/healthz")).send().await.unwrap();
     assert!(response.headers().get("strict-transport-security").is_none(), "http issuer");
     let off = TestServer::start_as(
-        &sqlite_db(),
+        &crate::TestDb::sqlite(),
         Some("https://auth.example.com"),
         "[http]\nhsts_max_age = \"off\"\n",
     )
@@ -34,7 +34,7 @@ async fn every_response_carries_hsts_under_an_https_issuer() {
     let response = http.get(off.url("/healthz")).send().await.unwrap();
     assert!(response.headers().get("strict-transport-security").is_none(), "switched off");
     let short = TestServer::start_as(
-        &sqlite_db(),
+        &crate::TestDb::sqlite(),
         Some("https://auth.example.com"),
         "[http]\nhsts_max_age = \"1d\"\nhsts_include_subdomains = false\n",
     )
@@ -45,7 +45,7 @@ async fn every_response_carries_hsts_under_an_https_issuer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_authorization_headers_are_refused_with_invalid_request() {
-    let db = sqlite_db();
+    let db = crate::TestDb::sqlite();
     let server = TestServer::start_ready(
         &db,
         "[[resources]]\nidentifier = \"https://api.example.com\"\nscopes = [\"read\"]\n\n[[clients]]\nclient_id = \"machine\"\nclient_secret = \"machine-secret\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"read\"]\n",
@@ -99,7 +99,7 @@ async fn two_authorization_headers_are_refused_with_invalid_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_carry_the_host_prefix_under_an_https_issuer() {
     use crate::code_flow::{CONFIG, SPA_REDIRECT, authorize_url, hidden};
-    let db = sqlite_db();
+    let db = crate::TestDb::sqlite();
     let server = TestServer::start_as(&db, Some("https://auth.example.com"), CONFIG).await;
     server.state.static_loaded.clone().wait_for(|done| *done).await.unwrap();
     let http = client();
@@ -140,7 +140,7 @@ fn rfc_description(description: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_descriptions_never_echo_request_values() {
     use crate::code_flow::{SPA_REDIRECT, authorize_url, browser, location_params, server};
-    let db = sqlite_db();
+    let db = crate::TestDb::sqlite();
     let server = server(&db, "").await;
     let marker = "EVIL\"<script>é";
     let browser = browser();

@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::code_flow::VERIFIER;
 use crate::{TestDb, TestServer};
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos"]
@@ -38,23 +39,17 @@ application_type = "native"
 redirect_uris = ["http://127.0.0.1/cb"]
 grant_types = ["authorization_code"]
 scopes = ["openid"]
-
-[[clients]]
-client_id = "machine"
-client_secret = "machine-secret"
-grant_types = ["client_credentials"]
-scopes = ["read:photos"]
-
+"#,
+    latchkey_testkit::client_machine!(),
+    r#"
 [[clients]]
 client_id = "first-party"
 client_secret = "first-party-secret"
 grant_types = ["password"]
 scopes = ["read:photos"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#;
+"#,
+    latchkey_testkit::user_alice!()
+);
 
 const SPA: &str = "https://spa.example.com/cb";
 const FORM: &str = "application/x-www-form-urlencoded";

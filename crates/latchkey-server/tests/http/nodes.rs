@@ -1,35 +1,23 @@
 //! Several nodes on one database share their keys.
 
+use latchkey_testkit::fixtures::{MACHINE_SECRET, client_credentials};
 use serde_json::Value;
 
 use crate::{TestDb, TestServer, client, get_json};
 
-const MACHINE: &str = r#"
+const MACHINE: &str = concat!(
+    r#"
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos"]
-
-[[clients]]
-client_id = "machine"
-client_secret = "machine-secret"
-grant_types = ["client_credentials"]
-scopes = ["read:photos"]
-"#;
+"#,
+    latchkey_testkit::client_machine!()
+);
 
 /// The `kid` of a client-credentials access token from `server`.
 async fn signing_kid(server: &TestServer) -> String {
-    let body: Value = client()
-        .post(server.url("/oauth/token"))
-        .basic_auth("machine", Some("machine-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = body["access_token"].as_str().unwrap_or_else(|| panic!("{body}"));
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+    let token = client_credentials(&server.base, ("machine", MACHINE_SECRET), "").await;
+    jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
 }
 
 async fn jwks_of(server: &TestServer) -> Value {
@@ -68,12 +56,12 @@ async fn two_nodes_publish_the_same_jwks_and_follow_rotation(db: TestDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_postgres_database() {
-    if let Some(db) = crate::postgres_db().await {
+    if let Some(db) = crate::TestDb::postgres().await {
         two_nodes_publish_the_same_jwks_and_follow_rotation(db).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_sqlite_file() {
-    two_nodes_publish_the_same_jwks_and_follow_rotation(crate::sqlite_db()).await;
+    two_nodes_publish_the_same_jwks_and_follow_rotation(crate::TestDb::sqlite()).await;
 }

@@ -1,5 +1,6 @@
 //! The guide end to end: latchkey issues tokens, the PhotoAPI (latchkey-resource) checks them.
 
+use latchkey_testkit::fixtures::client_credentials;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,17 +75,7 @@ fn jwt_verifier(issuer: &str) -> Verifier {
 }
 
 async fn token(server: &TestServer, id: &str, secret: &str) -> String {
-    let body: Value = client()
-        .post(server.url("/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    client_credentials(&server.base, (id, secret), "").await
 }
 
 async fn call(method: reqwest::Method, url: &str, token: Option<&str>) -> (u16, String, Value) {
@@ -160,7 +151,7 @@ async fn the_photo_api_serves_only_valid_tokens_with_the_right_scope(db: TestDb)
     );
 
     // A token from another latchkey (another issuer, other keys) is refused.
-    let foreign_db = crate::sqlite_db();
+    let foreign_db = crate::TestDb::sqlite();
     let foreign = latchkey(&foreign_db, "").await;
     let stranger = token(&foreign, "reader", "reader-secret").await;
     let (status, challenge, _) = call(get.clone(), &photos, Some(&stranger)).await;

@@ -4,6 +4,7 @@
 //! hold, and the tokens it holds are inactive. A client revokes a refresh token while it is
 //! being rotated: once the revocation has answered, nothing of the family is live.
 
+use latchkey_testkit::fixtures::post_form;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::process::{ConfigFile, run, stderr, stdout};
-use crate::{TestDb, TestServer, client};
+use crate::{TestDb, TestServer};
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos"]
@@ -30,11 +32,9 @@ client_id = "app"
 client_secret = "app-secret"
 grant_types = ["password", "refresh_token"]
 scopes = ["read:photos"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#;
+"#,
+    latchkey_testkit::user_alice!()
+);
 
 /// One request: when it was sent and the status it got.
 struct Attempt {
@@ -53,18 +53,11 @@ impl Attempt {
 async fn post(
     server: &TestServer,
     path: &str,
-    (client_id, secret): (&str, &str),
+    client: (&str, &str),
     form: &[(&str, &str)],
 ) -> (u16, Value) {
-    let response = client()
-        .post(server.url(path))
-        .basic_auth(client_id, Some(secret))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, _, body) = post_form(&server.url(path), Some(client), form).await;
+    (status.as_u16(), body)
 }
 
 async fn token(server: &TestServer, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {

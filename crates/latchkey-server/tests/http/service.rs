@@ -2,6 +2,7 @@
 //! grant, opaque tokens, introspection (RFC 7662), revocation (RFC 7009), private_key_jwt
 //! (RFC 7523).
 
+use latchkey_testkit::fixtures::post_form;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -17,7 +18,8 @@ use serde_json::{Value, json};
 
 use crate::{TestDb, TestServer, client, get_json};
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [[resources]]
 identifier = "https://photos.example.com"
 scopes = ["read:photos", "write:photos"]
@@ -63,11 +65,9 @@ client_id = "spa"
 redirect_uris = ["https://spa.example.com/cb"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "read:photos"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#;
+"#,
+    latchkey_testkit::user_alice!()
+);
 
 async fn server(db: &TestDb, extra: &str) -> TestServer {
     TestServer::start_ready(db, &format!("{extra}\n{CONFIG}")).await
@@ -88,24 +88,11 @@ async fn post(
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let mut request = client().post(server.url(path)).form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret));
-    }
-    let response = request.send().await.unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    let text = response.text().await.unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    post_form(&server.url(path), basic, form).await
 }
 
 async fn client_credentials(server: &TestServer, id: &str, secret: &str, scope: &str) -> String {
-    let mut form = vec![("grant_type", "client_credentials")];
-    if !scope.is_empty() {
-        form.push(("scope", scope));
-    }
-    let (status, _, body) = post(server, "/oauth/token", Some((id, secret)), &form).await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+    latchkey_testkit::fixtures::client_credentials(&server.base, (id, secret), scope).await
 }
 
 async fn introspect(server: &TestServer, caller: (&str, &str), token: &str) -> Value {
@@ -778,12 +765,12 @@ crate::on_both_engines!(
 );
 
 mod limits {
-    use crate::{TestServer, client, sqlite_db};
+    use crate::{TestServer, client};
 
     /// Every endpoint that takes a body refuses a 1 MB one with 413, before reading it all.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_megabyte_bodies_are_refused_with_413() {
-        let db = sqlite_db();
+        let db = crate::TestDb::sqlite();
         let server = TestServer::start_ready(&db, super::CONFIG).await;
         let big = format!("token={}", "a".repeat(1024 * 1024));
         for path in [
@@ -810,7 +797,7 @@ mod limits {
     /// `/metrics` speaks the Prometheus text format and counts requests and issued tokens.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn metrics_count_requests_and_tokens() {
-        let db = sqlite_db();
+        let db = crate::TestDb::sqlite();
         let server = TestServer::start_ready(&db, super::CONFIG).await;
         super::client_credentials(&server, "machine", "machine-secret", "").await;
         let response = client().get(server.url("/metrics")).send().await.unwrap();

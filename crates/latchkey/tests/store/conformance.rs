@@ -1,54 +1,14 @@
 //! The behaviour every engine must share.
 
-use latchkey::model::{
-    ApplicationType, AuthMethod, Client, ClientRecord, ClientSource, GrantType, User,
-};
+use latchkey::model::ClientSource;
 use latchkey::store::Error;
+use latchkey_testkit::fixtures::{client_record as client, user};
 
 use crate::TestDb;
-
-fn client(id: &str, source: ClientSource) -> ClientRecord {
-    ClientRecord {
-        client: Client {
-            client_id: id.into(),
-            client_name: Some(format!("{id} app")),
-            application_type: ApplicationType::Web,
-            redirect_uris: vec!["https://app.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            scopes: vec!["openid".into()],
-            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
-            require_consent: true,
-            require_pkce: true,
-            jwks_uri: None,
-            jwks: None,
-            access_token_format: None,
-            id_token_signed_response_alg: None,
-            refresh_grace_period_secs: Some(10),
-            remember_consent: None,
-            legacy_assertion_audience: false,
-            id_token_on_refresh: true,
-            claims_in_id_token: true,
-            session_refresh_tokens: true,
-        },
-        secret_hash: Some("sha256:abc".into()),
-        source,
-    }
-}
 
 /// Registers a client `id`, as the flows in the other suites need one.
 pub(crate) async fn register(db: &TestDb, id: &str) {
     db.store.upsert_client(&client(id, ClientSource::Cli), 1).await.unwrap();
-}
-
-fn user(username: &str, id: &str) -> User {
-    User {
-        id: id.into(),
-        username: username.into(),
-        password_hash: "$argon2id$x".into(),
-        email: Some(format!("{username}@example.com")),
-        name: None,
-    }
 }
 
 async fn migrations_can_run_again_and_concurrently(db: TestDb) {
@@ -169,9 +129,8 @@ async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
 
 #[tokio::test]
 async fn sqlite_files_are_created_in_wal_mode() {
-    let db = crate::sqlite().await;
-    let crate::Location::Sqlite(path) = &db.location else { unreachable!() };
-    let connection = rusqlite::Connection::open(path).unwrap();
+    let db: TestDb = latchkey_testkit::prepare(latchkey_testkit::Database::sqlite()).await;
+    let connection = rusqlite::Connection::open(db.db.sqlite_path().unwrap()).unwrap();
     let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
