@@ -2,10 +2,9 @@
 //! database and prints plain text for people and scripts.
 
 use std::io::BufRead;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use latchkey::clients::cache::CLIENT_CACHE_TTL;
+use latchkey::clients::cache;
 use latchkey::clients::registration::{self, ClientDraft};
 use latchkey::clock::{Clock, SystemClock};
 use latchkey::keys::{KeyManager, KeyState};
@@ -48,10 +47,15 @@ pub async fn clients(config: &Config, command: ClientsCommand) -> anyhow::Result
         ClientsCommand::Remove { client_id } => {
             let record = store.client(&client_id).await?.with_context(|| no_client(&client_id))?;
             store.remove_client(&client_id, SystemClock.now()).await?;
-            // Every node may still serve the client from its cache for CLIENT_CACHE_TTL after
-            // the commit; returning only then means that once this command returns, no node
-            // accepts the client (the removal has revoked what it held already).
-            tokio::time::sleep(CLIENT_CACHE_TTL + Duration::from_millis(200)).await;
+            // A node may still serve the client from its cache until it has synced with the
+            // change (or for CLIENT_CACHE_TTL when it does not answer): returning only then
+            // means that once this command returns, no node accepts the client (the removal
+            // has revoked what it held already).
+            if cache::confirm_change(store.as_ref()).await? == cache::Confirmed::ByTheLifetime {
+                eprintln!(
+                    "note: a running node did not confirm the removal; waited until its cache expired"
+                );
+            }
             println!("removed client {client_id}; no node accepts it any more");
             if record.source == ClientSource::Config {
                 eprintln!(

@@ -40,12 +40,17 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
     })?;
     tracing::info!(address = %listen, issuer = %state.config.issuer, tls = tls.is_some(), max_connections = state.config.limits.max_connections, "latchkey is listening");
     on_ready(&state);
-    match tls {
+    let authority = state.authority.clone();
+    let served = match tls {
         None => http::serve(listener, state, shutdown_signal()).await.context("serving HTTP"),
         Some(tls) => {
             http::serve_tls(listener, state, tls, shutdown_signal()).await.context("serving HTTPS")
         }
+    };
+    if let Err(error) = authority.leave().await {
+        tracing::warn!(%error, "could not sign this node off in the database; client changes wait for it 2 s");
     }
+    served
 }
 
 /// The TLS settings from PEM files: the certificate chain and its private key, offering

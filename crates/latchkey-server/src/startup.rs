@@ -84,6 +84,7 @@ pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::R
     tokio::spawn(refresh_keys(keys.clone(), clock.clone(), config.keys.refresh_interval));
     tokio::spawn(purge_expired(store.clone(), clock.clone()));
     tokio::spawn(watch_clock(authority.clone()));
+    tokio::spawn(sync_clients(authority.clone()));
     tokio::spawn(refresh_origins(origins.clone(), store.clone()));
     Ok(AppState { config, store, keys, authority, metadata_json, static_loaded, origins })
 }
@@ -287,6 +288,19 @@ async fn watch_clock(authority: Arc<Authority>) {
                 drift_seconds = drift as f64 / 1000.0,
                 "this node's clock differs from the database's by more than 2 s: codes and tokens may expire early or late on some nodes; check NTP"
             );
+        }
+    }
+}
+
+/// Keeps this node's client cache in step with client changes made anywhere, and says so in
+/// the store, so that `latchkey clients remove` can return once every node has seen it.
+async fn sync_clients(authority: Arc<Authority>) {
+    let mut interval = tokio::time::interval(latchkey::clients::cache::SYNC_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = authority.sync_clients().await {
+            tracing::warn!(%error, "syncing the client cache failed; clients are read from the database until it succeeds");
         }
     }
 }

@@ -8,7 +8,7 @@ use latchkey::oauth::pkce;
 use serde_json::Value;
 
 use crate::code_flow::{VERIFIER, hidden};
-use crate::process::{ConfigFile, Serving, free_port, run, stdout, wait_until_ok};
+use crate::process::{ConfigFile, Serving, free_port, run, stderr, stdout, wait_until_ok};
 
 const SPA: &str = "https://spa.example.com/cb";
 
@@ -237,8 +237,11 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
         assert_eq!(login_status(node, "bob", "new-password").await, 200, "{node}");
     }
 
-    assert!(run(&["clients", "remove", "batch"], &config_b.path, "").status.success());
-    // The CLI returns once no node can still hold the client in its cache: both refuse it now.
+    let removed = run(&["clients", "remove", "batch"], &config_b.path, "");
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    // The CLI returns once no node can still hold the client in its cache, which both running
+    // nodes confirmed (no wait for a cache to expire): both refuse it now.
+    assert!(!stderr(&removed).contains("did not confirm"), "{}", stderr(&removed));
     for node in [&node_a, &node_b] {
         let (status, body) =
             form(format!("{node}/oauth/token"), &cc, Some(("batch", &secret))).await;

@@ -201,7 +201,7 @@ impl Authority {
             hasher: Hasher::new(limits.users, limits.queue),
             client_hasher: Hasher::new(1, limits.queue),
             addresses: AddressBudget::default(),
-            clients: ClientCache::default(),
+            clients: ClientCache::synced(crate::secret::hex(&crate::secret::random_bytes::<8>()?)),
             verified_secrets: VerifiedSecrets::new()?,
             forms,
             clock_drift_millis: AtomicI64::new(0),
@@ -276,5 +276,16 @@ impl Authority {
     /// A registered client, possibly read up to [`crate::clients::cache::CLIENT_CACHE_TTL`] ago.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, Failure> {
         Ok(self.clients.get(self.store.as_ref(), client_id).await?)
+    }
+
+    /// Syncs this node's client cache with the store's count of client changes (every
+    /// [`crate::clients::cache::SYNC_EVERY`]; see [`crate::clients::cache`]).
+    pub async fn sync_clients(&self) -> Result<(), Failure> {
+        Ok(self.clients.sync(self.store.as_ref()).await?)
+    }
+
+    /// Tells the store this node stops, so that no client change waits for it.
+    pub async fn leave(&self) -> Result<(), Failure> {
+        Ok(self.clients.leave(self.store.as_ref()).await?)
     }
 }

@@ -224,6 +224,7 @@ impl Purged {
             + self.access_tokens
             + self.client_assertions
             + self.attempts
+            + self.nodes
     }
 }
 
@@ -244,6 +245,8 @@ pub struct Purged {
     pub client_assertions: u64,
     /// Attempt schedules of accounts and clients not tried for a day.
     pub attempts: u64,
+    /// Nodes not heard from for a day.
+    pub nodes: u64,
 }
 
 /// Whether a throttled attempt may be checked now (see `throttle`).

@@ -126,6 +126,23 @@ pub trait ClientStore: Send + Sync {
         jti: &str,
         expires_at: i64,
     ) -> Result<bool>;
+
+    /// How many client changes have committed: each write above that changes a client adds one
+    /// in its own transaction.
+    async fn client_epoch(&self) -> Result<i64>;
+
+    /// One round of node `node_id`'s cache sync: records, on the database's clock, that its
+    /// client cache holds nothing older than epoch `caught_up` (`None`: not yet), and returns
+    /// the current epoch, read in the same transaction and ordered against client changes, so
+    /// that a change either is seen here or commits after this node's row.
+    async fn sync_node(&self, node_id: &str, caught_up: Option<i64>) -> Result<i64>;
+
+    /// How many nodes may still serve a client as it was before `epoch`: those that have not
+    /// caught up with it and synced within the last `window_ms` on the database's clock.
+    async fn nodes_behind(&self, epoch: i64, window_ms: i64) -> Result<u64>;
+
+    /// Forgets node `node_id` (at its shutdown).
+    async fn leave_node(&self, node_id: &str) -> Result<()>;
 }
 
 /// Users, their passwords, and the attempt schedules that throttle password and secret checks.

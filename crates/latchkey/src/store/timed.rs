@@ -67,6 +67,10 @@ timed! {
         fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
         fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
         fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;
+        fn client_epoch(&self) -> Result<i64>;
+        fn sync_node(&self, node_id: &str, caught_up: Option<i64>) -> Result<i64>;
+        fn nodes_behind(&self, epoch: i64, window_ms: i64) -> Result<u64>;
+        fn leave_node(&self, node_id: &str) -> Result<()>;
     }
     UserStore {
         fn upsert_user(&self, user: &User, now: i64) -> Result<User>;

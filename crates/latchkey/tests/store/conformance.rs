@@ -112,8 +112,44 @@ async fn a_user_id_is_unique(db: TestDb) {
     assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
 }
 
-/// The cache in front of the store: a change reaches it within its lifetime, unknown ids are
-/// looked up every time (so a new client works at once).
+/// Client changes are counted, and nodes record which count they have caught up with: what
+/// `latchkey clients remove` waits on.
+async fn nodes_record_the_client_changes_they_have_seen(db: TestDb) {
+    let store = &db.store;
+    let start = store.client_epoch().await.unwrap();
+    store.upsert_client(&client("app", ClientSource::Cli), 1).await.unwrap();
+    store.upsert_client(&client("app", ClientSource::Cli), 2).await.unwrap();
+    assert_eq!(store.client_epoch().await.unwrap(), start + 2, "each write counts");
+    // A refused write changes nothing and counts nothing.
+    store.upsert_user(&user("alice", "taken"), 1).await.unwrap();
+    assert!(store.upsert_client(&client("taken", ClientSource::Cli), 3).await.is_err());
+    assert!(store.remove_client("nobody", 3).await.is_err());
+    assert_eq!(store.client_epoch().await.unwrap(), start + 2);
+    store.remove_client("app", 4).await.unwrap();
+    let epoch = store.client_epoch().await.unwrap();
+    assert_eq!(epoch, start + 3);
+
+    // A node that has not caught up is behind while it syncs; once caught up it is not.
+    assert_eq!(store.sync_node("n1", None).await.unwrap(), epoch, "the current count");
+    assert_eq!(store.nodes_behind(epoch, 60_000).await.unwrap(), 1);
+    store.sync_node("n2", Some(epoch)).await.unwrap();
+    assert_eq!(store.nodes_behind(epoch, 60_000).await.unwrap(), 1, "n2 caught up");
+    store.sync_node("n1", Some(epoch - 1)).await.unwrap();
+    assert_eq!(store.nodes_behind(epoch, 60_000).await.unwrap(), 1);
+    assert_eq!(store.nodes_behind(epoch - 1, 60_000).await.unwrap(), 0);
+    // A node that has not synced within the window serves nothing from its cache any more.
+    assert_eq!(store.nodes_behind(epoch, -60_000).await.unwrap(), 0);
+    store.leave_node("n1").await.unwrap();
+    assert_eq!(store.nodes_behind(epoch, 60_000).await.unwrap(), 0, "n1 left");
+    // A node silent for a day is purged.
+    store.sync_node("n3", None).await.unwrap();
+    let now = db.store.clock_millis().await.unwrap() / 1000;
+    assert_eq!(store.purge(now).await.unwrap().nodes, 0, "n2 and n3 are recent");
+    assert_eq!(store.purge(now + 86_401).await.unwrap().nodes, 2);
+}
+
+/// The cache in front of the store: a cache that only expires entries sees a change within its
+/// lifetime; unknown ids are looked up every time (so a new client works at once).
 async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
     use latchkey::clients::cache::{CLIENT_CACHE_TTL, ClientCache};
     let cache = ClientCache::default();
@@ -125,6 +161,38 @@ async fn the_client_cache_sees_changes_within_its_lifetime(db: TestDb) {
     assert!(cache.get(store, "app").await.unwrap().is_some(), "served from the cache meanwhile");
     tokio::time::sleep(CLIENT_CACHE_TTL + std::time::Duration::from_millis(100)).await;
     assert!(cache.get(store, "app").await.unwrap().is_none(), "removal seen after the lifetime");
+}
+
+/// A node's synced cache forgets a changed client at its next sync, and a removal is then
+/// confirmed by every node at once; a node that stops syncing is waited for only as long as
+/// the cache's lifetime.
+async fn a_synced_cache_sees_a_removal_at_its_next_sync(db: TestDb) {
+    use latchkey::clients::cache::{ClientCache, Confirmed, confirm_change};
+    let store = db.store.as_ref();
+    let cache = ClientCache::synced("node-a".into());
+    db.store.upsert_client(&client("app", ClientSource::Cli), 1).await.unwrap();
+    cache.sync(store).await.unwrap();
+    assert!(cache.get(store, "app").await.unwrap().is_some());
+    db.store.remove_client("app", 2).await.unwrap();
+    // Before its sync the node may still serve the old client, and says it is behind.
+    assert!(cache.get(store, "app").await.unwrap().is_some(), "cached until the sync");
+    let started = std::time::Instant::now();
+    let confirming = confirm_change(store);
+    let (confirmed, synced) = tokio::join!(confirming, async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        cache.sync(store).await
+    });
+    synced.unwrap();
+    assert_eq!(confirmed.unwrap(), Confirmed::ByEveryNode);
+    assert!(started.elapsed() < latchkey::clients::cache::CLIENT_CACHE_TTL, "no fixed wait");
+    assert!(cache.get(store, "app").await.unwrap().is_none(), "forgotten at the sync");
+
+    // A node that never catches up is waited for, then no longer counts.
+    let stalled = ClientCache::synced("node-b".into());
+    stalled.sync(store).await.unwrap();
+    db.store.upsert_client(&client("other", ClientSource::Cli), 3).await.unwrap();
+    cache.sync(store).await.unwrap();
+    assert_eq!(confirm_change(store).await.unwrap(), Confirmed::ByTheLifetime);
 }
 
 #[tokio::test]
@@ -143,4 +211,6 @@ crate::on_both_engines!(
     a_client_id_may_not_be_a_users_subject,
     a_user_id_is_unique,
     the_client_cache_sees_changes_within_its_lifetime,
+    nodes_record_the_client_changes_they_have_seen,
+    a_synced_cache_sees_a_removal_at_its_next_sync,
 );

@@ -12,6 +12,23 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
     client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
 }
 
+/// The database's clock in milliseconds: one clock for every node.
+macro_rules! db_now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// Counts one client change, in the transaction that makes it. The row lock it takes orders
+/// the change against [`ClientStore::sync_node`]'s `FOR SHARE` read.
+async fn count_change(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
+    sqlx::query("UPDATE client_changes SET epoch = epoch + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// Deletes the codes and consents of just-deleted clients and revokes their grants and stored
 /// access tokens. Each statement runs after the client rows' DELETE, so under READ COMMITTED
 /// it sees any grant that a concurrent [`TokenStore::issue`] committed while holding the client row
@@ -21,6 +38,7 @@ async fn revoke_client_holdings(
     client_ids: &[String],
     now: i64,
 ) -> Result<()> {
+    count_change(tx).await?;
     for statement in [
         "DELETE FROM authorization_codes WHERE client_id = ANY($1)",
         "DELETE FROM consents WHERE client_id = ANY($1)",
@@ -48,6 +66,7 @@ impl ClientStore for PgStore {
             .map_err(|error| Error::Backend(error.to_string()))?;
         // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client may
         // share its id with a user's subject.
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let written = sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
              SELECT $1, $2, $3, $4, $5, $5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)
@@ -59,14 +78,14 @@ impl ClientStore for PgStore {
         .bind(record.source.as_str())
         .bind(metadata)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
         if written.rows_affected() == 0 {
-            Err(crate::store::subject_taken(&record.client.client_id))
-        } else {
-            Ok(())
+            return Err(crate::store::subject_taken(&record.client.client_id));
         }
+        count_change(&mut tx).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
@@ -143,5 +162,58 @@ impl ClientStore for PgStore {
         .await
         .map_err(backend)?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn client_epoch(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT epoch FROM client_changes WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn sync_node(&self, node_id: &str, caught_up: Option<i64>) -> Result<i64> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // FOR SHARE waits for a change in flight and then reads its epoch, or makes a change
+        // that comes later wait until this node's row has committed.
+        let epoch: i64 =
+            sqlx::query_scalar("SELECT epoch FROM client_changes WHERE id = 1 FOR SHARE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        sqlx::query(concat!(
+            "INSERT INTO nodes (node_id, client_epoch, synced_at) VALUES ($1, $2, ",
+            db_now_ms!(),
+            ") ON CONFLICT (node_id) DO UPDATE SET client_epoch = excluded.client_epoch,
+                 synced_at = excluded.synced_at"
+        ))
+        .bind(node_id)
+        .bind(caught_up.unwrap_or(-1))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(epoch)
+    }
+
+    async fn nodes_behind(&self, epoch: i64, window_ms: i64) -> Result<u64> {
+        let behind: i64 = sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM nodes WHERE client_epoch < $1 AND synced_at + $2 >= ",
+            db_now_ms!()
+        ))
+        .bind(epoch)
+        .bind(window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(behind).unwrap_or(0))
+    }
+
+    async fn leave_node(&self, node_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+            .bind(node_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

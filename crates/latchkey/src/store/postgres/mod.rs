@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "tokens", include_str!("../../../migrations/postgres/0003_tokens.sql")),
     (4, "attempts", include_str!("../../../migrations/postgres/0004_attempts.sql")),
     (5, "browser", include_str!("../../../migrations/postgres/0005_browser.sql")),
+    (6, "nodes", include_str!("../../../migrations/postgres/0006_nodes.sql")),
 ];
 
 const POOL_SIZE: u32 = 16;
@@ -91,7 +92,7 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// `SKIP LOCKED`: nodes purging at the same time share the work instead of waiting.
-const PURGE: [(PurgeCounter, &str); 7] = [
+const PURGE: [(PurgeCounter, &str); 8] = [
     (|purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     (|purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
@@ -109,6 +110,9 @@ const PURGE: [(PurgeCounter, &str); 7] = [
     // A schedule untouched for a day is far past the throttle's window.
     (|purged| &mut purged.attempts, "DELETE FROM login_attempts WHERE key IN
         (SELECT key FROM login_attempts WHERE updated_at <= $1 - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    // A node not heard from for a day has stopped (its row's time is in milliseconds).
+    (|purged| &mut purged.nodes, "DELETE FROM nodes WHERE node_id IN
+        (SELECT node_id FROM nodes WHERE synced_at <= ($1 - 86400) * 1000 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.

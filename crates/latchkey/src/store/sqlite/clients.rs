@@ -13,6 +13,21 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, S
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
+/// The database's clock in milliseconds (this machine's: SQLite has no server).
+macro_rules! db_now_ms {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
+}
+
+/// Counts one client change, in the transaction that makes it.
+fn count_change(c: &Connection) -> Result<()> {
+    c.prepare_cached("UPDATE client_changes SET epoch = epoch + 1 WHERE id = 1")
+        .and_then(|mut s| s.execute([]))
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// Deletes a client with its codes and consents and revokes its grants and stored access
 /// tokens; whether there was such a client. Runs inside the writer's transaction, so no
 /// [`TokenStore::issue`] interleaves with it.
@@ -22,6 +37,7 @@ fn delete_client(c: &Connection, client_id: &str, now: i64) -> Result<bool> {
     if removed == 0 {
         return Ok(false);
     }
+    count_change(c)?;
     for statement in [
         "DELETE FROM authorization_codes WHERE client_id = ?1",
         "DELETE FROM consents WHERE client_id = ?1",
@@ -56,6 +72,12 @@ impl ClientStore for SqliteStore {
                 )
                 .and_then(|mut s| s.execute(params![id, secret, source, metadata, now]))
                 .map_err(backend)
+                .and_then(|written| {
+                    if written > 0 {
+                        count_change(c)?;
+                    }
+                    Ok(written)
+                })
             })
             .await?;
         if written == 0 {
@@ -134,6 +156,55 @@ impl ClientStore for SqliteStore {
             .and_then(|mut s| s.execute(params![client_id, jti, expires_at]))
             .map(|inserted| inserted == 1)
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn client_epoch(&self) -> Result<i64> {
+        self.read(|c| {
+            c.query_row("SELECT epoch FROM client_changes WHERE id = 1", [], |row| row.get(0))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn sync_node(&self, node_id: &str, caught_up: Option<i64>) -> Result<i64> {
+        let node_id = node_id.to_owned();
+        // The writer's transaction orders this against every client change.
+        self.write(move |c| {
+            let epoch = c
+                .query_row("SELECT epoch FROM client_changes WHERE id = 1", [], |row| row.get(0))
+                .map_err(backend)?;
+            c.prepare_cached(concat!(
+                "INSERT INTO nodes (node_id, client_epoch, synced_at) VALUES (?1, ?2, ",
+                db_now_ms!(),
+                ") ON CONFLICT (node_id) DO UPDATE SET client_epoch = excluded.client_epoch,
+                     synced_at = excluded.synced_at"
+            ))
+            .and_then(|mut s| s.execute(params![node_id, caught_up.unwrap_or(-1)]))
+            .map_err(backend)?;
+            Ok(epoch)
+        })
+        .await
+    }
+
+    async fn nodes_behind(&self, epoch: i64, window_ms: i64) -> Result<u64> {
+        self.read(move |c| {
+            c.prepare_cached(concat!(
+                "SELECT count(*) FROM nodes WHERE client_epoch < ?1 AND synced_at + ?2 >= ",
+                db_now_ms!()
+            ))
+            .and_then(|mut s| s.query_row(params![epoch, window_ms], |row| row.get(0)))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn leave_node(&self, node_id: &str) -> Result<()> {
+        let node_id = node_id.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM nodes WHERE node_id = ?1", [node_id]).map_err(backend)?;
+            Ok(())
         })
         .await
     }

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "tokens", include_str!("../../../migrations/sqlite/0003_tokens.sql")),
     (4, "attempts", include_str!("../../../migrations/sqlite/0004_attempts.sql")),
     (5, "browser", include_str!("../../../migrations/sqlite/0005_browser.sql")),
+    (6, "nodes", include_str!("../../../migrations/sqlite/0006_nodes.sql")),
 ];
 
 const READERS: usize = 4;
@@ -238,7 +239,7 @@ const PURGE_BATCH: i64 = 500;
 
 /// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
 /// Grants go once expired (their refresh tokens cannot outlive them), with their tokens.
-const PURGE: [(PurgeCounter, &str); 7] = [
+const PURGE: [(PurgeCounter, &str); 8] = [
     (
         |purged| &mut purged.codes,
         "DELETE FROM authorization_codes WHERE rowid IN
@@ -276,6 +277,12 @@ const PURGE: [(PurgeCounter, &str); 7] = [
         |purged| &mut purged.attempts,
         "DELETE FROM login_attempts WHERE key IN
         (SELECT key FROM login_attempts WHERE updated_at <= ?1 - 86400 LIMIT ?2)",
+    ),
+    // A node not heard from for a day has stopped (its row's time is in milliseconds).
+    (
+        |purged| &mut purged.nodes,
+        "DELETE FROM nodes WHERE node_id IN
+        (SELECT node_id FROM nodes WHERE synced_at <= (?1 - 86400) * 1000 LIMIT ?2)",
     ),
 ];
 
