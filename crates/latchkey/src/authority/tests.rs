@@ -2,15 +2,20 @@
 
 use std::sync::Arc;
 
-use super::{Authority, Failure, HashLimits, Settings};
+use super::{Authority, Failure, HashLimits, Login, Settings};
 use crate::clients::registration::{self, ClientDraft};
 use crate::clock::{Clock, ManualClock};
 use crate::forms::FormKey;
 use crate::keys::{KeyManager, Policy};
-use crate::model::{ClientRecord, ClientSource, GrantType, Resource, TokenFormat, User};
+use crate::model::{
+    AuthMethod, ClientRecord, ClientSource, GrantType, Resource, TokenFormat, User,
+};
+use crate::oauth::client_auth::{Credential, Presented};
 use crate::oauth::introspect::Introspection;
 use crate::oauth::token::{TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, Params};
+use crate::oauth::{authorize, pkce};
+use crate::oidc::logout::LogoutRequest;
 use crate::{password, store};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -202,4 +207,139 @@ async fn an_id_token_hint_names_its_user_after_expiry_and_an_access_token_is_no_
     assert!(!expired.is_live(clock.now()));
     // An access token is not an id_token, whatever key signed it.
     assert!(authority.verify_id_token_hint(&issued.access_token).is_none());
+}
+
+/// Registers `signed`, a `private_key_jwt` client for client credentials with one P-256 key,
+/// and returns that key.
+async fn signed_client(authority: &Authority) -> jsonwebtoken::EncodingKey {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    // The uncompressed point: 0x04, then x and y.
+    let point = pair.public_key().as_ref().to_vec();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = serde_json::from_value(serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+        "x": b64(&point[1..33]), "y": b64(&point[33..]),
+    }]}))
+    .unwrap();
+    let draft = ClientDraft {
+        client_id: "signed".into(),
+        token_endpoint_auth_method: Some(AuthMethod::PrivateKeyJwt),
+        jwks: Some(jwks),
+        grant_types: Some(vec![GrantType::ClientCredentials]),
+        scopes: vec!["read:photos".into()],
+        ..ClientDraft::default()
+    };
+    let client = registration::validate(draft, &authority.settings.resources).unwrap();
+    let record = ClientRecord { client, secret_hash: None, source: ClientSource::Cli };
+    authority.store.upsert_client(&record, authority.now()).await.unwrap();
+    jsonwebtoken::EncodingKey::from_ec_der(pair.to_pkcs8v1().unwrap().as_ref())
+}
+
+/// Authenticates `signed` with an assertion signed by `key` that carries `claims`.
+async fn with_assertion(
+    authority: &Authority,
+    key: &jsonwebtoken::EncodingKey,
+    claims: serde_json::Value,
+) -> Result<(), ErrorCode> {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let assertion = jsonwebtoken::encode(&header, &claims, key).unwrap();
+    let presented =
+        Presented { client_id: "signed".into(), credential: Credential::Assertion(assertion) };
+    match authority.authenticate_client(&presented, None, authority.now()).await {
+        Ok(client) => {
+            assert_eq!(client.client_id, "signed");
+            Ok(())
+        }
+        Err(Failure::OAuth(error)) => Err(error.code),
+        Err(other) => panic!("expected an OAuth error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_assertion_counts_once_and_expires_on_the_authority_s_clock() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let key = signed_client(&authority).await;
+    let claims = |jti: &str, aud: &str, exp: i64| serde_json::json!({"iss": "signed", "sub": "signed", "aud": aud, "jti": jti, "exp": exp});
+    // Valid on this clock, which is years behind the system's: no check may use the latter.
+    let exp = clock.now() + 60;
+    assert_eq!(with_assertion(&authority, &key, claims("j1", ISSUER, exp)).await, Ok(()));
+    // RFC 7523 §3 item 7: a jti is used once.
+    let replay = with_assertion(&authority, &key, claims("j1", ISSUER, exp)).await;
+    assert_eq!(replay, Err(ErrorCode::InvalidClient));
+    // The audience is the issuer, not the token endpoint (draft-ietf-oauth-rfc7523bis).
+    let endpoint = format!("{ISSUER}/oauth/token");
+    let wrong_audience = with_assertion(&authority, &key, claims("j2", &endpoint, exp)).await;
+    assert_eq!(wrong_audience, Err(ErrorCode::InvalidClient));
+    // Still valid at its last second, refused once the authority's clock passes exp.
+    clock.advance(59);
+    assert_eq!(with_assertion(&authority, &key, claims("j3", ISSUER, exp)).await, Ok(()));
+    clock.advance(1);
+    let expired = with_assertion(&authority, &key, claims("j4", ISSUER, exp)).await;
+    assert_eq!(expired, Err(ErrorCode::InvalidClient));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_its_refresh_tokens_and_its_hint() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let draft = ClientDraft {
+        client_id: "web".into(),
+        has_secret: true,
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        post_logout_redirect_uris: vec!["https://app.example.com/".into()],
+        grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+        scopes: vec!["openid".into()],
+        ..ClientDraft::default()
+    };
+    let web = registration::validate(draft, &authority.settings.resources).unwrap();
+    let record = ClientRecord { client: web.clone(), secret_hash: None, source: ClientSource::Cli };
+    authority.store.upsert_client(&record, clock.now()).await.unwrap();
+    alice(&authority).await;
+    let Login::Success { session, cookie } =
+        authority.login("alice", "alice-password", None, clock.now()).await.unwrap()
+    else {
+        panic!("alice's password is right");
+    };
+
+    // A code through the session, exchanged for tokens bound to it.
+    let verifier = "a-verifier-of-at-least-forty-three-characters-long";
+    let redirect = "redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb";
+    let params = Params::from_form(&format!(
+        "response_type=code&client_id=web&{redirect}&scope=openid&code_challenge={}&code_challenge_method=S256",
+        pkce::s256(verifier)
+    ))
+    .unwrap();
+    let request = authorize::validate(&params, Some(web), &authority.settings.resources).unwrap();
+    let code = authority.issue_code(&request, &session, clock.now()).await.unwrap();
+    let exchange =
+        format!("grant_type=authorization_code&code={code}&{redirect}&code_verifier={verifier}");
+    let issued = token(&authority, "web", &exchange).await.unwrap();
+    let refresh =
+        format!("grant_type=refresh_token&refresh_token={}", issued.refresh_token.unwrap());
+    let id_token = issued.id_token.unwrap();
+    let hint = authority.verify_id_token_hint(&id_token).unwrap();
+    assert!(authority.hinted_session(&hint, clock.now()).await.unwrap().is_some());
+
+    // The request's rules: the hint's client only, registered destinations only.
+    let ask = |query: &str| Params::from_form(query).unwrap();
+    let message = |result: Result<LogoutRequest, Result<String, Failure>>| match result {
+        Err(Ok(message)) => message,
+        other => panic!("expected a message for the user, got {other:?}"),
+    };
+    let foreign = ask(&format!("id_token_hint={id_token}&client_id=other"));
+    let other = authority.logout_request(&foreign).await;
+    assert!(message(other).contains("does not match"));
+    let unregistered = "client_id=web&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F";
+    assert!(message(authority.logout_request(&ask(unregistered)).await).contains("not registered"));
+    let registered = "client_id=web&post_logout_redirect_uri=https%3A%2F%2Fapp.example.com%2F";
+    let request = authority.logout_request(&ask(registered)).await.unwrap();
+    assert_eq!(request.post_logout_redirect_uri.as_deref(), Some("https://app.example.com/"));
+
+    authority.logout(&session.id_hash, clock.now()).await.unwrap();
+    assert!(authority.session(&cookie, clock.now()).await.unwrap().is_none(), "session ended");
+    assert!(authority.hinted_session(&hint, clock.now()).await.unwrap().is_none());
+    // A refresh token bound to the session dies with it.
+    assert_eq!(code_of(token(&authority, "web", &refresh).await), ErrorCode::InvalidGrant);
 }
