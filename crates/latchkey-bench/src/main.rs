@@ -6,6 +6,7 @@
 //! Run it on the other core: `taskset -c 1 target/release/latchkey-bench [SECONDS] [CONCURRENCY]`
 //! after `cargo build --release`.
 
+mod flood;
 mod scenarios;
 
 use std::path::PathBuf;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::flood::{Flood, flood};
 use crate::{Report, Server};
 
 /// Clients and the user the scenarios use. Public clients: client authentication by argon2
@@ -106,24 +107,6 @@ pub(crate) enum Scenario {
     UnderFlood(Flood),
 }
 
-/// What arrives beside [`Scenario::UnderFlood`]'s client-credentials requests.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flood {
-    /// [`FLOOD_PER_SECOND`] wrong-password logins, each for a different made-up account from
-    /// a different address, so each costs a hash.
-    Logins,
-    /// The same logins, each hung up on 10 ms after it is sent.
-    AbandonedLogins,
-    /// [`FLOOD_PER_SECOND`] wrong guesses for one account: all but one refused by its schedule.
-    Guesses,
-    /// [`FLOOD_PER_SECOND`] `/authorize` requests of 64 KiB of tiny parameters, the largest
-    /// the body limit admits.
-    LargestAuthorize,
-}
-
-/// The request rate of a [`Flood`].
-const FLOOD_PER_SECOND: u64 = 200;
-
 pub(crate) const ALL: [Scenario; 13] = [
     Scenario::CodeFlowRs256,
     Scenario::CodeFlowEs256,
@@ -170,7 +153,7 @@ impl Scenario {
     }
 }
 
-fn authorize_url(base: &str, client_id: &str) -> String {
+pub(crate) fn authorize_url(base: &str, client_id: &str) -> String {
     let query = serde_urlencoded::to_string([
         ("response_type", "code"),
         ("client_id", client_id),
@@ -184,7 +167,7 @@ fn authorize_url(base: &str, client_id: &str) -> String {
     format!("{base}/authorize?{query}")
 }
 
-fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).context("hidden field missing")? + marker.len();
     let end = start + html[start..].find('"').context("unterminated field")?;
@@ -369,53 +352,51 @@ async fn operate(
     }
 }
 
-/// Sends [`FLOOD_PER_SECOND`] requests of `flood` until `stop` is set. Returns how many were
-/// sent and how many were answered (any status) by the end.
-async fn flood(kind: Flood, base: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
-    let browser = reqwest::Client::builder().cookie_store(true).build()?;
-    let page = browser.get(authorize_url(&base, "bench-rs256")).send().await?.text().await?;
-    let (csrf, request) = (hidden(&page, "csrf_token")?, hidden(&page, "request")?);
-    let largest = "a=&".repeat(64 * 1024 / 3 - 1);
-    let answered = Arc::new(AtomicU64::new(0));
-    let mut sent = 0u64;
-    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / FLOOD_PER_SECOND));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    while !stop.load(Ordering::Relaxed) {
-        ticks.tick().await;
-        sent += 1;
-        let username = match kind {
-            Flood::Guesses => "bench".to_owned(),
-            _ => format!("flood-{sent}"),
-        };
-        let form = [
-            ("username", username),
-            ("password", "not-the-password".to_owned()),
-            ("csrf_token", csrf.clone()),
-            ("request", request.clone()),
-        ];
-        // A different address each time (the bench's server trusts 127.0.0.1 as a proxy), as
-        // a distributed attack would come, so the per-address budget does not stop the flood.
-        let address = format!("10.{}.{}.{}", (sent >> 16) & 255, (sent >> 8) & 255, sent & 255);
-        let (browser, base, answered) = (browser.clone(), base.clone(), answered.clone());
-        let largest = largest.clone();
-        tokio::spawn(async move {
-            let request = match kind {
-                Flood::LargestAuthorize => browser
-                    .post(format!("{base}/authorize"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(largest),
-                _ => browser.post(format!("{base}/login")).form(&form),
-            };
-            let sending = request.header("x-forwarded-for", address).send();
-            if kind == Flood::AbandonedLogins {
-                // Dropping the request future hangs up on the server.
-                let _ = tokio::time::timeout(Duration::from_millis(10), sending).await;
-            } else if sending.await.is_ok() {
-                answered.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+/// The HTTP client the workers share (a signed-in browser for the code flow) and each
+/// worker's prepared state.
+async fn prepare_workers(
+    scenario: Scenario,
+    base: &str,
+    client_id: &'static str,
+    concurrency: usize,
+) -> anyhow::Result<(reqwest::Client, Vec<Prepared>)> {
+    let http = match scenario {
+        Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256 => {
+            signed_in_browser(base, client_id).await?
+        }
+        _ => reqwest::Client::new(),
+    };
+    let mut prepared = Vec::new();
+    for _ in 0..concurrency {
+        prepared.push(prepare(scenario, &http, base, client_id).await?);
     }
-    Ok((sent, answered.load(Ordering::Relaxed)))
+    Ok((http, prepared))
+}
+
+/// One worker: operates until `until`, counting successes and errors; its latencies.
+async fn work(
+    scenario: Scenario,
+    http: reqwest::Client,
+    base: String,
+    client_id: &'static str,
+    mut state: Prepared,
+    until: Instant,
+    (ok, errors): (Arc<AtomicU64>, Arc<AtomicU64>),
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        let began = Instant::now();
+        match operate(scenario, &http, &base, client_id, &mut state).await {
+            Ok(()) => {
+                ok.fetch_add(1, Ordering::Relaxed);
+                latencies.push(began.elapsed());
+            }
+            Err(_) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    latencies
 }
 
 /// Runs one scenario for `duration` with `concurrency` workers.
@@ -426,16 +407,7 @@ pub(crate) async fn run(
     concurrency: usize,
 ) -> anyhow::Result<Report> {
     let (name, client_id) = scenario.setup();
-    let http = match scenario {
-        Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256 => {
-            signed_in_browser(&server.base, client_id).await?
-        }
-        _ => reqwest::Client::new(),
-    };
-    let mut prepared = Vec::new();
-    for _ in 0..concurrency {
-        prepared.push(prepare(scenario, &http, &server.base, client_id).await?);
-    }
+    let (http, prepared) = prepare_workers(scenario, &server.base, client_id, concurrency).await?;
     let stop_flood = Arc::new(AtomicBool::new(false));
     let flood = match scenario {
         Scenario::UnderFlood(kind) => {
@@ -448,25 +420,11 @@ pub(crate) async fn run(
     let cpu_before = server.cpu_seconds()?;
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for mut state in prepared {
-        let (http, base, ok, errors) =
-            (http.clone(), server.base.clone(), ok.clone(), errors.clone());
-        workers.spawn(async move {
-            let mut latencies = Vec::new();
-            while started.elapsed() < duration {
-                let began = Instant::now();
-                match operate(scenario, &http, &base, client_id, &mut state).await {
-                    Ok(()) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        latencies.push(began.elapsed());
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-        });
+    for state in prepared {
+        let counts = (ok.clone(), errors.clone());
+        let (http, base) = (http.clone(), server.base.clone());
+        let until = started + duration;
+        workers.spawn(work(scenario, http, base, client_id, state, until, counts));
     }
     let mut latencies = Vec::new();
     while let Some(result) = workers.join_next().await {

@@ -201,6 +201,16 @@ fn note(message: &str) -> Response {
     render(Page { user: None, photos: Vec::new(), note: Some(message.to_owned()) })
 }
 
+impl DemoClient {
+    /// The signed-in user's name, from `/userinfo`.
+    async fn username(&self, access_token: &str) -> Option<String> {
+        let response =
+            self.http.get(format!("{}/userinfo", self.issuer)).bearer_auth(access_token).send();
+        let info: Value = response.await.ok()?.json().await.ok()?;
+        info["preferred_username"].as_str().map(str::to_owned)
+    }
+}
+
 async fn callback(State(client): State<DemoClient>, Query(back): Query<Callback>) -> Response {
     if let Some(error) = back.error {
         return note(&format!("Sign-in did not complete: {error}"));
@@ -227,20 +237,7 @@ async fn callback(State(client): State<DemoClient>, Query(back): Query<Callback>
         Ok(tokens) => tokens,
         Err(error) => return note(&format!("The code exchange failed: {error}")),
     };
-    let user = match client
-        .http
-        .get(format!("{}/userinfo", client.issuer))
-        .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
-        .send()
-        .await
-    {
-        Ok(response) => response
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v["preferred_username"].as_str().map(str::to_owned)),
-        Err(_) => None,
-    };
+    let user = client.username(tokens["access_token"].as_str().unwrap_or_default()).await;
     let Ok(session) = secret::generate() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };

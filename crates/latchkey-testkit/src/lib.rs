@@ -42,3 +42,18 @@ macro_rules! on_both_engines {
         }
     };
 }
+
+/// Whether a test that needs an outside tool (a browser, a Python or JavaScript client) can
+/// run: `true` when `available`; otherwise the test is skipped with a note, except under
+/// `CI=true`, where a missing tool is a failure (`install` says how to get it).
+pub fn tool_available(available: bool, tool: &str, install: &str) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+        "{tool} is not installed under CI=true: {install}"
+    );
+    eprintln!("skipped: {tool} is not installed ({install})");
+    false
+}

@@ -9,6 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use latchkey::forms::{Binding, Purpose};
+use latchkey::model::Session;
 use latchkey::oauth::Params;
 use latchkey::oauth::authorize::redirect_with;
 use latchkey::oidc::logout::LogoutRequest;
@@ -24,7 +25,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, HttpError> {
     handle(&state, &headers, query.unwrap_or_default(), Via::Get).await
 }
 
@@ -33,9 +34,9 @@ pub(super) async fn post(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, HttpError> {
     let Some(form) = std::str::from_utf8(&body).ok().and_then(parse) else {
-        return pages::error_page("Malformed request", "The logout form could not be read.");
+        return Err(malformed("The logout form could not be read."));
     };
     // The confirmation form carries csrf_token and the original request (possibly empty).
     match (form.get("csrf_token").ok().flatten(), form.get("request").ok().map(|r| r.unwrap_or("")))
@@ -44,7 +45,7 @@ pub(super) async fn post(
             let checked =
                 csrf::check(&state, &headers, &form, Purpose::Logout, Bound::ToBrowser, request);
             if let Err(expired) = checked.await {
-                return expired.into_response();
+                return Ok(expired.into_response());
             }
             handle(&state, &headers, request.to_owned(), Via::Confirmation).await
         }
@@ -70,43 +71,34 @@ fn parse(raw: &str) -> Option<Params> {
     Params::from_form(raw).ok()
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) -> Response {
+fn malformed(message: &str) -> HttpError {
+    HttpError::Page { title: "Malformed request", message: message.to_owned() }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: String,
+    via: Via,
+) -> Result<Response, HttpError> {
     let Some(params) = parse(&raw) else {
-        return pages::error_page("Malformed request", "The logout request could not be read.");
+        return Err(malformed("The logout request could not be read."));
     };
     let request = match state.authority.logout_request(&params).await {
         Ok(request) => request,
-        Err(Ok(message)) => return pages::error_page("This sign-out link is not valid", &message),
-        Err(Err(failure)) => return failed(failure),
+        Err(Ok(message)) => {
+            return Err(HttpError::Page { title: "This sign-out link is not valid", message });
+        }
+        Err(Err(failure)) => return Err(HttpError::internal(failure)),
     };
     let now = state.now();
     let names = state.cookie_names();
-    let mut session = match cookie(headers, names.session) {
+    let session = match cookie(headers, names.session) {
         Some(value) => state.authority.session(value, now).await.ok().flatten(),
         None => None,
     };
-    // `ended`: this browser's session ended (clear its cookie); `ended_hinted`: the hint's did.
-    let (mut ended, mut ended_hinted) = (false, false);
-    // A live id_token_hint ends the session that issued it (its `sid`), with or without the
-    // cookie: an RP's cross-site POST does not carry SameSite=Lax cookies, and a logout that
-    // ended nothing would leave the next person at this browser signed in. An expired hint
-    // proves no recent sign-in, so it only names the client (the user confirms below).
-    if let Some(hint) = request.hint.as_ref().filter(|hint| hint.is_live(now)) {
-        let hinted = match state.authority.hinted_session(hint, now).await {
-            Ok(hinted) => hinted,
-            Err(failure) => return failed(failure),
-        };
-        ended_hinted = hinted.is_some();
-        let same_user = session.as_ref().filter(|s| s.user_id == hint.sub);
-        for target in hinted.iter().chain(same_user) {
-            if let Err(failure) = state.authority.logout(&target.id_hash, now).await {
-                return failed(failure);
-            }
-        }
-        if session.as_ref().is_some_and(|s| s.user_id == hint.sub) {
-            (session, ended) = (None, true);
-        }
-    }
+    let Ended { mut session, mut ended, hinted } =
+        end_hinted(state, &request, session, now).await?;
     let withheld = via == Via::Post
         && cookie(headers, names.session).is_none()
         && cookie(headers, names.browser).is_none();
@@ -115,15 +107,13 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
         // Cookies may have been withheld from a cross-site POST and no hint's `sid` named the
         // session (none came, it expired, or its id_token has no `sid`): ask, and the
         // confirmation, posted from this server's own page, carries them.
-        None => withheld && !ended && !ended_hinted,
+        None => withheld && !ended && !hinted,
     };
     if ask {
-        return confirmation(state, headers, &raw);
+        return Ok(confirmation(state, headers, &raw));
     }
-    if let Some(session) = &session {
-        if let Err(failure) = state.authority.logout(&session.id_hash, now).await {
-            return failed(failure);
-        }
+    if let Some(session) = session.take() {
+        state.authority.logout(&session.id_hash, now).await.map_err(HttpError::internal)?;
         ended = true;
     }
     let mut response = finish(&request);
@@ -132,7 +122,39 @@ async fn handle(state: &AppState, headers: &HeaderMap, raw: String, via: Via) ->
     {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
-    response
+    Ok(response)
+}
+
+/// What a live hint ended.
+struct Ended {
+    /// This browser's session, when it is still live.
+    session: Option<Session>,
+    /// This browser's session ended (clear its cookie).
+    ended: bool,
+    /// The session that issued the hint ended.
+    hinted: bool,
+}
+
+/// A live id_token_hint ends the session that issued it (its `sid`), with or without the
+/// cookie: an RP's cross-site POST does not carry SameSite=Lax cookies, and a logout that
+/// ended nothing would leave the next person at this browser signed in. An expired hint
+/// proves no recent sign-in, so it only names the client (the user confirms).
+async fn end_hinted(
+    state: &AppState,
+    request: &LogoutRequest,
+    session: Option<Session>,
+    now: i64,
+) -> Result<Ended, HttpError> {
+    let Some(hint) = request.hint.as_ref().filter(|hint| hint.is_live(now)) else {
+        return Ok(Ended { session, ended: false, hinted: false });
+    };
+    let hinted = state.authority.hinted_session(hint, now).await.map_err(HttpError::internal)?;
+    let same_user = session.as_ref().filter(|s| s.user_id == hint.sub);
+    for target in hinted.iter().chain(same_user) {
+        state.authority.logout(&target.id_hash, now).await.map_err(HttpError::internal)?;
+    }
+    let ended = same_user.is_some();
+    Ok(Ended { session: if ended { None } else { session }, ended, hinted: hinted.is_some() })
 }
 
 /// The page that asks the user to confirm; its form is bound to this browser and request.
@@ -150,10 +172,6 @@ fn confirmation(state: &AppState, headers: &HeaderMap, raw: &str) -> Response {
     };
     let cookies: Vec<String> = browser.set_cookie.into_iter().collect();
     pages::page(StatusCode::OK, &page, &cookies)
-}
-
-fn failed(failure: latchkey::authority::Failure) -> Response {
-    HttpError::internal(failure).into_response()
 }
 
 fn finish(request: &LogoutRequest) -> Response {

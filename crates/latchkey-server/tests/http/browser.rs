@@ -58,15 +58,11 @@ async fn callback_listener() -> u16 {
 
 /// Whether the browser tests can run here; under `CI=true` they must.
 pub(crate) fn browser_available() -> bool {
-    if Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |ci| ci != "true"),
-        "CI must run the browser test: install chromium and chromium-driver"
-    );
-    eprintln!("skipped: chromium or chromedriver is not installed");
-    false
+    latchkey_testkit::tool_available(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "chromium or chromedriver",
+        "apt-get install chromium chromium-driver",
+    )
 }
 
 /// Headless Chromium behind chromedriver; both go away when the returned values drop.

@@ -23,17 +23,9 @@ const SPA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/spa");
 fn library() -> Option<String> {
     let bundle =
         Path::new(SPA_DIR).join("node_modules/oidc-client-ts/dist/browser/oidc-client-ts.js");
-    match std::fs::read_to_string(&bundle) {
-        Ok(text) => Some(text),
-        Err(_) => {
-            assert!(
-                !std::env::var("CI").is_ok_and(|ci| ci == "true"),
-                "oidc-client-ts is not installed under CI=true: scripts/test runs npm ci in {SPA_DIR}"
-            );
-            eprintln!("skipped: oidc-client-ts is not installed (npm ci --prefix {SPA_DIR})");
-            None
-        }
-    }
+    let text = std::fs::read_to_string(&bundle).ok();
+    let install = format!("npm ci --prefix {SPA_DIR}");
+    latchkey_testkit::tool_available(text.is_some(), "oidc-client-ts", &install).then_some(text)?
 }
 
 /// Serves the SPA on `listener`: its page (with latchkey's issuer as the authority) at every

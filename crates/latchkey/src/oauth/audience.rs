@@ -55,27 +55,7 @@ pub fn resolve(
         let kept: Vec<&str> = requested.iter().filter(|s| is_known(s, resources)).collect();
         return Ok(Target { scopes: Scopes::from_list(&kept), audience });
     }
-    let mut chosen: Vec<&Resource> = Vec::new();
-    for value in resource_params {
-        // RFC 8707 §2: an absolute URI without a fragment.
-        let valid = url::Url::parse(value).is_ok_and(|u| u.fragment().is_none());
-        let resource = resources.iter().find(|r| r.identifier == *value);
-        let Some(resource) = resource.filter(|_| valid) else {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "a resource parameter is not an API known to this server (an absolute URI of a configured resource)",
-            ));
-        };
-        if !resource.scopes.iter().any(|s| client_scopes.contains(s)) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "this client may not request tokens for one of the resources: it is registered for none of its scopes",
-            ));
-        }
-        if !chosen.iter().any(|r| r.identifier == resource.identifier) {
-            chosen.push(resource);
-        }
-    }
+    let chosen = chosen_resources(resource_params, client_scopes, resources)?;
     let owned_by_chosen = |s: &str| {
         OPENID_SCOPES.contains(&s) || chosen.iter().any(|r| r.scopes.iter().any(|o| o == s))
     };
@@ -100,6 +80,37 @@ pub fn resolve(
         scopes: Scopes::from_list(&kept),
         audience: chosen.into_iter().map(|r| r.identifier.clone()).collect(),
     })
+}
+
+/// The resources the `resource` parameters name (RFC 8707 §2), each once, in order: every one
+/// configured, and one the client holds a scope of.
+fn chosen_resources<'a>(
+    resource_params: &[&str],
+    client_scopes: &[String],
+    resources: &'a [Resource],
+) -> Result<Vec<&'a Resource>, OAuthError> {
+    let mut chosen: Vec<&Resource> = Vec::new();
+    for value in resource_params {
+        // RFC 8707 §2: an absolute URI without a fragment.
+        let valid = url::Url::parse(value).is_ok_and(|u| u.fragment().is_none());
+        let resource = resources.iter().find(|r| r.identifier == *value);
+        let Some(resource) = resource.filter(|_| valid) else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "a resource parameter is not an API known to this server (an absolute URI of a configured resource)",
+            ));
+        };
+        if !resource.scopes.iter().any(|s| client_scopes.contains(s)) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "this client may not request tokens for one of the resources: it is registered for none of its scopes",
+            ));
+        }
+        if !chosen.iter().any(|r| r.identifier == resource.identifier) {
+            chosen.push(resource);
+        }
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]

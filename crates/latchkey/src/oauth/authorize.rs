@@ -147,6 +147,29 @@ fn validate_after_redirect(
     if let Some(error) = params.repeat_error(&["resource"]) {
         return Err(error);
     }
+    check_response(params, client)?;
+    let target = scopes_and_audience(params, client, resources)?;
+    let code_challenge = check_pkce(params, client)?;
+    let nonce = check_echoed(params)?;
+    let prompt = Prompt::parse(params.get("prompt")?)?;
+    let max_age = match params.get("max_age")? {
+        None => None,
+        Some(value) => Some(
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|age| *age >= 0)
+                .ok_or_else(|| invalid("max_age must be a non-negative number of seconds"))?,
+        ),
+    };
+    let login_hint = params.get("login_hint")?.filter(|h| h.len() <= 256).map(str::to_owned);
+    let id_token_hint = params.get("id_token_hint")?.map(str::to_owned);
+    Ok(Checked { target, nonce, code_challenge, prompt, max_age, login_hint, id_token_hint })
+}
+
+/// What is asked for and how it is to be answered: only a code, in the query, for a client
+/// registered for codes, with no request object.
+fn check_response(params: &Params, client: &Client) -> Result<(), OAuthError> {
     match params.get("response_type")? {
         Some("code") => {}
         None => return Err(invalid("response_type is missing: use response_type=code")),
@@ -187,8 +210,11 @@ fn validate_after_redirect(
             "request_uri is not supported",
         ));
     }
-    let target = scopes_and_audience(params, client, resources)?;
-    let code_challenge = check_pkce(params, client)?;
+    Ok(())
+}
+
+/// `state` and `nonce`, which come back to the client: bounded and printable. The nonce.
+fn check_echoed(params: &Params) -> Result<Option<String>, OAuthError> {
     let nonce = params.get("nonce")?.map(str::to_owned);
     let state = params.get("state")?;
     if nonce.as_ref().is_some_and(|n| n.len() > MAX_ECHO_LEN)
@@ -204,20 +230,7 @@ fn validate_after_redirect(
     if nonce.as_ref().is_some_and(|n| n.chars().any(char::is_control)) {
         return Err(invalid("nonce may not contain control characters"));
     }
-    let prompt = Prompt::parse(params.get("prompt")?)?;
-    let max_age = match params.get("max_age")? {
-        None => None,
-        Some(value) => Some(
-            value
-                .parse::<i64>()
-                .ok()
-                .filter(|age| *age >= 0)
-                .ok_or_else(|| invalid("max_age must be a non-negative number of seconds"))?,
-        ),
-    };
-    let login_hint = params.get("login_hint")?.filter(|h| h.len() <= 256).map(str::to_owned);
-    let id_token_hint = params.get("id_token_hint")?.map(str::to_owned);
-    Ok(Checked { target, nonce, code_challenge, prompt, max_age, login_hint, id_token_hint })
+    Ok(nonce)
 }
 
 fn scopes_and_audience(

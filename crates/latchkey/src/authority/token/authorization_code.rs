@@ -31,18 +31,7 @@ impl Authority {
                 let family = self.store.replay_code(&code_hash, now).await?;
                 return Err(code_replayed(client, family.as_deref()));
             }
-            CodeLookup::Invalid => {
-                let lifetime = self.settings.code_ttl;
-                return Err(invalid_grant(&match self.clock_skew() {
-                    None => format!(
-                        "the authorization code is invalid or expired (codes live {lifetime} seconds)"
-                    ),
-                    Some(drift) => format!(
-                        "the authorization code is invalid or expired (codes live {lifetime} seconds); this node's clock differs from the database's by {:.1} s, so clocks may be skewed: check NTP on the nodes",
-                        drift as f64 / 1000.0
-                    ),
-                }));
-            }
+            CodeLookup::Invalid => return Err(self.unknown_code()),
         };
         check_code(&record, client, request)?;
         let granted = still_registered(&record.scopes, client)?;
@@ -71,6 +60,23 @@ impl Authority {
             Issued::ClientRemoved => return Err(bad_credentials().into()),
         }
         Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
+    }
+
+    /// A code that is not stored, or expired: with a hint at skewed clocks when this node's
+    /// differs from the database's (codes written by one node are checked by another).
+    fn unknown_code(&self) -> Failure {
+        let lifetime = self.settings.code_ttl;
+        invalid_grant(&match self.clock_skew() {
+            None => {
+                format!(
+                    "the authorization code is invalid or expired (codes live {lifetime} seconds)"
+                )
+            }
+            Some(drift) => format!(
+                "the authorization code is invalid or expired (codes live {lifetime} seconds); this node's clock differs from the database's by {:.1} s, so clocks may be skewed: check NTP on the nodes",
+                drift as f64 / 1000.0
+            ),
+        })
     }
 }
 

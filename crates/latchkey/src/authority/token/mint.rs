@@ -41,15 +41,10 @@ impl Authority {
         let format = client.access_token_format.unwrap_or(self.settings.access_token_format);
         let (access_token, opaque) = match format {
             TokenFormat::Jwt => {
-                let audience = match subject.audience {
-                    [] => Audience::One(self.settings.issuer.clone()),
-                    [one] => Audience::One(one.clone()),
-                    many => Audience::Many(many.to_vec()),
-                };
                 let claims = AccessTokenClaims {
                     iss: self.settings.issuer.clone(),
                     sub: subject.id.to_owned(),
-                    aud: audience,
+                    aud: self.audience_claim(subject.audience),
                     exp: expires_at,
                     iat: now,
                     nbf: None,
@@ -92,6 +87,16 @@ impl Authority {
             opaque: Some(opaque),
         });
         Ok(Minted { access_token, access, id_token })
+    }
+
+    /// An access token's `aud` (RFC 9068 §3): its resources, one as a string, several as a
+    /// list; the issuer when there is none (a token only for userinfo).
+    fn audience_claim(&self, audience: &[String]) -> Audience {
+        match audience {
+            [] => Audience::One(self.settings.issuer.clone()),
+            [one] => Audience::One(one.clone()),
+            many => Audience::Many(many.to_vec()),
+        }
     }
 
     /// The id_token of a user's sign-in (OIDC Core §2, §3.1.3.6), with the claims of the

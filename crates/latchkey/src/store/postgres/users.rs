@@ -42,16 +42,24 @@ fn user_from_row(row: &PgRow) -> Result<User> {
     })
 }
 
+/// The columns a [`User`] is read from, as a string literal for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, email, name"
+    };
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
              VALUES ($1, $2, $3, $4, $5, $6, $6, $3)
              ON CONFLICT (username) DO UPDATE SET
                  email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
-             RETURNING id, username, password_hash, email, name",
-        )
+             RETURNING ",
+            user_columns!()
+        ))
         .bind(&user.id)
         .bind(&user.username)
         .bind(&user.password_hash)
@@ -69,20 +77,18 @@ impl UserStore for PgStore {
         if username.contains('\0') {
             return Ok(None);
         }
-        sqlx::query(
-            "SELECT id, username, password_hash, email, name FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        sqlx::query("SELECT id, username, password_hash, email, name FROM users WHERE id = $1")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -93,7 +99,7 @@ impl UserStore for PgStore {
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        sqlx::query("SELECT id, username, password_hash, email, name FROM users ORDER BY username")
+        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY username"))
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?

@@ -37,19 +37,25 @@ fn end_user_sessions(c: &Connection, user_id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, email, name";
+/// The columns a [`User`] is read from, as a string literal for `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, email, name"
+    };
+}
 
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
         let user = user.clone();
         self.write(move |c| {
-            c.prepare_cached(&format!(
+            c.prepare_cached(concat!(
                 "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?3)
                  ON CONFLICT (username) DO UPDATE SET
                      email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
-                 RETURNING {USER_COLUMNS}"
+                 RETURNING ",
+                user_columns!()
             ))
             .and_then(|mut s| {
                 s.query_row(
@@ -65,7 +71,7 @@ impl UserStore for SqliteStore {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
         let username = username.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"))
+            c.prepare_cached(concat!("SELECT ", user_columns!(), " FROM users WHERE username = ?1"))
                 .and_then(|mut s| s.query_row([username], user_from_row).optional())
                 .map_err(backend)
         })
@@ -75,7 +81,7 @@ impl UserStore for SqliteStore {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
         let id = id.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+            c.prepare_cached(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1"))
                 .and_then(|mut s| s.query_row([id], user_from_row).optional())
                 .map_err(backend)
         })
@@ -85,7 +91,11 @@ impl UserStore for SqliteStore {
     async fn users(&self) -> Result<Vec<User>> {
         self.read(|c| {
             let mut s = c
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users ORDER BY username"
+                ))
                 .map_err(backend)?;
             let rows = s.query_map([], user_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
