@@ -49,6 +49,25 @@ macro_rules! user_columns {
     };
 }
 
+impl PgStore {
+    /// The user `select` finds by `value`, its one parameter.
+    async fn one_user(&self, select: &'static str, value: &str) -> Result<Option<User>> {
+        // As for clients: text cannot hold NUL (PostgreSQL refuses such a parameter), so no
+        // user has it.
+        if value.contains('\0') {
+            return Ok(None);
+        }
+        sqlx::query(select)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl UserStore for PgStore {
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
@@ -73,29 +92,15 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        // As for clients: text cannot hold NUL, so no user has it.
-        if username.contains('\0') {
-            return Ok(None);
-        }
-        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
+        self.one_user(
+            concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"),
+            username,
+        )
+        .await
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
+        self.one_user(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"), id).await
     }
 
     async fn users(&self) -> Result<Vec<User>> {
