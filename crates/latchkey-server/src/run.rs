@@ -40,7 +40,7 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
     })?;
     tracing::info!(address = %listen, issuer = %state.config.issuer, tls = tls.is_some(), max_connections = state.config.limits.max_connections, "latchkey is listening");
     on_ready(&state);
-    let authority = state.authority.clone();
+    let (authority, store) = (state.authority.clone(), state.store.clone());
     let served = match tls {
         None => http::serve(listener, state, shutdown_signal()).await.context("serving HTTP"),
         Some(tls) => {
@@ -49,6 +49,9 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
     };
     if let Err(error) = authority.leave().await {
         tracing::warn!(%error, "could not sign this node off in the database; client changes wait for it 2 s");
+    }
+    if let Err(error) = store.close().await {
+        tracing::warn!(%error, "closing the database failed");
     }
     served
 }

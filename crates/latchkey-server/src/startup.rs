@@ -247,12 +247,18 @@ pub fn new_user_id() -> anyhow::Result<String> {
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Deletes expired codes, sessions, grants, tokens and assertion ids, so the database does not
-/// grow with traffic. The store deletes in small batches, each its own short transaction.
+/// grow with traffic. The store deletes in small batches, each its own short transaction, and
+/// counts them in `/metrics`; a backlog that takes longer than the interval delays the next
+/// run instead of piling runs up.
 async fn purge_expired(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match store.purge(clock.now()).await {
+        let started = std::time::Instant::now();
+        let purged = store.purge(clock.now()).await;
+        metrics::gauge!("latchkey_purge_run_seconds").set(started.elapsed().as_secs_f64());
+        match purged {
             Ok(purged) if purged.total() > 0 => tracing::info!(?purged, "purged expired records"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "purging expired records failed; will retry"),

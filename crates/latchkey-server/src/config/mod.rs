@@ -230,7 +230,7 @@ impl Config {
 
     /// Store options derived from the config.
     pub fn store_options(&self) -> Options {
-        Options { synchronous: self.database.synchronous }
+        Options { synchronous: self.database.synchronous, ..Options::default() }
     }
 
     /// The parsed master key, if one is configured.

@@ -17,3 +17,4 @@ CREATE TABLE nodes (
     client_epoch BIGINT NOT NULL,
     synced_at    BIGINT NOT NULL
 );
+CREATE INDEX nodes_synced ON nodes (synced_at);

@@ -17,3 +17,4 @@ CREATE TABLE nodes (
     client_epoch INTEGER NOT NULL,
     synced_at    INTEGER NOT NULL
 );
+CREATE INDEX nodes_synced ON nodes (synced_at);

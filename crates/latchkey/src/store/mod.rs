@@ -10,6 +10,7 @@
 //! `rules`, so only the SQL and the transaction style differ between them.
 
 pub mod postgres;
+pub mod purge;
 mod rules;
 pub mod sqlite;
 pub mod timed;
@@ -93,9 +94,16 @@ pub trait Store:
     async fn clock_millis(&self) -> Result<i64>;
 
     /// Deletes what expired before `now`: codes, sessions, grants and their tokens, access-token
-    /// and revocation records, client-assertion ids. Runs in small batches so that requests are
-    /// not held up.
+    /// and revocation records, client-assertion ids. Every statement uses an index and runs in
+    /// small batches ([`purge`]), so that requests are not held up.
     async fn purge(&self, now: i64) -> Result<Purged>;
+
+    /// How the database runs each statement of [`Store::purge`]: what the store suite checks
+    /// for full scans.
+    async fn purge_plans(&self) -> Result<Vec<purge::PurgePlan>>;
+
+    /// Closes the store at shutdown (SQLite: the WAL is copied into the database and emptied).
+    async fn close(&self) -> Result<()>;
 }
 
 /// Registered clients, and the assertion ids (`jti`) their `private_key_jwt` assertions have used.
@@ -415,10 +423,22 @@ fn client_record(
 }
 
 /// Options that apply to one engine only.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// SQLite commit durability.
     pub synchronous: Synchronous,
+    /// The size past which SQLite's WAL is emptied into the database at the next checkpoint,
+    /// even while readers keep it busy; the file is also cut back to this size then.
+    pub wal_limit_bytes: u64,
+}
+
+/// The default [`Options::wal_limit_bytes`]: 64 MiB.
+pub const WAL_LIMIT_BYTES: u64 = 64 << 20;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { synchronous: Synchronous::default(), wal_limit_bytes: WAL_LIMIT_BYTES }
+    }
 }
 
 /// The SQLite database files of `url` that users other than the owner may read or write, with
@@ -430,7 +450,7 @@ pub fn exposed_files(url: &str) -> Vec<(String, u32)> {
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without migrating.
 pub async fn connect(url: &str, options: Options) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open(path, options.synchronous).await?;
+        let store = sqlite::SqliteStore::open(path, options).await?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))

@@ -59,6 +59,8 @@ timed! {
         fn ping(&self) -> Result<()>;
         fn clock_millis(&self) -> Result<i64>;
         fn purge(&self, now: i64) -> Result<Purged>;
+        fn purge_plans(&self) -> Result<Vec<super::purge::PurgePlan>>;
+        fn close(&self) -> Result<()>;
     }
     ClientStore {
         fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;

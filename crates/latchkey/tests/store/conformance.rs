@@ -187,12 +187,63 @@ async fn a_synced_cache_sees_a_removal_at_its_next_sync(db: TestDb) {
     assert!(started.elapsed() < latchkey::clients::cache::CLIENT_CACHE_TTL, "no fixed wait");
     assert!(cache.get(store, "app").await.unwrap().is_none(), "forgotten at the sync");
 
-    // A node that never catches up is waited for, then no longer counts.
+    // A node that never catches up is waited for until its cache may no longer serve (the
+    // lifetime after its last sync), and no longer counts after that.
     let stalled = ClientCache::synced("node-b".into());
     stalled.sync(store).await.unwrap();
+    let stalled_since = std::time::Instant::now();
     db.store.upsert_client(&client("other", ClientSource::Cli), 3).await.unwrap();
     cache.sync(store).await.unwrap();
-    assert_eq!(confirm_change(store).await.unwrap(), Confirmed::ByTheLifetime);
+    confirm_change(store).await.unwrap();
+    let waited = stalled_since.elapsed();
+    assert!(waited >= latchkey::clients::cache::CLIENT_CACHE_TTL, "returned after {waited:?}");
+}
+
+/// The WAL stays near its limit under steady reads and writes (readers always holding a
+/// snapshot once kept it from ever starting over), and closing the store empties it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_wal_stays_bounded_and_is_emptied_at_close() {
+    use latchkey::store::{ClientStore, Options, Store, sqlite::SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db").to_str().unwrap().to_owned();
+    let limit = 256 * 1024;
+    let options = Options { wal_limit_bytes: limit, ..Options::default() };
+    let store = std::sync::Arc::new(SqliteStore::open(&path, options).await.unwrap());
+    store.migrate().await.unwrap();
+    let wal = || std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (store, stop) = (store.clone(), stop.clone());
+        readers.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.clients().await.unwrap();
+            }
+        });
+    }
+    // Far more than the limit goes through the WAL, a client of ~2 KiB at a time.
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        let mut record = client(&format!("app-{}", n % 50), ClientSource::Cli);
+        record.client.client_name = Some("x".repeat(2048));
+        store.upsert_client(&record, n).await.unwrap();
+        n += 1;
+    }
+    let written = n as u64 * 2048;
+    assert!(written > 8 * limit, "the test wrote only {written} bytes");
+    // One more interval with a trickle of writes: the last checkpoint over the limit has
+    // started the WAL over and cut its file back.
+    for m in 0..40 {
+        store.upsert_client(&client("trickle", ClientSource::Cli), n + m).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let size = wal();
+    assert!(size <= limit + limit / 2, "the WAL is {size} bytes after {written} were written");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    readers.join_all().await;
+    store.close().await.unwrap();
+    assert_eq!(wal(), 0, "closing empties the WAL");
 }
 
 #[tokio::test]

@@ -8,12 +8,14 @@
 mod attempts;
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, SqlSafeStr};
 
+use super::purge::{Batches, PurgePlan};
 use super::{
     Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey,
     audience_from_json, audience_json, client_record, stored_scopes,
@@ -87,33 +89,57 @@ fn migrator() -> Migrator {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
-/// Rows deleted per purge statement.
-const PURGE_BATCH: i64 = 500;
-
-/// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
-/// `SKIP LOCKED`: nodes purging at the same time share the work instead of waiting.
-const PURGE: [(PurgeCounter, &str); 8] = [
-    (|purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
+/// What the purge deletes by each row's own expiry, each statement through its table's expiry
+/// index (`$1` now, `$2` the batch size). Grants go afterwards, with their refresh tokens
+/// ([`DEAD_GRANTS`]). `SKIP LOCKED`: nodes purging at the same time share the work instead of
+/// waiting.
+const PURGE: [(&str, PurgeCounter, &str); 7] = [
+    ("authorization_codes", |purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    (|purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
+    ("sessions", |purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
         (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    (|purged| &mut purged.refresh_tokens, "DELETE FROM refresh_tokens WHERE token_hash IN
-        (SELECT rt.token_hash FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
-         WHERE rt.expires_at <= $1 OR g.expires_at <= $1 OR g.id IS NULL LIMIT $2 FOR UPDATE OF rt SKIP LOCKED)"),
-    (|purged| &mut purged.access_tokens, "DELETE FROM access_tokens WHERE jti IN
+    ("refresh_tokens", |purged| &mut purged.refresh_tokens, "DELETE FROM refresh_tokens WHERE token_hash IN
+        (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
+    ("access_tokens", |purged| &mut purged.access_tokens, "DELETE FROM access_tokens WHERE jti IN
         (SELECT jti FROM access_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    (|purged| &mut purged.grants, "DELETE FROM grants WHERE id IN
-        (SELECT g.id FROM grants g WHERE g.expires_at <= $1
-         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    (|purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN
+    ("client_assertions", |purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN
         (SELECT client_id, jti FROM client_assertions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     // A schedule untouched for a day is far past the throttle's window.
-    (|purged| &mut purged.attempts, "DELETE FROM login_attempts WHERE key IN
+    ("login_attempts", |purged| &mut purged.attempts, "DELETE FROM login_attempts WHERE key IN
         (SELECT key FROM login_attempts WHERE updated_at <= $1 - 86400 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     // A node not heard from for a day has stopped (its row's time is in milliseconds).
-    (|purged| &mut purged.nodes, "DELETE FROM nodes WHERE node_id IN
+    ("nodes", |purged| &mut purged.nodes, "DELETE FROM nodes WHERE node_id IN
         (SELECT node_id FROM nodes WHERE synced_at <= ($1 - 86400) * 1000 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
 ];
+
+/// Expired grants that no access-token record still names (`$1` now, `$2` the batch size),
+/// locked for the batch: each goes with its refresh tokens, found through the grant.
+const DEAD_GRANTS: &str = "SELECT g.id FROM grants g WHERE g.expires_at <= $1
+    AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id)
+    LIMIT $2 FOR UPDATE OF g SKIP LOCKED";
+const GRANT_TOKENS: &str = "DELETE FROM refresh_tokens WHERE grant_id = ANY($1)";
+const GRANTS: &str = "DELETE FROM grants WHERE id = ANY($1)";
+
+impl PgStore {
+    /// Deletes one batch of dead grants with their refresh tokens: (grants, refresh tokens).
+    async fn purge_grants(&self, now: i64, limit: i64) -> Result<(u64, u64)> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let ids: Vec<String> = sqlx::query_scalar(DEAD_GRANTS)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let tokens =
+            sqlx::query(GRANT_TOKENS).bind(&ids).execute(&mut *tx).await.map_err(backend)?;
+        let grants = sqlx::query(GRANTS).bind(&ids).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok((grants.rows_affected(), tokens.rows_affected()))
+    }
+}
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 async fn replay_code(tx: &mut Tx<'_>, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -165,22 +191,64 @@ impl Store for PgStore {
 
     async fn purge(&self, now: i64) -> Result<Purged> {
         let mut purged = Purged::default();
-        for (counter, sql) in PURGE {
+        // Each batch is its own short transaction (see `store::purge`).
+        for (table, counter, sql) in PURGE {
+            let mut batches = Batches::new(table);
             loop {
+                let started = Instant::now();
                 let removed = sqlx::query(sql)
                     .bind(now)
-                    .bind(PURGE_BATCH)
+                    .bind(batches.size())
                     .execute(&self.pool)
                     .await
                     .map_err(backend)?
                     .rows_affected();
                 *counter(&mut purged) += removed;
-                if removed < PURGE_BATCH as u64 {
+                if !batches.after(removed, started.elapsed()) {
                     break;
                 }
             }
         }
+        let mut batches = Batches::new("grants");
+        loop {
+            let started = Instant::now();
+            let (grants, tokens) = self.purge_grants(now, batches.size()).await?;
+            purged.grants += grants;
+            purged.refresh_tokens += tokens;
+            if !batches.after(grants, started.elapsed()) {
+                break;
+            }
+        }
         Ok(purged)
+    }
+
+    async fn purge_plans(&self) -> Result<Vec<PurgePlan>> {
+        let mut plans = Vec::new();
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // With sequential scans priced out, a plan that still has one has no index to use.
+        sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.map_err(backend)?;
+        let by_expiry = PURGE.iter().map(|(_, _, sql)| (*sql, false));
+        for (statement, by_ids) in
+            by_expiry.chain([(DEAD_GRANTS, false), (GRANT_TOKENS, true), (GRANTS, true)])
+        {
+            let explain = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN {statement}"
+            )));
+            let explain = if by_ids {
+                explain.bind(Vec::<String>::new())
+            } else {
+                explain.bind(0_i64).bind(100_i64)
+            };
+            let steps = explain.fetch_all(&mut *tx).await.map_err(backend)?;
+            plans.push(PurgePlan { statement: statement.to_owned(), plan: steps.join("\n") });
+        }
+        tx.rollback().await.map_err(backend)?;
+        Ok(plans)
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.pool.close().await;
+        Ok(())
     }
 }
 

@@ -3,9 +3,16 @@
 //! By default SQLite checkpoints inside the commit that grows the WAL past 1,000 pages: that
 //! one request then copies pages into the database file and fsyncs it, and with group commit
 //! every request in its batch waits too (the benchmark's p99 showed it). Instead the writer
-//! never checkpoints (`wal_autocheckpoint = 0`) and this thread runs a PASSIVE checkpoint a few
-//! times a second on its own connection: it copies what no reader still needs, never blocks
-//! the writer or readers, and the writer restarts the WAL from the top once it is all copied.
+//! never checkpoints (`wal_autocheckpoint = 0`) and this thread runs a PASSIVE checkpoint once
+//! a second on its own connection: it copies what no reader still needs, never blocks the
+//! writer or readers, and the writer starts the WAL over once it is all copied.
+//!
+//! Under steady load some reader always holds a snapshot, so the WAL may never be all copied
+//! and would grow without end. Past the size limit the checkpoint is a RESTART instead: it
+//! waits (within the busy timeout) for readers to move to the newest snapshot, copies
+//! everything, and makes the writer start the WAL over, cutting the file back to the limit
+//! (`journal_size_limit`). The WAL therefore stays below the limit plus about one interval of
+//! writes.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,28 +26,64 @@ const INTERVAL: Duration = Duration::from_millis(1000);
 
 /// Runs checkpoints until dropped.
 pub(super) struct Checkpointer {
-    _stop: mpsc::Sender<()>,
+    commands: mpsc::Sender<Truncate>,
 }
 
+/// A request to copy the whole WAL into the database and empty it now, answered when done.
+struct Truncate(tokio::sync::oneshot::Sender<Result<()>>);
+
 impl Checkpointer {
-    /// Starts checkpointing through `connection`.
-    pub(super) fn start(connection: Connection) -> Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
+    /// Starts checkpointing through `connection` the WAL file at `wal`, emptying it once it is
+    /// larger than `limit` bytes.
+    pub(super) fn start(connection: Connection, wal: String, limit: u64) -> Result<Self> {
+        connection
+            .execute_batch(&format!("PRAGMA journal_size_limit = {limit};"))
+            .map_err(|error| Error::Backend(format!("cannot set the WAL limit: {error}")))?;
+        let (commands, received) = mpsc::channel::<Truncate>();
         std::thread::Builder::new()
             .name("latchkey-sqlite-checkpoint".into())
             .spawn(move || {
                 // Ends when the store drops its sender.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                    if let Err(error) =
-                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(%error, "SQLite checkpoint failed; will retry");
+                loop {
+                    match received.recv_timeout(INTERVAL) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            checkpoint(&connection, &wal, limit)
+                        }
+                        Ok(Truncate(done)) => {
+                            let truncated = connection
+                                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                                .map_err(|error| {
+                                    Error::Backend(format!("SQLite checkpoint: {error}"))
+                                });
+                            let _ = done.send(truncated);
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
             })
             .map_err(|error| {
                 Error::Backend(format!("cannot start the SQLite checkpointer: {error}"))
             })?;
-        Ok(Checkpointer { _stop: stop })
+        Ok(Checkpointer { commands })
     }
+
+    /// Copies the whole WAL into the database and empties the WAL file (at shutdown).
+    pub(super) async fn truncate(&self) -> Result<()> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Truncate(done))
+            .map_err(|_| Error::Backend("the SQLite checkpointer has stopped".into()))?;
+        answer.await.map_err(|_| Error::Backend("the SQLite checkpointer has stopped".into()))?
+    }
+}
+
+/// One periodic checkpoint: PASSIVE, or RESTART once the WAL is past `limit`.
+fn checkpoint(connection: &Connection, wal: &str, limit: u64) {
+    let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+    let mode = if size > limit { "RESTART" } else { "PASSIVE" };
+    let checkpoint = format!("PRAGMA wal_checkpoint({mode})");
+    if let Err(error) = connection.query_row(&checkpoint, [], |_| Ok(())) {
+        tracing::warn!(%error, mode, "SQLite checkpoint failed; will retry");
+    }
+    metrics::gauge!("latchkey_sqlite_wal_bytes").set(size as f64);
 }

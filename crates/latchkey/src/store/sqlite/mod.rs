@@ -7,13 +7,15 @@
 //! Nothing touches the database on the async runtime's threads.
 
 use std::path::Path;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::purge::{Batches, PurgePlan};
 use super::{
-    Error, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey, Synchronous,
-    audience_from_json, audience_json, client_record,
+    Error, Options, PasswordChange, PurgeCounter, Result, RotationRequest, Store, StoredKey,
+    Synchronous, audience_from_json, audience_json, client_record,
 };
 use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
@@ -46,30 +48,42 @@ const READERS: usize = 4;
 /// A SQLite database file.
 pub struct SqliteStore {
     writer: Writer,
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
     readers: Readers,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` in WAL mode.
-    pub async fn open(path: &str, synchronous: Synchronous) -> Result<Self> {
+    pub async fn open(path: &str, options: Options) -> Result<Self> {
         if path.is_empty() || path.contains('?') {
             return Err(Error::Url(format!(
                 "sqlite://{path}: give a file path, e.g. sqlite://latchkey.db or sqlite:///var/lib/latchkey/latchkey.db"
             )));
         }
         let path = path.to_owned();
+        let synchronous = options.synchronous;
         blocking(move || {
             create_owner_only(Path::new(&path))?;
             let writer = open_connection(&path, synchronous)?;
-            writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(backend)?;
-            let checkpointer = Checkpointer::start(open_connection(&path, synchronous)?)?;
+            // The checkpointer copies the WAL (see `checkpoint`); when the writer starts the WAL
+            // over, its file is cut back to the limit (journal_size_limit).
+            writer
+                .execute_batch(&format!(
+                    "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {};",
+                    options.wal_limit_bytes
+                ))
+                .map_err(backend)?;
+            let checkpointer = Checkpointer::start(
+                open_connection(&path, synchronous)?,
+                format!("{path}-wal"),
+                options.wal_limit_bytes,
+            )?;
             let readers = (0..READERS)
                 .map(|_| open_connection(&path, synchronous))
                 .collect::<Result<Vec<_>>>()?;
             Ok(SqliteStore {
                 writer: Writer::start(writer)?,
-                _checkpointer: checkpointer,
+                checkpointer,
                 readers: Readers::start(readers)?,
             })
         })
@@ -234,57 +248,78 @@ fn with_audience<T>(
     Ok(value)
 }
 
-/// Rows deleted per purge statement.
-const PURGE_BATCH: i64 = 500;
-
-/// What the purge deletes, in an order that never leaves a row pointing at a deleted one.
-/// Grants go once expired (their refresh tokens cannot outlive them), with their tokens.
-const PURGE: [(PurgeCounter, &str); 8] = [
+/// What the purge deletes by each row's own expiry, each statement through its table's expiry
+/// index (`?1` now, `?2` the batch size). Grants go afterwards, with their refresh tokens
+/// ([`DEAD_GRANTS`]).
+const PURGE: [(&str, PurgeCounter, &str); 7] = [
     (
+        "authorization_codes",
         |purged| &mut purged.codes,
         "DELETE FROM authorization_codes WHERE rowid IN
         (SELECT rowid FROM authorization_codes WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
+        "sessions",
         |purged| &mut purged.sessions,
         "DELETE FROM sessions WHERE rowid IN
         (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
+        "refresh_tokens",
         |purged| &mut purged.refresh_tokens,
         "DELETE FROM refresh_tokens WHERE rowid IN
-        (SELECT rt.rowid FROM refresh_tokens rt LEFT JOIN grants g ON g.id = rt.grant_id
-         WHERE rt.expires_at <= ?1 OR g.expires_at <= ?1 OR g.id IS NULL LIMIT ?2)",
+        (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
+        "access_tokens",
         |purged| &mut purged.access_tokens,
         "DELETE FROM access_tokens WHERE rowid IN
         (SELECT rowid FROM access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     (
-        |purged| &mut purged.grants,
-        "DELETE FROM grants WHERE rowid IN
-        (SELECT g.rowid FROM grants g WHERE g.expires_at <= ?1
-         AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT ?2)",
-    ),
-    (
+        "client_assertions",
         |purged| &mut purged.client_assertions,
         "DELETE FROM client_assertions WHERE rowid IN
         (SELECT rowid FROM client_assertions WHERE expires_at <= ?1 LIMIT ?2)",
     ),
     // A schedule untouched for a day is far past the throttle's window.
     (
+        "login_attempts",
         |purged| &mut purged.attempts,
         "DELETE FROM login_attempts WHERE key IN
         (SELECT key FROM login_attempts WHERE updated_at <= ?1 - 86400 LIMIT ?2)",
     ),
     // A node not heard from for a day has stopped (its row's time is in milliseconds).
     (
+        "nodes",
         |purged| &mut purged.nodes,
         "DELETE FROM nodes WHERE node_id IN
         (SELECT node_id FROM nodes WHERE synced_at <= (?1 - 86400) * 1000 LIMIT ?2)",
     ),
 ];
+
+/// Expired grants that no access-token record still names (`?1` now, `?2` the batch size):
+/// each goes with its refresh tokens ([`GRANT_TOKENS`], [`GRANT`]), found through the grant.
+const DEAD_GRANTS: &str = "SELECT g.id FROM grants g WHERE g.expires_at <= ?1
+    AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.id) LIMIT ?2";
+const GRANT_TOKENS: &str = "DELETE FROM refresh_tokens WHERE grant_id = ?1";
+const GRANT: &str = "DELETE FROM grants WHERE id = ?1";
+
+/// Deletes one batch of dead grants with their refresh tokens: (grants, refresh tokens).
+fn purge_grants(c: &Connection, now: i64, limit: i64) -> Result<(u64, u64)> {
+    let ids: Vec<String> = {
+        let mut s = c.prepare_cached(DEAD_GRANTS).map_err(backend)?;
+        let rows = s.query_map(params![now, limit], |row| row.get(0)).map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+    };
+    let mut tokens = 0;
+    for id in &ids {
+        tokens +=
+            c.prepare_cached(GRANT_TOKENS).and_then(|mut s| s.execute([id])).map_err(backend)?;
+        c.prepare_cached(GRANT).and_then(|mut s| s.execute([id])).map_err(backend)?;
+    }
+    Ok((ids.len() as u64, tokens as u64))
+}
 
 /// Marks a spent code replayed and revokes the grant its exchange stored, if any: its id.
 fn replay_code(c: &Connection, code_hash: &str, now: i64) -> Result<Option<String>> {
@@ -336,24 +371,74 @@ impl Store for SqliteStore {
 
     async fn purge(&self, now: i64) -> Result<Purged> {
         let mut purged = Purged::default();
-        // Small batches, each its own write: a purge of a large backlog never holds the writer
-        // for long, and requests interleave between batches.
-        for (counter, sql) in PURGE {
+        // Each batch is its own writer job, timed on the writer: requests interleave between
+        // batches, and the batch size keeps each one short (see `store::purge`).
+        for (table, counter, sql) in PURGE {
+            let mut batches = Batches::new(table);
             loop {
-                let removed = self
+                let limit = batches.size();
+                let (removed, held) = self
                     .write(move |c| {
-                        c.prepare_cached(sql)
-                            .and_then(|mut s| s.execute(params![now, PURGE_BATCH]))
-                            .map_err(backend)
+                        let started = Instant::now();
+                        let removed = c
+                            .prepare_cached(sql)
+                            .and_then(|mut s| s.execute(params![now, limit]))
+                            .map_err(backend)?;
+                        Ok((removed as u64, started.elapsed()))
                     })
-                    .await? as u64;
+                    .await?;
                 *counter(&mut purged) += removed;
-                if removed < PURGE_BATCH as u64 {
+                if !batches.after(removed, held) {
                     break;
                 }
             }
         }
+        let mut batches = Batches::new("grants");
+        loop {
+            let limit = batches.size();
+            let ((grants, tokens), held) = self
+                .write(move |c| {
+                    let started = Instant::now();
+                    Ok((purge_grants(c, now, limit)?, started.elapsed()))
+                })
+                .await?;
+            purged.grants += grants;
+            purged.refresh_tokens += tokens;
+            if !batches.after(grants, held) {
+                break;
+            }
+        }
         Ok(purged)
+    }
+
+    async fn purge_plans(&self) -> Result<Vec<PurgePlan>> {
+        let statements: Vec<&'static str> = PURGE
+            .iter()
+            .map(|(_, _, sql)| *sql)
+            .chain([DEAD_GRANTS, GRANT_TOKENS, GRANT])
+            .collect();
+        self.read(move |c| {
+            statements
+                .into_iter()
+                .map(|statement| {
+                    let mut s =
+                        c.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).map_err(backend)?;
+                    // The plan does not depend on the values: zeros for every parameter.
+                    let zeros = rusqlite::params_from_iter(vec![0_i64; s.parameter_count()]);
+                    let steps =
+                        s.query_map(zeros, |row| row.get::<_, String>(3)).map_err(backend)?;
+                    let plan = steps.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
+                    Ok(PurgePlan { statement: statement.to_owned(), plan: plan.join("\n") })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn close(&self) -> Result<()> {
+        // Copies the whole WAL into the database file and empties it, so a stopped node
+        // leaves one file behind, not a WAL of any size.
+        self.checkpointer.truncate().await
     }
 }
 
