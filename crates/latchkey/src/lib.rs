@@ -21,6 +21,7 @@
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
 //! - [`throttle`]: login slow-down per account.
 //! - [`users`]: the rules a user account must meet.
+//! - [`verified_tokens`]: JWT access tokens whose signature this node has verified.
 
 pub mod authority;
 pub mod clients;
@@ -36,3 +37,4 @@ pub mod secret;
 pub mod store;
 pub mod throttle;
 pub mod users;
+pub mod verified_tokens;

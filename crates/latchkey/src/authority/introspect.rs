@@ -1,6 +1,8 @@
 //! Token introspection (RFC 7662) and the verification of latchkey's own access tokens in
 //! either format, which `/userinfo` and revocation share.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Validation, decode, decode_header};
 use latchkey_resource::claims::is_access_token_typ;
 use latchkey_resource::{AccessTokenClaims, Audience};
@@ -11,6 +13,7 @@ use crate::model::{Client, StoredAccess};
 use crate::oauth::introspect::{Dead, Introspection, LiveAccess};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::secret;
+use crate::verified_tokens::{self, Verified};
 
 /// Whether `token` looks like a JWT (three base64url parts) rather than an opaque value.
 fn looks_like_jwt(token: &str) -> bool {
@@ -63,18 +66,24 @@ impl Authority {
         })
     }
 
-    /// Checks a JWT access token's signature and claims, without the store.
+    /// Checks a JWT access token's signature and claims, without the store. A token that
+    /// verified before is answered from [`crate::verified_tokens`] while it has not expired and
+    /// its key is still published.
     pub fn verify_jwt(&self, token: &str, now: i64) -> Result<AccessTokenClaims, Dead> {
+        let digest = verified_tokens::digest_of(token);
+        let snapshot = self.keys.snapshot();
+        if let Some(known) = self.verified_tokens.get(&digest, now)
+            && snapshot.verifier(&known.kid, KeyPurpose::AccessToken).is_some()
+        {
+            return Ok(known.claims.as_ref().clone());
+        }
         let header = decode_header(token).map_err(|_| Dead::Invalid)?;
         if !is_access_token_typ(header.typ.as_deref()) {
             return Err(Dead::NotAccessToken);
         }
-        let snapshot = self.keys.snapshot();
-        let (expected, key) = header
-            .kid
-            .as_deref()
-            .and_then(|kid| snapshot.verifier(kid, KeyPurpose::AccessToken))
-            .ok_or(Dead::Invalid)?;
+        let kid = header.kid.as_deref().ok_or(Dead::Invalid)?;
+        let (expected, key) =
+            snapshot.verifier(kid, KeyPurpose::AccessToken).ok_or(Dead::Invalid)?;
         // The algorithm comes from our own key, never from the token (RFC 8725 §3.1).
         if header.alg != *expected {
             return Err(Dead::Invalid);
@@ -90,6 +99,8 @@ impl Authority {
         if claims.exp <= now {
             return Err(Dead::Expired);
         }
+        let verified = Verified { kid: kid.into(), claims: Arc::new(claims.clone()) };
+        self.verified_tokens.insert(digest, verified, now);
         Ok(claims)
     }
 

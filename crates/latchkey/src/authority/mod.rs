@@ -40,6 +40,7 @@ use crate::oauth::OAuthError;
 use crate::password::{self, Hasher};
 use crate::store::{self, Store};
 use crate::throttle::AddressBudget;
+use crate::verified_tokens::VerifiedTokens;
 use crate::{model, secret};
 
 /// Lifetimes and the server's identity.
@@ -167,6 +168,8 @@ pub struct Authority {
     clients: ClientCache,
     client_keys: ClientKeys,
     verified_secrets: VerifiedSecrets,
+    /// JWT access tokens this node has verified (see [`crate::verified_tokens`]).
+    verified_tokens: VerifiedTokens,
     /// Signs the anti-CSRF values of the login, consent and logout forms.
     forms: FormKey,
     /// This node's clock minus the database's, milliseconds, as last measured.
@@ -203,6 +206,7 @@ impl Authority {
             addresses: AddressBudget::default(),
             clients: ClientCache::synced(crate::secret::hex(&crate::secret::random_bytes::<8>()?)),
             verified_secrets: VerifiedSecrets::new()?,
+            verified_tokens: VerifiedTokens::default(),
             forms,
             clock_drift_millis: AtomicI64::new(0),
             clock,

@@ -343,3 +343,38 @@ async fn logout_ends_the_session_its_refresh_tokens_and_its_hint() {
     // A refresh token bound to the session dies with it.
     assert_eq!(code_of(token(&authority, "web", &refresh).await), ErrorCode::InvalidGrant);
 }
+
+#[tokio::test]
+async fn a_verified_jwt_is_remembered_but_revocation_is_checked_every_time() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    let cc = [GrantType::ClientCredentials];
+    client(&authority, "machine", &cc, &["read:photos"]).await;
+    client(&authority, "photo-api", &cc, &[]).await;
+    let issued = token(&authority, "machine", "grant_type=client_credentials").await.unwrap();
+    let jwt = issued.access_token;
+
+    // Only a token whose signature verified is remembered: garbage and a forged token are not.
+    let (head, rest) = jwt.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let forged_claims = format!("{head}.eyJzdWIiOiJtYWxsb3J5In0.{signature}");
+    for bad in ["not-a-token", "a.b.c", forged_claims.as_str()] {
+        assert!(authority.verify_jwt(bad, clock.now()).is_err(), "{bad}");
+    }
+    assert!(authority.verified_tokens.is_empty());
+    assert!(introspect(&authority, "photo-api", &jwt).await.active);
+    assert_eq!(authority.verified_tokens.len(), 1, "remembered after it verified");
+    assert!(introspect(&authority, "photo-api", &jwt).await.active, "answered from memory");
+
+    // Revoked: inactive at once, although its signature is remembered.
+    let machine = authority.client("machine").await.unwrap().unwrap();
+    let revoke = Params::from_form(&format!("token={jwt}")).unwrap();
+    authority.revoke(&machine.client, &revoke, clock.now()).await.unwrap();
+    assert_eq!(introspect(&authority, "photo-api", &jwt).await, Introspection::inactive());
+
+    // A remembered token still dies at its exp.
+    let other = token(&authority, "machine", "grant_type=client_credentials").await.unwrap();
+    assert!(introspect(&authority, "photo-api", &other.access_token).await.active);
+    clock.advance(300);
+    let expired = authority.verify_jwt(&other.access_token, clock.now());
+    assert!(matches!(expired, Err(crate::oauth::introspect::Dead::Expired)), "{expired:?}");
+}
