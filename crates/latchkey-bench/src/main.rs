@@ -7,9 +7,10 @@
 //! after `cargo build --release`.
 
 mod flood;
+mod populate;
 mod scenarios;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,6 @@ use anyhow::{Context, bail};
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
-    _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -30,6 +30,20 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The server's resident memory now and at its peak, in MiB (`/proc/PID/status`).
+    fn rss_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+
     /// Server CPU time (user + system) so far, in seconds.
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
@@ -54,17 +68,17 @@ fn latchkey_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn start_server() -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
+/// Starts `latchkey serve` on the database in `dir` (created on the first start).
+fn start_server(dir: &Path) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("latchkey.toml");
+    let config = dir.join("latchkey.toml");
     std::fs::write(
         &config,
         format!(
             "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"error\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n[database]\nurl = \"sqlite://{}\"\n",
             scenarios::CONFIG,
-            dir.path().join("bench.db").display()
+            dir.join("bench.db").display()
         ),
     )?;
     let binary = latchkey_binary()?;
@@ -80,7 +94,7 @@ fn start_server() -> anyhow::Result<Server> {
     if !pinned {
         eprintln!("note: taskset not found; the server is not pinned to CPU 0");
     }
-    Ok(Server { child, base, _dir: dir })
+    Ok(Server { child, base })
 }
 
 async fn wait_ready(base: &str) -> anyhow::Result<()> {
@@ -108,24 +122,84 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// The latency at percentile `p` (0 to 1), in milliseconds; the latencies are sorted.
+    fn percentile_ms(&self, p: f64) -> f64 {
+        let index = ((self.latencies.len() as f64 * p) as usize)
+            .min(self.latencies.len().saturating_sub(1));
+        self.latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+
+    fn p99_ms(&self) -> f64 {
+        self.percentile_ms(0.99)
+    }
+
+    /// Successful operations per CPU-second of the server.
+    fn per_cpu_second(&self) -> f64 {
+        if self.cpu > 0.0 { self.ok as f64 / self.cpu } else { 0.0 }
+    }
+
     fn print(&mut self) {
         self.latencies.sort();
-        let pct = |p: f64| {
-            let index = ((self.latencies.len() as f64 * p) as usize)
-                .min(self.latencies.len().saturating_sub(1));
-            self.latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
         println!(
             "{:<24} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>12.0}",
             self.name,
             self.ok as f64 / self.elapsed.as_secs_f64(),
-            pct(0.50),
-            pct(0.90),
-            pct(0.99),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.90),
+            self.percentile_ms(0.99),
             self.errors,
-            if self.cpu > 0.0 { self.ok as f64 / self.cpu } else { 0.0 },
+            self.per_cpu_second(),
         );
     }
+}
+
+/// Runs the chosen scenarios against `server`; their reports.
+async fn run_all(
+    server: &Server,
+    seconds: u64,
+    concurrency: usize,
+    only: &str,
+) -> anyhow::Result<Vec<Report>> {
+    println!(
+        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>7} {:>12}",
+        "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "ops/CPU-s"
+    );
+    let mut reports = Vec::new();
+    for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(only)) {
+        let mut report =
+            scenarios::run(scenario, server, Duration::from_secs(seconds), concurrency).await?;
+        report.print();
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// The size of the SQLite database in `dir` (the file and its WAL), in MiB.
+fn database_mib(dir: &Path) -> f64 {
+    ["bench.db", "bench.db-wal"]
+        .iter()
+        .filter_map(|name| std::fs::metadata(dir.join(name)).ok())
+        .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+        .sum()
+}
+
+/// Starts the server on `dir` and waits until it is ready; how long that took.
+async fn start_ready(dir: &Path) -> anyhow::Result<(Server, Duration)> {
+    let started = Instant::now();
+    let server = start_server(dir)?;
+    wait_ready(&server.base).await?;
+    Ok((server, started.elapsed()))
+}
+
+/// One line on the database and the server: startup time, resident memory, database size.
+fn describe(label: &str, server: &Server, startup: Duration, dir: &Path) -> anyhow::Result<()> {
+    let (rss, peak) = server.rss_mib()?;
+    println!(
+        "{label}: startup {:.2} s, RSS {rss:.0} MiB (peak {peak:.0} MiB), database {:.0} MiB",
+        startup.as_secs_f64(),
+        database_mib(dir)
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -135,20 +209,43 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(8);
     // An optional third argument keeps only the scenarios whose name contains it.
     let only = args.get(3).map(String::as_str).unwrap_or("");
-    let server = start_server()?;
-    wait_ready(&server.base).await?;
+    // BENCH_POPULATE=SCALE: afterwards, the same scenarios on a database of a year's use
+    // times SCALE (1 = 1 M users, 5 M grants, 8.6 M refresh tokens; see `populate`).
+    let populate: Option<f64> =
+        std::env::var("BENCH_POPULATE").ok().map(|s| s.parse()).transpose()?;
+    let dir = tempfile::tempdir()?;
+    let (server, startup) = start_ready(dir.path()).await?;
     println!(
         "latchkey-bench: {seconds}s per scenario, {concurrency} concurrent, server pid {}",
         server.child.id()
     );
+    describe("empty database", &server, startup, dir.path())?;
+    let empty = run_all(&server, seconds, concurrency, only).await?;
+    describe("empty database, after the scenarios", &server, startup, dir.path())?;
+    let Some(scale) = populate else { return Ok(()) };
+    drop(server);
+    let started = Instant::now();
+    populate::sqlite(&dir.path().join("bench.db"), populate::Shape::scaled(scale))?;
+    println!("populated (scale {scale}) in {:.0} s", started.elapsed().as_secs_f64());
+    let (server, startup) = start_ready(dir.path()).await?;
+    describe("large database", &server, startup, dir.path())?;
+    let large = run_all(&server, seconds, concurrency, only).await?;
+    describe("large database, after the scenarios", &server, startup, dir.path())?;
     println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>7} {:>12}",
-        "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "ops/CPU-s"
+        "{:<24} {:>12} {:>12} {:>7} {:>9} {:>9}",
+        "scenario", "empty ops/CPU-s", "large", "ratio", "p99 empty", "p99 large"
     );
-    for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(only)) {
-        let mut report =
-            scenarios::run(scenario, &server, Duration::from_secs(seconds), concurrency).await?;
-        report.print();
+    for (e, l) in empty.iter().zip(&large) {
+        let (e_rate, l_rate) = (e.per_cpu_second(), l.per_cpu_second());
+        println!(
+            "{:<24} {:>12.0} {:>12.0} {:>6.0}% {:>9.2} {:>9.2}",
+            e.name,
+            e_rate,
+            l_rate,
+            if e_rate > 0.0 { 100.0 * l_rate / e_rate } else { 0.0 },
+            e.p99_ms(),
+            l.p99_ms(),
+        );
     }
     Ok(())
 }
