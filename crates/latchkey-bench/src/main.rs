@@ -68,17 +68,51 @@ fn latchkey_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Starts `latchkey serve` on the database in `dir` (created on the first start).
-fn start_server(dir: &Path) -> anyhow::Result<Server> {
+/// The database the server runs on.
+pub(crate) enum Database {
+    /// `bench.db` in the run's directory.
+    Sqlite(PathBuf),
+    /// A schema of its own on `BENCH_POSTGRES_URL`, dropped at the end.
+    Postgres { base: String, schema: String },
+}
+
+impl Database {
+    /// What the server's config names it by.
+    fn url(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Database::Postgres { base, schema } => {
+                let separator = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{separator}options=-c%20search_path%3D{schema}")
+            }
+        }
+    }
+
+    /// Its size on disk, in MiB (PostgreSQL: the schema's tables with their indexes).
+    async fn size_mib(&self) -> anyhow::Result<f64> {
+        let bytes = match self {
+            Database::Sqlite(path) => ["", "-wal"]
+                .iter()
+                .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+                .map(|m| m.len() as f64)
+                .sum(),
+            Database::Postgres { base, schema } => populate::postgres_size(base, schema).await?,
+        };
+        Ok(bytes / (1024.0 * 1024.0))
+    }
+}
+
+/// Starts `latchkey serve` on `database`, its config in `dir`.
+fn start_server(dir: &Path, database: &Database) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.join("latchkey.toml");
     std::fs::write(
         &config,
         format!(
-            "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"error\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n[database]\nurl = \"sqlite://{}\"\n",
+            "issuer = \"{base}\"\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"error\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n[database]\nurl = \"{}\"\n",
             scenarios::CONFIG,
-            dir.join("bench.db").display()
+            database.url()
         ),
     )?;
     let binary = latchkey_binary()?;
@@ -174,30 +208,26 @@ async fn run_all(
     Ok(reports)
 }
 
-/// The size of the SQLite database in `dir` (the file and its WAL), in MiB.
-fn database_mib(dir: &Path) -> f64 {
-    ["bench.db", "bench.db-wal"]
-        .iter()
-        .filter_map(|name| std::fs::metadata(dir.join(name)).ok())
-        .map(|m| m.len() as f64 / (1024.0 * 1024.0))
-        .sum()
-}
-
-/// Starts the server on `dir` and waits until it is ready; how long that took.
-async fn start_ready(dir: &Path) -> anyhow::Result<(Server, Duration)> {
+/// Starts the server and waits until it is ready; how long that took.
+async fn start_ready(dir: &Path, database: &Database) -> anyhow::Result<(Server, Duration)> {
     let started = Instant::now();
-    let server = start_server(dir)?;
+    let server = start_server(dir, database)?;
     wait_ready(&server.base).await?;
     Ok((server, started.elapsed()))
 }
 
 /// One line on the database and the server: startup time, resident memory, database size.
-fn describe(label: &str, server: &Server, startup: Duration, dir: &Path) -> anyhow::Result<()> {
+async fn describe(
+    label: &str,
+    server: &Server,
+    startup: Duration,
+    database: &Database,
+) -> anyhow::Result<()> {
     let (rss, peak) = server.rss_mib()?;
     println!(
-        "{label}: startup {:.2} s, RSS {rss:.0} MiB (peak {peak:.0} MiB), database {:.0} MiB",
+        "{label}: startup {:.2} s, RSS {rss:.0} MiB (peak {peak:.0} MiB), database {:.1} MiB",
         startup.as_secs_f64(),
-        database_mib(dir)
+        database.size_mib().await?
     );
     Ok(())
 }
@@ -214,23 +244,48 @@ async fn main() -> anyhow::Result<()> {
     let populate: Option<f64> =
         std::env::var("BENCH_POPULATE").ok().map(|s| s.parse()).transpose()?;
     let dir = tempfile::tempdir()?;
-    let (server, startup) = start_ready(dir.path()).await?;
+    // BENCH_POSTGRES_URL: the server runs on PostgreSQL, in a schema of its own.
+    let database = match std::env::var("BENCH_POSTGRES_URL") {
+        Ok(base) => Database::Postgres { schema: populate::create_schema(&base).await?, base },
+        Err(_) => Database::Sqlite(dir.path().join("bench.db")),
+    };
+    let measured = measure(dir.path(), &database, seconds, concurrency, only, populate).await;
+    if let Database::Postgres { base, schema } = &database {
+        populate::drop_schema(base, schema).await?;
+    }
+    measured
+}
+
+/// The scenarios on the empty database and, with `populate`, on the large one.
+async fn measure(
+    dir: &Path,
+    database: &Database,
+    seconds: u64,
+    concurrency: usize,
+    only: &str,
+    populate: Option<f64>,
+) -> anyhow::Result<()> {
+    let (server, startup) = start_ready(dir, database).await?;
     println!(
         "latchkey-bench: {seconds}s per scenario, {concurrency} concurrent, server pid {}",
         server.child.id()
     );
-    describe("empty database", &server, startup, dir.path())?;
+    describe("empty database", &server, startup, database).await?;
     let empty = run_all(&server, seconds, concurrency, only).await?;
-    describe("empty database, after the scenarios", &server, startup, dir.path())?;
+    describe("empty database, after the scenarios", &server, startup, database).await?;
     let Some(scale) = populate else { return Ok(()) };
     drop(server);
     let started = Instant::now();
-    populate::sqlite(&dir.path().join("bench.db"), populate::Shape::scaled(scale))?;
+    let shape = populate::Shape::scaled(scale);
+    match database {
+        Database::Sqlite(path) => populate::sqlite(path, shape)?,
+        Database::Postgres { base, schema } => populate::postgres(base, schema, shape).await?,
+    }
     println!("populated (scale {scale}) in {:.0} s", started.elapsed().as_secs_f64());
-    let (server, startup) = start_ready(dir.path()).await?;
-    describe("large database", &server, startup, dir.path())?;
+    let (server, startup) = start_ready(dir, database).await?;
+    describe("large database", &server, startup, database).await?;
     let large = run_all(&server, seconds, concurrency, only).await?;
-    describe("large database, after the scenarios", &server, startup, dir.path())?;
+    describe("large database, after the scenarios", &server, startup, database).await?;
     println!(
         "{:<24} {:>12} {:>12} {:>7} {:>9} {:>9}",
         "scenario", "empty ops/CPU-s", "large", "ratio", "p99 empty", "p99 large"

@@ -1,8 +1,9 @@
-//! The large database: fills the benchmark's SQLite file to the shape of about a year of real
-//! use, so that every scenario can be measured on it beside the empty one.
+//! The large database: fills the benchmark's database (SQLite, or a PostgreSQL schema) to the
+//! shape of about a year of real use, so that every scenario can be measured on it beside the
+//! empty one.
 //!
-//! Rows are generated inside SQLite (a recursive series, `INSERT … SELECT`), one table per
-//! transaction, on the server's stopped database: minutes for the full shape instead of the
+//! Rows are generated inside the database (a recursive series on SQLite, `generate_series` on
+//! PostgreSQL; `INSERT … SELECT`), one table per transaction, while the server is stopped: minutes for the full shape instead of the
 //! hours that writes through the server would take. Every user shares one password hash (the
 //! benchmark user's), every client is a copy of one registration. About 1 % of the grants,
 //! with their refresh tokens, and of the sessions have expired and wait for the purge, so the
@@ -137,4 +138,140 @@ pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
     // No ANALYZE: latchkey does not run one either, so plans are what a real database gets.
     c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(())
+}
+
+/// Fills the PostgreSQL `schema` on `base` (migrated, with the benchmark's clients and user,
+/// no server running on it) to `shape`, then analyzes it as autovacuum would have.
+pub(crate) async fn postgres(base: &str, schema: &str, shape: Shape) -> anyhow::Result<()> {
+    let pool = connect(base, Some(schema)).await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let Shape { users, clients, grants, refresh_tokens, sessions, consents } = shape;
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'bench'")
+            .fetch_one(&pool)
+            .await?;
+    let month = 30 * 86_400;
+    let expiry = |column: &str| {
+        format!(
+            "CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {now} + 1 + {column} % {month} END"
+        )
+    };
+    let series = |count: u64| format!("generate_series(0, {}) AS s(i)", count - 1);
+    let steps: [(&str, String); 6] = [
+        (
+            "users",
+            format!(
+                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
+                 SELECT 'pop-user-id-' || i, 'pop-user-' || i, $1, 'user' || i || '@example.com',
+                        NULL, {now}, {now} FROM {}",
+                series(users)
+            ),
+        ),
+        (
+            "clients",
+            format!(
+                "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
+                 SELECT 'pop-client-' || i, NULL, 'cli',
+                        jsonb_set(t.metadata::jsonb, '{{client_id}}', to_jsonb('pop-client-' || i))::text,
+                        {now}, {now}
+                 FROM {}, (SELECT metadata FROM clients WHERE client_id = 'bench-rs256') t",
+                series(clients)
+            ),
+        ),
+        (
+            "sessions",
+            format!(
+                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid)
+                 SELECT 'pop-session-' || lpad(i::text, 52, '0'), 'pop-user-id-' || (i % {users}),
+                        {now} - 3600, {now} - 3600, {}, 'pop-sid-' || i FROM {}",
+                expiry("i"),
+                series(sessions)
+            ),
+        ),
+        (
+            "consents",
+            format!(
+                "INSERT INTO consents (user_id, client_id, scopes, granted_at)
+                 SELECT 'pop-user-id-' || (i % {users}), 'pop-client-' || (i % {clients}),
+                        'openid profile', {now} FROM {} ON CONFLICT DO NOTHING",
+                series(consents)
+            ),
+        ),
+        (
+            "grants",
+            format!(
+                "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience,
+                                     auth_time, created_at, expires_at, revoked_at)
+                 SELECT 'pop-grant-' || i, 'pop-client-' || (i % {clients}),
+                        'pop-user-id-' || (i % {users}), NULL, 'openid profile offline_access', '[]',
+                        {now} - 86400, {now} - 86400, {}, NULL FROM {}",
+                expiry("i"),
+                series(grants)
+            ),
+        ),
+        (
+            "refresh_tokens",
+            format!(
+                "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at, successor_sealed)
+                 SELECT 'pop-refresh-' || lpad(i::text, 52, '0'), 'pop-grant-' || (i % {grants}),
+                        {now} - 86400, {}, CASE WHEN i < {grants} THEN NULL ELSE {now} - 3600 END, NULL
+                 FROM {}",
+                expiry(&format!("(i % {grants})")),
+                series(refresh_tokens)
+            ),
+        ),
+    ];
+    for (table, sql) in steps {
+        let started = Instant::now();
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let query = if table == "users" { query.bind(&hash) } else { query };
+        let rows = query.execute(&pool).await?.rows_affected();
+        println!("  populate: {rows} {table} in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// A pool on `base`, in `schema` when given.
+async fn connect(base: &str, schema: Option<&str>) -> anyhow::Result<sqlx::PgPool> {
+    let mut options: sqlx::postgres::PgConnectOptions = base.parse()?;
+    if let Some(schema) = schema {
+        options = options.options([("search_path", schema)]);
+    }
+    Ok(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?)
+}
+
+/// A fresh schema for one run: its name.
+pub(crate) async fn create_schema(base: &str) -> anyhow::Result<String> {
+    let pool = connect(base, None).await?;
+    let suffix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() % 1_000_000_000_000;
+    let schema = format!("lk_bench_{suffix}");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await?;
+    pool.close().await;
+    Ok(schema)
+}
+
+/// Drops the run's schema.
+pub(crate) async fn drop_schema(base: &str, schema: &str) -> anyhow::Result<()> {
+    let pool = connect(base, None).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The bytes the schema's tables take with their indexes.
+pub(crate) async fn postgres_size(base: &str, schema: &str) -> anyhow::Result<f64> {
+    let pool = connect(base, None).await?;
+    let bytes: Option<i64> = sqlx::query_scalar(
+        "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+    )
+    .bind(schema)
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok(bytes.unwrap_or(0) as f64)
 }
