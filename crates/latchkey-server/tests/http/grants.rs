@@ -127,7 +127,30 @@ fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The purge that runs at start-up reports itself in `/metrics`: how long the run took, each
+/// batch's time on the database and the rows removed, by table (issue 14, item 1).
+async fn the_purge_reports_its_runs_in_metrics(db: TestDb) {
+    let server = server(&db, "").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text =
+            crate::client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains("latchkey_purge_run_seconds") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for name in [
+        "latchkey_purge_run_seconds",
+        "latchkey_purge_batch_seconds_count{table=\"grants\"}",
+        "latchkey_purged_rows_total{table=\"refresh_tokens\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
 crate::on_both_engines!(
+    the_purge_reports_its_runs_in_metrics,
     a_code_replayed_by_another_client_revokes_nothing,
     a_scope_removed_from_a_client_stops_being_minted_at_once,
     a_password_change_ends_sessions_and_survives_a_restart,
