@@ -192,7 +192,12 @@ async fn signed_in_browser(base: &str, client_id: &str) -> anyhow::Result<reqwes
         ("csrf_token", hidden(&page, "csrf_token")?),
         ("request", hidden(&page, "request")?),
     ];
-    let consent = browser.post(format!("{base}/login")).form(&form).send().await?.text().await?;
+    let signed_in = browser.post(format!("{base}/login")).form(&form).send().await?;
+    // A consent remembered from an earlier run on the same database: straight to the client.
+    if signed_in.status() == 303 {
+        return Ok(browser);
+    }
+    let consent = signed_in.text().await?;
     let form = [
         ("decision", "allow".to_owned()),
         ("csrf_token", hidden(&consent, "csrf_token")?),

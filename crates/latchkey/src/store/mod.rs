@@ -118,6 +118,10 @@ pub trait ClientStore: Send + Sync {
     /// All clients, ordered by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRecord>>;
 
+    /// Every registered redirect URI, each once, read inside the database (no client is
+    /// loaded): what the CORS origins are built from.
+    async fn redirect_uris(&self) -> Result<Vec<String>>;
+
     /// Removes a client and, in the same transaction, everything it holds: its codes and
     /// consents go, its grants and stored access tokens are revoked at `now`. `NotFound` if
     /// there was none.

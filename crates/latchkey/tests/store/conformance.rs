@@ -112,6 +112,22 @@ async fn a_user_id_is_unique(db: TestDb) {
     assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
 }
 
+/// The CORS origins are built from every redirect URI, each once, read without loading a
+/// client.
+async fn redirect_uris_are_listed_once_each(db: TestDb) {
+    assert!(db.store.redirect_uris().await.unwrap().is_empty());
+    for id in ["a", "b"] {
+        db.store.upsert_client(&client(id, ClientSource::Cli), 1).await.unwrap();
+    }
+    let mut other = client("c", ClientSource::Cli);
+    other.client.redirect_uris =
+        vec!["https://other.example.com/cb".into(), "https://app.example.com/cb".into()];
+    db.store.upsert_client(&other, 1).await.unwrap();
+    let mut uris = db.store.redirect_uris().await.unwrap();
+    uris.sort();
+    assert_eq!(uris, ["https://app.example.com/cb", "https://other.example.com/cb"]);
+}
+
 /// Client changes are counted, and nodes record which count they have caught up with: what
 /// `latchkey clients remove` waits on.
 async fn nodes_record_the_client_changes_they_have_seen(db: TestDb) {
@@ -263,5 +279,6 @@ crate::on_both_engines!(
     a_user_id_is_unique,
     the_client_cache_sees_changes_within_its_lifetime,
     nodes_record_the_client_changes_they_have_seen,
+    redirect_uris_are_listed_once_each,
     a_synced_cache_sees_a_removal_at_its_next_sync,
 );

@@ -113,6 +113,15 @@ impl ClientStore for PgStore {
             .collect()
     }
 
+    async fn redirect_uris(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT jsonb_array_elements_text(metadata::jsonb -> 'redirect_uris') FROM clients",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let removed: Vec<String> =

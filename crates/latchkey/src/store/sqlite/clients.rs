@@ -116,6 +116,19 @@ impl ClientStore for SqliteStore {
         rows.into_iter().map(|(m, h, s)| client_record(&m, h, &s)).collect()
     }
 
+    async fn redirect_uris(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT DISTINCT j.value FROM clients, json_each(clients.metadata, '$.redirect_uris') AS j",
+                )
+                .map_err(backend)?;
+            let rows = s.query_map([], |row| row.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {
         let id = client_id.to_owned();
         let removed = self.write(move |c| delete_client(c, &id, now)).await?;
