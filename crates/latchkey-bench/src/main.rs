@@ -276,7 +276,8 @@ async fn measure(
     let Some(scale) = populate else { return Ok(()) };
     drop(server);
     let started = Instant::now();
-    let shape = populate::Shape::scaled(scale);
+    let backlog = std::env::var("BENCH_BACKLOG").is_ok_and(|v| v == "1");
+    let shape = populate::Shape::scaled(scale, backlog);
     match database {
         Database::Sqlite(path) => populate::sqlite(path, shape)?,
         Database::Postgres { base, schema } => populate::postgres(base, schema, shape).await?,

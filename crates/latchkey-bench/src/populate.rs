@@ -5,9 +5,10 @@
 //! Rows are generated inside the database (a recursive series on SQLite, `generate_series` on
 //! PostgreSQL; `INSERT … SELECT`), one table per transaction, while the server is stopped: minutes for the full shape instead of the
 //! hours that writes through the server would take. Every user shares one password hash (the
-//! benchmark user's), every client is a copy of one registration. About 1 % of the grants,
-//! with their refresh tokens, and of the sessions have expired and wait for the purge, so the
-//! purge has a backlog to work off while the scenarios run.
+//! benchmark user's), every client is a copy of one registration. Every row is live, as the
+//! purge keeps a real database; `BENCH_BACKLOG=1` instead lets 1 % of the grants (with their
+//! refresh tokens) and sessions expire, so the purge has a backlog to work off while the
+//! scenarios run.
 
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -24,12 +25,15 @@ pub(crate) struct Shape {
     refresh_tokens: u64,
     sessions: u64,
     consents: u64,
+    /// Whether 1 % of the grants and sessions have expired and wait for the purge.
+    backlog: bool,
 }
 
 impl Shape {
     /// The shape of a year of use (1 M users, 100 k clients, 5 M grants, 8.6 M refresh
-    /// tokens, 1 M sessions and consents), times `scale`.
-    pub(crate) fn scaled(scale: f64) -> Shape {
+    /// tokens, 1 M sessions and consents), times `scale`; with `backlog`, 1 % of the grants
+    /// and sessions expired an hour ago.
+    pub(crate) fn scaled(scale: f64, backlog: bool) -> Shape {
         let of = |full: f64| ((full * scale).round() as u64).max(1);
         Shape {
             users: of(1e6),
@@ -38,6 +42,7 @@ impl Shape {
             refresh_tokens: of(8.6e6),
             sessions: of(1e6),
             consents: of(1e6),
+            backlog,
         }
     }
 }
@@ -53,15 +58,18 @@ pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
     let c = Connection::open(path).context("opening the benchmark database")?;
     c.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let Shape { users, clients, grants, refresh_tokens, sessions, consents } = shape;
+    let Shape { users, clients, grants, refresh_tokens, sessions, consents, backlog } = shape;
     let hash: String =
         c.query_row("SELECT password_hash FROM users WHERE username = 'bench'", [], |r| r.get(0))?;
     let month = 30 * 86_400;
-    // Expired rows (1 in 100) ended an hour ago; the others live up to a month more.
+    // Rows live up to a month more; with a backlog, 1 in 100 ended an hour ago.
     let expiry = |column: &str| {
-        format!(
-            "CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {now} + 1 + {column} % {month} END"
-        )
+        let live = format!("{now} + 1 + {column} % {month}");
+        if backlog {
+            format!("CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {live} END")
+        } else {
+            live
+        }
     };
     let steps: [(&str, String); 6] = [
         (
@@ -145,16 +153,19 @@ pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
 pub(crate) async fn postgres(base: &str, schema: &str, shape: Shape) -> anyhow::Result<()> {
     let pool = connect(base, Some(schema)).await?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let Shape { users, clients, grants, refresh_tokens, sessions, consents } = shape;
+    let Shape { users, clients, grants, refresh_tokens, sessions, consents, backlog } = shape;
     let hash: String =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'bench'")
             .fetch_one(&pool)
             .await?;
     let month = 30 * 86_400;
     let expiry = |column: &str| {
-        format!(
-            "CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {now} + 1 + {column} % {month} END"
-        )
+        let live = format!("{now} + 1 + {column} % {month}");
+        if backlog {
+            format!("CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {live} END")
+        } else {
+            live
+        }
     };
     let series = |count: u64| format!("generate_series(0, {}) AS s(i)", count - 1);
     let steps: [(&str, String); 6] = [

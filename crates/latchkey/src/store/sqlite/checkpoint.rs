@@ -7,12 +7,12 @@
 //! a second on its own connection: it copies what no reader still needs, never blocks the
 //! writer or readers, and the writer starts the WAL over once it is all copied.
 //!
-//! Under steady load some reader always holds a snapshot, so the WAL may never be all copied
-//! and would grow without end. Past the size limit the checkpoint is a RESTART instead: it
-//! waits (within the busy timeout) for readers to move to the newest snapshot, copies
-//! everything, and makes the writer start the WAL over, cutting the file back to the limit
-//! (`journal_size_limit`). The WAL therefore stays below the limit plus about one interval of
-//! writes.
+//! Under steady load some reader always holds a snapshot, so the WAL may never start over and
+//! would grow without end. Past the size limit, once a PASSIVE checkpoint has copied every
+//! frame, a RESTART follows: with nothing left to copy it only waits (within the busy timeout)
+//! for readers to move to the newest snapshot, and makes the writer start the WAL over,
+//! cutting the file back to the limit (`journal_size_limit`). The WAL therefore stays below
+//! the limit plus what is written while the copy catches up (about one interval of writes).
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -77,13 +77,25 @@ impl Checkpointer {
     }
 }
 
-/// One periodic checkpoint: PASSIVE, or RESTART once the WAL is past `limit`.
+/// One periodic checkpoint: PASSIVE; and once the WAL is past `limit` and that copied every
+/// frame, a RESTART, which then has nothing left to copy and only waits for readers to let go
+/// of the WAL (a RESTART that had to copy would hold the writer for the whole copy).
 fn checkpoint(connection: &Connection, wal: &str, limit: u64) {
     let size = std::fs::metadata(wal).map_or(0, |m| m.len());
-    let mode = if size > limit { "RESTART" } else { "PASSIVE" };
-    let checkpoint = format!("PRAGMA wal_checkpoint({mode})");
-    if let Err(error) = connection.query_row(&checkpoint, [], |_| Ok(())) {
-        tracing::warn!(%error, mode, "SQLite checkpoint failed; will retry");
-    }
     metrics::gauge!("latchkey_sqlite_wal_bytes").set(size as f64);
+    // (busy, frames in the WAL, frames copied into the database)
+    let passive = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match passive {
+        Ok((_, frames, copied)) if size > limit && frames == copied => {
+            if let Err(error) =
+                connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+            {
+                tracing::warn!(%error, "SQLite WAL restart failed; will retry");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "SQLite checkpoint failed; will retry"),
+    }
 }

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "attempts", include_str!("../../../migrations/sqlite/0004_attempts.sql")),
     (5, "browser", include_str!("../../../migrations/sqlite/0005_browser.sql")),
     (6, "nodes", include_str!("../../../migrations/sqlite/0006_nodes.sql")),
+    (7, "scale", include_str!("../../../migrations/sqlite/0007_scale.sql")),
 ];
 
 const READERS: usize = 4;
