@@ -47,6 +47,18 @@ impl Shape {
     }
 }
 
+/// The expiry of row `column` (an SQL expression both engines read alike): up to a month
+/// after `now`; with a `backlog`, one row in 100 ended an hour ago.
+fn expiry(column: &str, now: u64, backlog: bool) -> String {
+    let month = 30 * 86_400;
+    let live = format!("{now} + 1 + {column} % {month}");
+    if backlog {
+        format!("CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {live} END")
+    } else {
+        live
+    }
+}
+
 /// A series `i` from 0 to `count - 1`, for `INSERT … SELECT`.
 fn series(count: u64) -> String {
     format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count})")
@@ -61,16 +73,7 @@ pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
     let Shape { users, clients, grants, refresh_tokens, sessions, consents, backlog } = shape;
     let hash: String =
         c.query_row("SELECT password_hash FROM users WHERE username = 'bench'", [], |r| r.get(0))?;
-    let month = 30 * 86_400;
-    // Rows live up to a month more; with a backlog, 1 in 100 ended an hour ago.
-    let expiry = |column: &str| {
-        let live = format!("{now} + 1 + {column} % {month}");
-        if backlog {
-            format!("CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {live} END")
-        } else {
-            live
-        }
-    };
+    let expiry = |column: &str| expiry(column, now, backlog);
     let steps: [(&str, String); 6] = [
         (
             "users",
@@ -158,15 +161,7 @@ pub(crate) async fn postgres(base: &str, schema: &str, shape: Shape) -> anyhow::
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'bench'")
             .fetch_one(&pool)
             .await?;
-    let month = 30 * 86_400;
-    let expiry = |column: &str| {
-        let live = format!("{now} + 1 + {column} % {month}");
-        if backlog {
-            format!("CASE WHEN {column} % 100 = 0 THEN {now} - 3600 ELSE {live} END")
-        } else {
-            live
-        }
-    };
+    let expiry = |column: &str| expiry(column, now, backlog);
     let series = |count: u64| format!("generate_series(0, {}) AS s(i)", count - 1);
     let steps: [(&str, String); 6] = [
         (
