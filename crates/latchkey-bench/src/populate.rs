@@ -47,8 +47,53 @@ impl Shape {
     }
 }
 
-/// The expiry of row `column` (an SQL expression both engines read alike): up to a month
-/// after `now`; with a `backlog`, one row in 100 ended an hour ago.
+/// Where the two engines' SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// A `FROM` item of the numbers `i` from 0 to `count - 1`.
+    fn series(self, count: u64) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "(WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count}) SELECT i FROM n)"
+            ),
+            Dialect::Postgres => format!("generate_series(0, {}) AS s(i)", count - 1),
+        }
+    }
+
+    /// `prefix` and then `value` with zeros in front up to `width` digits.
+    fn padded(self, prefix: &str, width: u32, value: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("printf('{prefix}%0{width}d', {value})"),
+            Dialect::Postgres => format!("'{prefix}' || lpad(({value})::text, {width}, '0')"),
+        }
+    }
+
+    /// The JSON registration `metadata` with its client_id replaced by `id`.
+    fn with_client_id(self, metadata: &str, id: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_set({metadata}, '$.client_id', {id})"),
+            Dialect::Postgres => {
+                format!("jsonb_set({metadata}::jsonb, '{{client_id}}', to_jsonb({id}))::text")
+            }
+        }
+    }
+
+    /// The statement's one parameter (the password hash).
+    fn parameter(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "?1",
+            Dialect::Postgres => "$1",
+        }
+    }
+}
+
+/// The expiry of row `column`: up to a month after `now`; with a `backlog`, one row in 100
+/// ended an hour ago.
 fn expiry(column: &str, now: u64, backlog: bool) -> String {
     let month = 30 * 86_400;
     let live = format!("{now} + 1 + {column} % {month}");
@@ -59,9 +104,89 @@ fn expiry(column: &str, now: u64, backlog: bool) -> String {
     }
 }
 
-/// A series `i` from 0 to `count - 1`, for `INSERT … SELECT`.
-fn series(count: u64) -> String {
-    format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {count})")
+/// The statements that fill users, clients, sessions and consents, by table.
+fn accounts(sql: Dialect, shape: &Shape, now: u64) -> Vec<(&'static str, String)> {
+    let Shape { users, clients, sessions, consents, backlog, .. } = *shape;
+    let hash = sql.parameter();
+    let metadata = sql.with_client_id("t.metadata", "'pop-client-' || i");
+    vec![
+        (
+            "users",
+            format!(
+                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
+                 SELECT 'pop-user-id-' || i, 'pop-user-' || i, {hash}, 'user' || i || '@example.com',
+                        NULL, {now}, {now} FROM {}",
+                sql.series(users)
+            ),
+        ),
+        (
+            "clients",
+            format!(
+                "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
+                 SELECT 'pop-client-' || i, NULL, 'cli', {metadata}, {now}, {now}
+                 FROM {}, (SELECT metadata FROM clients WHERE client_id = 'bench-rs256') t",
+                sql.series(clients)
+            ),
+        ),
+        (
+            "sessions",
+            format!(
+                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid)
+                 SELECT {}, 'pop-user-id-' || (i % {users}), {now} - 3600, {now} - 3600, {},
+                        'pop-sid-' || i FROM {}",
+                sql.padded("pop-session-", 52, "i"),
+                expiry("i", now, backlog),
+                sql.series(sessions)
+            ),
+        ),
+        (
+            "consents",
+            format!(
+                "INSERT INTO consents (user_id, client_id, scopes, granted_at)
+                 SELECT 'pop-user-id-' || (i % {users}), 'pop-client-' || (i % {clients}),
+                        'openid profile', {now} FROM {} WHERE true ON CONFLICT DO NOTHING",
+                sql.series(consents)
+            ),
+        ),
+    ]
+}
+
+/// The statements that fill grants and refresh tokens: one live token per grant, the rest
+/// the rotated tokens of the same families.
+fn grants(sql: Dialect, shape: &Shape, now: u64) -> Vec<(&'static str, String)> {
+    let Shape { users, clients, grants, refresh_tokens, backlog, .. } = *shape;
+    vec![
+        (
+            "grants",
+            format!(
+                "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience,
+                                     auth_time, created_at, expires_at, revoked_at)
+                 SELECT 'pop-grant-' || i, 'pop-client-' || (i % {clients}),
+                        'pop-user-id-' || (i % {users}), NULL, 'openid profile offline_access', '[]',
+                        {now} - 86400, {now} - 86400, {}, NULL FROM {}",
+                expiry("i", now, backlog),
+                sql.series(grants)
+            ),
+        ),
+        (
+            "refresh_tokens",
+            format!(
+                "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at, successor_sealed)
+                 SELECT {}, 'pop-grant-' || (i % {grants}), {now} - 86400, {},
+                        CASE WHEN i < {grants} THEN NULL ELSE {now} - 3600 END, NULL
+                 FROM {}",
+                sql.padded("pop-refresh-", 52, "i"),
+                expiry(&format!("(i % {grants})"), now, backlog),
+                sql.series(refresh_tokens)
+            ),
+        ),
+    ]
+}
+
+/// Every statement of the fill, in order, by table.
+fn statements(sql: Dialect, shape: &Shape) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    Ok(accounts(sql, shape, now).into_iter().chain(grants(sql, shape, now)).collect())
 }
 
 /// Fills the database at `path` (migrated, with the benchmark's clients and user, and no
@@ -69,76 +194,9 @@ fn series(count: u64) -> String {
 pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
     let c = Connection::open(path).context("opening the benchmark database")?;
     c.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let Shape { users, clients, grants, refresh_tokens, sessions, consents, backlog } = shape;
     let hash: String =
         c.query_row("SELECT password_hash FROM users WHERE username = 'bench'", [], |r| r.get(0))?;
-    let expiry = |column: &str| expiry(column, now, backlog);
-    let steps: [(&str, String); 6] = [
-        (
-            "users",
-            format!(
-                "{} INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
-                 SELECT printf('pop-user-id-%d', i), printf('pop-user-%d', i), ?1,
-                        printf('user%d@example.com', i), NULL, {now}, {now} FROM n",
-                series(users)
-            ),
-        ),
-        (
-            "clients",
-            format!(
-                "{} INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-                 SELECT printf('pop-client-%d', i), NULL, 'cli',
-                        json_set(t.metadata, '$.client_id', printf('pop-client-%d', i)), {now}, {now}
-                 FROM n, (SELECT metadata FROM clients WHERE client_id = 'bench-rs256') t",
-                series(clients)
-            ),
-        ),
-        (
-            "sessions",
-            format!(
-                "{} INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid)
-                 SELECT printf('pop-session-%058d', i), printf('pop-user-id-%d', i % {users}),
-                        {now} - 3600, {now} - 3600, {}, printf('pop-sid-%d', i) FROM n",
-                series(sessions),
-                expiry("i")
-            ),
-        ),
-        (
-            "consents",
-            format!(
-                "{} INSERT INTO consents (user_id, client_id, scopes, granted_at)
-                 SELECT printf('pop-user-id-%d', i % {users}), printf('pop-client-%d', i % {clients}),
-                        'openid profile', {now} FROM n",
-                series(consents)
-            ),
-        ),
-        (
-            "grants",
-            format!(
-                "{} INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience,
-                                        auth_time, created_at, expires_at, revoked_at)
-                 SELECT printf('pop-grant-%d', i), printf('pop-client-%d', i % {clients}),
-                        printf('pop-user-id-%d', i % {users}), NULL, 'openid profile offline_access', '[]',
-                        {now} - 86400, {now} - 86400, {}, NULL FROM n",
-                series(grants),
-                expiry("i")
-            ),
-        ),
-        (
-            // One live token per grant; the rest are the rotated tokens of the same families.
-            "refresh_tokens",
-            format!(
-                "{} INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at, successor_sealed)
-                 SELECT printf('pop-refresh-%052d', i), printf('pop-grant-%d', i % {grants}),
-                        {now} - 86400, {}, CASE WHEN i < {grants} THEN NULL ELSE {now} - 3600 END, NULL
-                 FROM n",
-                series(refresh_tokens),
-                expiry(&format!("(i % {grants})"))
-            ),
-        ),
-    ];
-    for (table, sql) in steps {
+    for (table, sql) in statements(Dialect::Sqlite, &shape)? {
         let started = Instant::now();
         let tx = c.unchecked_transaction()?;
         let rows =
@@ -155,79 +213,11 @@ pub(crate) fn sqlite(path: &Path, shape: Shape) -> anyhow::Result<()> {
 /// no server running on it) to `shape`, then analyzes it as autovacuum would have.
 pub(crate) async fn postgres(base: &str, schema: &str, shape: Shape) -> anyhow::Result<()> {
     let pool = connect(base, Some(schema)).await?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let Shape { users, clients, grants, refresh_tokens, sessions, consents, backlog } = shape;
     let hash: String =
         sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'bench'")
             .fetch_one(&pool)
             .await?;
-    let expiry = |column: &str| expiry(column, now, backlog);
-    let series = |count: u64| format!("generate_series(0, {}) AS s(i)", count - 1);
-    let steps: [(&str, String); 6] = [
-        (
-            "users",
-            format!(
-                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at)
-                 SELECT 'pop-user-id-' || i, 'pop-user-' || i, $1, 'user' || i || '@example.com',
-                        NULL, {now}, {now} FROM {}",
-                series(users)
-            ),
-        ),
-        (
-            "clients",
-            format!(
-                "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-                 SELECT 'pop-client-' || i, NULL, 'cli',
-                        jsonb_set(t.metadata::jsonb, '{{client_id}}', to_jsonb('pop-client-' || i))::text,
-                        {now}, {now}
-                 FROM {}, (SELECT metadata FROM clients WHERE client_id = 'bench-rs256') t",
-                series(clients)
-            ),
-        ),
-        (
-            "sessions",
-            format!(
-                "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid)
-                 SELECT 'pop-session-' || lpad(i::text, 52, '0'), 'pop-user-id-' || (i % {users}),
-                        {now} - 3600, {now} - 3600, {}, 'pop-sid-' || i FROM {}",
-                expiry("i"),
-                series(sessions)
-            ),
-        ),
-        (
-            "consents",
-            format!(
-                "INSERT INTO consents (user_id, client_id, scopes, granted_at)
-                 SELECT 'pop-user-id-' || (i % {users}), 'pop-client-' || (i % {clients}),
-                        'openid profile', {now} FROM {} ON CONFLICT DO NOTHING",
-                series(consents)
-            ),
-        ),
-        (
-            "grants",
-            format!(
-                "INSERT INTO grants (id, client_id, user_id, session_id_hash, scopes, audience,
-                                     auth_time, created_at, expires_at, revoked_at)
-                 SELECT 'pop-grant-' || i, 'pop-client-' || (i % {clients}),
-                        'pop-user-id-' || (i % {users}), NULL, 'openid profile offline_access', '[]',
-                        {now} - 86400, {now} - 86400, {}, NULL FROM {}",
-                expiry("i"),
-                series(grants)
-            ),
-        ),
-        (
-            "refresh_tokens",
-            format!(
-                "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at, successor_sealed)
-                 SELECT 'pop-refresh-' || lpad(i::text, 52, '0'), 'pop-grant-' || (i % {grants}),
-                        {now} - 86400, {}, CASE WHEN i < {grants} THEN NULL ELSE {now} - 3600 END, NULL
-                 FROM {}",
-                expiry(&format!("(i % {grants})")),
-                series(refresh_tokens)
-            ),
-        ),
-    ];
-    for (table, sql) in steps {
+    for (table, sql) in statements(Dialect::Postgres, &shape)? {
         let started = Instant::now();
         let query = sqlx::query(sqlx::AssertSqlSafe(sql));
         let query = if table == "users" { query.bind(&hash) } else { query };
