@@ -50,12 +50,7 @@ impl Checkpointer {
                             checkpoint(&connection, &wal, limit)
                         }
                         Ok(Truncate(done)) => {
-                            let truncated = connection
-                                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                                .map_err(|error| {
-                                    Error::Backend(format!("SQLite checkpoint: {error}"))
-                                });
-                            let _ = done.send(truncated);
+                            let _ = done.send(truncate(&connection));
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
@@ -75,6 +70,22 @@ impl Checkpointer {
             .map_err(|_| Error::Backend("the SQLite checkpointer has stopped".into()))?;
         answer.await.map_err(|_| Error::Backend("the SQLite checkpointer has stopped".into()))?
     }
+}
+
+/// Copies the whole WAL into the database and empties it. The checkpoint reports `busy` when
+/// a reader or the writer still held the WAL past the busy timeout; it is tried again a few
+/// times before that is an error, so that "closed" means "emptied".
+fn truncate(connection: &Connection) -> Result<()> {
+    for _ in 0..20 {
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(super::backend)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Error::Backend("the SQLite WAL stayed busy: it was not emptied".into()))
 }
 
 /// One periodic checkpoint: PASSIVE; and once the WAL is past `limit` and that copied every
