@@ -151,12 +151,11 @@ pub enum Confirmed {
 /// [`CLIENT_CACHE_TTL`] (with a margin) when some node does not answer.
 pub async fn confirm_change(store: &dyn Store) -> store::Result<Confirmed> {
     let started = Instant::now();
-    let limit = CLIENT_CACHE_TTL + Duration::from_millis(200);
-    let epoch = store.client_epoch().await?;
     // A node that synced longer ago than its own lifetime serves nothing from its cache; the
     // margin covers the difference between its clock's rate and the database's.
-    let window = i64::try_from((CLIENT_CACHE_TTL + Duration::from_millis(200)).as_millis())
-        .unwrap_or(i64::MAX);
+    let limit = CLIENT_CACHE_TTL + Duration::from_millis(200);
+    let window = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+    let epoch = store.client_epoch().await?;
     while started.elapsed() < limit {
         if store.nodes_behind(epoch, window).await? == 0 {
             return Ok(Confirmed::ByEveryNode);

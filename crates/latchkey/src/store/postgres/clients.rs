@@ -12,13 +12,6 @@ fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
     client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
 }
 
-/// The database's clock in milliseconds: one clock for every node.
-macro_rules! db_now_ms {
-    () => {
-        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
-    };
-}
-
 /// Counts one client change, in the transaction that makes it. The row lock it takes orders
 /// the change against [`ClientStore::sync_node`]'s `FOR SHARE` read.
 async fn count_change(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {

@@ -5,6 +5,14 @@
 //! and applied by sqlx's migrator, which holds a PostgreSQL advisory lock while it runs, so
 //! nodes starting together apply each migration once.
 
+/// The database's clock in milliseconds, as SQL: one clock for every node, for
+/// [`Store::clock_millis`] and the node rows.
+macro_rules! db_now_ms {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
 mod attempts;
 
 use std::borrow::Cow;
@@ -184,7 +192,7 @@ impl Store for PgStore {
     }
 
     async fn clock_millis(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+        sqlx::query_scalar(concat!("SELECT ", db_now_ms!()))
             .fetch_one(&self.pool)
             .await
             .map_err(backend)

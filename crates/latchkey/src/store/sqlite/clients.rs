@@ -13,13 +13,6 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, S
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// The database's clock in milliseconds (this machine's: SQLite has no server).
-macro_rules! db_now_ms {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    };
-}
-
 /// Counts one client change, in the transaction that makes it.
 fn count_change(c: &Connection) -> Result<()> {
     c.prepare_cached("UPDATE client_changes SET epoch = epoch + 1 WHERE id = 1")

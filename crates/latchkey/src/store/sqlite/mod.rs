@@ -25,6 +25,14 @@ use crate::model::{
     StoredAccess, User,
 };
 
+/// The database's clock in milliseconds, as SQL (this machine's: SQLite has no server), for
+/// [`Store::clock_millis`] and the node rows.
+macro_rules! db_now_ms {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
+}
+
 mod attempts;
 mod checkpoint;
 mod reader;
@@ -360,12 +368,7 @@ impl Store for SqliteStore {
     async fn clock_millis(&self) -> Result<i64> {
         // The same machine's clock: SQLite has no server of its own.
         self.read(|c| {
-            c.query_row(
-                "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(backend)
+            c.query_row(concat!("SELECT ", db_now_ms!()), [], |row| row.get(0)).map_err(backend)
         })
         .await
     }
