@@ -17,7 +17,7 @@ use latchkey::store::{self, Store};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::http::{AppState, paths};
+use crate::http::{AppState, Shared, paths};
 
 /// Opens the configured store and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -86,7 +86,15 @@ pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::R
     tokio::spawn(watch_clock(authority.clone()));
     tokio::spawn(sync_clients(authority.clone()));
     tokio::spawn(refresh_origins(origins.clone(), store.clone()));
-    Ok(AppState { config, store, keys, authority, metadata_json, static_loaded, origins })
+    Ok(AppState::new(Shared {
+        config,
+        store,
+        keys,
+        authority,
+        metadata_json,
+        static_loaded,
+        origins,
+    }))
 }
 
 /// The protocol settings derived from the config.

@@ -183,14 +183,15 @@ impl Authority {
         token: &str,
         now: i64,
     ) -> Result<Option<Introspection>, Failure> {
-        let Some((refresh, grant)) = self.store.refresh_token(&secret::hash(token)).await? else {
+        let Some(stored) = self.store.refresh_token(&secret::hash(token), now).await? else {
             return Ok(None);
         };
-        let live = refresh.rotated_at.is_none()
-            && grant.revoked_at.is_none()
-            && refresh.expires_at > now
-            && grant.expires_at > now
-            && self.grant_session_live(&grant, now).await?;
+        let live = stored.session_holds()
+            && stored.token.rotated_at.is_none()
+            && stored.grant.revoked_at.is_none()
+            && stored.token.expires_at > now
+            && stored.grant.expires_at > now;
+        let (refresh, grant) = (stored.token, stored.grant);
         // Only the client a refresh token belongs to may learn about it.
         if !live || grant.client_id != caller.client_id {
             return Ok(Some(Introspection::inactive()));

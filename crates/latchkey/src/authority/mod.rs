@@ -38,10 +38,10 @@ use crate::keys::KeyManager;
 use crate::model::{ClientRecord, Resource, Session, TokenFormat};
 use crate::oauth::OAuthError;
 use crate::password::{self, Hasher};
+use crate::secret;
 use crate::store::{self, Store};
 use crate::throttle::AddressBudget;
 use crate::verified_tokens::VerifiedTokens;
-use crate::{model, secret};
 
 /// Lifetimes and the server's identity.
 #[derive(Debug, Clone)]
@@ -251,19 +251,6 @@ impl Authority {
     /// The current time, seconds since the Unix epoch, by this authority's clock.
     pub fn now(&self) -> i64 {
         self.clock.now()
-    }
-
-    /// Whether a grant may still be used: an offline grant always, a session-bound one while
-    /// its browser session lives (OIDC Core §11).
-    pub async fn grant_session_live(
-        &self,
-        grant: &model::Grant,
-        now: i64,
-    ) -> Result<bool, Failure> {
-        match (&grant.session_id_hash, grant.is_session_bound()) {
-            (Some(id_hash), true) => Ok(self.store.session(id_hash, now).await?.is_some()),
-            _ => Ok(true),
-        }
     }
 
     /// Whether the database answers (readiness).

@@ -157,6 +157,26 @@ pub struct RefreshToken {
     pub rotated_at: Option<i64>,
 }
 
+/// A refresh token as the store finds it: with its grant, and whether the login session the
+/// grant came from is live (read in the same query, so a refresh costs one read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefresh {
+    /// The token, in any state.
+    pub token: RefreshToken,
+    /// Its family.
+    pub grant: Grant,
+    /// The grant's login session exists and has not expired (false when it has none).
+    pub session_live: bool,
+}
+
+impl StoredRefresh {
+    /// Whether the grant's sign-in still holds: always for an offline grant or one without a
+    /// session, while its session lives for a session-bound one (OIDC Core §11).
+    pub fn session_holds(&self) -> bool {
+        !self.grant.is_session_bound() || self.session_live
+    }
+}
+
 /// An issued access token, kept until it expires so that it can be revoked with its grant.
 ///
 /// JWTs issued for a user are recorded (their grant can be revoked); client-credentials JWTs

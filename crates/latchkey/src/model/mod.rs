@@ -14,7 +14,7 @@ pub mod scope;
 pub use flow::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, CodeLookup, Grant, Issue,
     Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Resource, Rotation, Session,
-    StoredAccess, sid_of,
+    StoredAccess, StoredRefresh, sid_of,
 };
 
 /// Grant types a client may be registered for (RFC 6749 §4, RFC 7591 §2).

@@ -23,8 +23,8 @@ use crate::model::key::{KeyPurpose, KeyRecord};
 use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, ClientSource,
-    CodeLookup, Grant, Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
-    SigningAlg, StoredAccess, User,
+    CodeLookup, Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
+    SigningAlg, StoredAccess, StoredRefresh, User,
 };
 
 /// How a password change is applied by [`UserStore::set_password_hash`].
@@ -303,8 +303,9 @@ pub trait TokenStore: Send + Sync {
     /// removal.
     async fn issue(&self, issue: &Issue) -> Result<Issued>;
 
-    /// A refresh token (in any state) and its grant.
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+    /// A refresh token (in any state), its grant, and whether the grant's session is live at
+    /// `now`.
+    async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>>;
 
     /// Rotates a refresh token to `successor`, recording `access`; see [`Rotation`]. Inside
     /// `grace_secs` after a rotation the same token gets `Retry` with the stored sealed

@@ -13,8 +13,8 @@ use super::{
 use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
-    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
-    Issue, Issued, Purged, RefreshRevocation, RefreshToken, Rotation, Session, StoredAccess, User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Issue,
+    Issued, Purged, RefreshRevocation, Rotation, Session, StoredAccess, StoredRefresh, User,
 };
 
 /// Wraps a store and times each call; errors are timed too.
@@ -110,7 +110,7 @@ timed! {
     }
     TokenStore {
         fn issue(&self, issue: &Issue) -> Result<Issued>;
-        fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>>;
+        fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>>;
         fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;
         fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
         fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use latchkey::model::{
     AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, RefreshRevocation,
-    RefreshToken, Rotation, Session, User,
+    RefreshToken, Rotation, Session, StoredRefresh, User,
 };
 use latchkey::store::{RotationRequest, Store};
 
@@ -189,7 +189,7 @@ async fn a_second_issue_with_one_code_is_a_replay(db: TestDb) {
         store.issue(&issue("g2", "r2", "j2", Some("c1"))).await.unwrap(),
         Issued::CodeSpent { family: Some("g1".into()) }
     );
-    assert!(store.refresh_token("r2").await.unwrap().is_none(), "nothing of it is stored");
+    assert!(store.refresh_token("r2", NOW).await.unwrap().is_none(), "nothing of it is stored");
     assert!(!live(store, "j2", NOW).await);
     assert!(!live(store, "j1", NOW).await, "the first exchange's grant is revoked");
 }
@@ -222,7 +222,7 @@ async fn concurrent_exchanges_of_one_code_store_one_grant(db: TestDb) {
     for (i, outcome) in &outcomes {
         if *i != winners[0] {
             assert_eq!(*outcome, Issued::CodeSpent { family: family.clone() });
-            assert!(db.store.refresh_token(&format!("r{i}")).await.unwrap().is_none());
+            assert!(db.store.refresh_token(&format!("r{i}"), NOW).await.unwrap().is_none());
         }
     }
 }
@@ -245,7 +245,7 @@ async fn a_failing_write_among_concurrent_ones_undoes_only_itself(db: TestDb) {
     let mut shared_winners = 0;
     while let Some(joined) = tasks.join_next().await {
         let (i, outcome) = joined.unwrap();
-        let stored = db.store.refresh_token(&format!("r{i}")).await.unwrap();
+        let stored = db.store.refresh_token(&format!("r{i}"), NOW).await.unwrap();
         match outcome {
             Ok(issued) => {
                 assert_eq!(issued, Issued::Done);
@@ -268,7 +268,7 @@ async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
     crate::conformance::register(&db, "app").await;
     let store = &db.store;
     assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
-    let (token, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    let StoredRefresh { token, grant, .. } = store.refresh_token("r1", NOW).await.unwrap().unwrap();
     assert_eq!((token.grant_id.as_str(), grant.audience.len()), ("g1", 1));
     assert_eq!(
         store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 1).await.unwrap(),
@@ -285,7 +285,7 @@ async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
         Rotation::Invalid
     );
     assert!(!live(store, "j2", NOW + 3).await);
-    assert!(store.refresh_token("r1").await.unwrap().unwrap().1.revoked_at.is_some());
+    assert!(store.refresh_token("r1", NOW).await.unwrap().unwrap().grant.revoked_at.is_some());
 }
 
 async fn grace_window_returns_the_same_successor_then_revokes(db: TestDb) {
@@ -354,7 +354,7 @@ async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb)
     store.remove_client("app", NOW + 1).await.unwrap();
 
     assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Invalid);
-    let (_, family) = store.refresh_token("r1").await.unwrap().unwrap();
+    let family = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
     assert_eq!(family.revoked_at, Some(NOW + 1));
     let rotated =
         store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
@@ -366,7 +366,7 @@ async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb)
         Issued::ClientRemoved,
         "no new grant for a removed client"
     );
-    assert!(store.refresh_token("r3").await.unwrap().is_none());
+    assert!(store.refresh_token("r3", NOW).await.unwrap().is_none());
 }
 
 /// Grants issued while a client is being removed are either refused or revoked by the
@@ -403,10 +403,11 @@ async fn grants_issued_during_a_client_removal_do_not_survive_it(db: TestDb) {
     let mut total = 0;
     for (issued, refused) in writers.join_all().await {
         for id in &issued {
-            let (_, family) = db.store.refresh_token(&format!("r{id}")).await.unwrap().unwrap();
+            let family =
+                db.store.refresh_token(&format!("r{id}"), NOW).await.unwrap().unwrap().grant;
             assert!(family.revoked_at.is_some(), "grant {id} outlived the client's removal");
         }
-        assert!(db.store.refresh_token(&format!("r{refused}")).await.unwrap().is_none());
+        assert!(db.store.refresh_token(&format!("r{refused}"), NOW).await.unwrap().is_none());
         total += issued.len();
     }
     eprintln!("{total} grants issued before the removal, all revoked by it");
@@ -496,7 +497,7 @@ async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
     let end = PasswordChange { end_sessions: true, from_config: true };
     store.set_password_hash("alice", "$argon2id$new", end, NOW + 3).await.unwrap();
     assert!(store.session("s1", NOW + 4).await.unwrap().is_none());
-    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    let grant = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
     assert_eq!(grant.revoked_at, Some(NOW + 3));
     assert!(!live(store, "j1", NOW + 4).await);
     assert_eq!(store.consent("u1", "app").await.unwrap(), Some(scopes("openid")));
@@ -559,13 +560,39 @@ async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
     assert!(store.session("s1", NOW + 2).await.unwrap().is_none());
     assert_eq!(store.consent("u1", "app").await.unwrap(), None);
     assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Invalid);
-    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    let grant = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
     assert_eq!(grant.revoked_at, Some(NOW + 1));
     assert!(!live(store, "j1", NOW + 2).await);
     assert!(store.jwt_status("j-other", "g1", NOW + 2).await.unwrap().0, "its JWTs are dead");
 }
 
+/// A refresh token is read with its grant and whether the grant's session lives (one query,
+/// where the refresh grant once read the session separately): live while the session is,
+/// not once it expires or ends; an offline grant holds either way.
+async fn a_refresh_token_is_read_with_its_sessions_liveness(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
+    let store = &db.store;
+    store.create_session(&session("s1")).await.unwrap();
+    let mut bound = issue("g1", "r1", "j1", None);
+    bound.grant.scopes = scopes("openid");
+    assert_eq!(store.issue(&bound).await.unwrap(), Issued::Done);
+    assert_eq!(store.issue(&issue("g2", "r2", "j2", None)).await.unwrap(), Issued::Done);
+    let read = |token: &'static str, now: i64| async move {
+        store.refresh_token(token, now).await.unwrap().unwrap()
+    };
+    let fresh = read("r1", NOW).await;
+    assert!(fresh.session_live && fresh.session_holds(), "{fresh:?}");
+    let expired = read("r1", NOW + 3600).await;
+    assert!(!expired.session_live && !expired.session_holds(), "the session expired");
+    let offline = read("r2", NOW + 3600).await;
+    assert!(!offline.session_live && offline.session_holds(), "offline_access outlives it");
+    store.end_session("s1", NOW + 1).await.unwrap();
+    let ended = read("r1", NOW + 2).await;
+    assert!(!ended.session_live && !ended.session_holds(), "the session ended");
+}
+
 crate::on_both_engines!(
+    a_refresh_token_is_read_with_its_sessions_liveness,
     sessions_expire_and_logout_revokes_their_grants,
     consent_is_remembered_per_user_and_client,
     a_session_is_read_with_its_users_consent_for_one_client,

@@ -61,7 +61,7 @@ async fn revoking_a_refresh_token_checks_its_client_and_revokes_its_grant(db: Te
         RefreshRevocation::Revoked
     );
     assert!(!live(store, "j1", NOW).await, "the family's access token went with it");
-    let (_, grant) = store.refresh_token("r1").await.unwrap().unwrap();
+    let grant = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
     assert!(grant.revoked_at.is_some());
 }
 
@@ -144,8 +144,8 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
         (1, 1, 1, 1, 1, 1),
         "{purged:?}"
     );
-    assert!(store.refresh_token("old-refresh").await.unwrap().is_none());
-    assert!(store.refresh_token("young-refresh").await.unwrap().is_some());
+    assert!(store.refresh_token("old-refresh", NOW).await.unwrap().is_none());
+    assert!(store.refresh_token("young-refresh", NOW).await.unwrap().is_some());
     assert!(live(store, "young-jti", later).await);
     assert!(store.session("young-session", later).await.unwrap().is_some());
     assert!(
@@ -164,7 +164,7 @@ async fn the_purge_removes_what_expired_and_nothing_else(db: TestDb) {
 /// of every minute on a large database).
 async fn every_purge_statement_finds_its_rows_through_an_index(db: TestDb) {
     let plans = db.store.purge_plans().await.unwrap();
-    assert!(plans.len() >= 10, "{plans:?}");
+    assert!(plans.len() >= 9, "{plans:?}");
     for plan in plans {
         let scans: Vec<&str> = plan
             .plan

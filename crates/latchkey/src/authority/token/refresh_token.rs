@@ -77,20 +77,20 @@ impl Authority {
         token_hash: &str,
         now: i64,
     ) -> Result<Grant, Failure> {
-        let Some((_, grant)) = self.store.refresh_token(token_hash).await? else {
+        let Some(stored) = self.store.refresh_token(token_hash, now).await? else {
             return Err(invalid_grant(
                 "the refresh token is invalid, expired or revoked: sign in again",
             ));
         };
-        if grant.client_id != client.client_id {
+        if stored.grant.client_id != client.client_id {
             return Err(invalid_grant("the refresh token was issued to another client"));
         }
-        if !self.grant_session_live(&grant, now).await? {
+        if !stored.session_holds() {
             return Err(invalid_grant(
                 "the sign-in this refresh token belongs to has ended (logout or session expiry): sign in again, or ask for offline_access to stay signed in",
             ));
         }
-        Ok(grant)
+        Ok(stored.grant)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::model::scope::Scopes;
 use crate::model::{
     AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
     Issue, Issued, OpaqueAccess, Purged, RefreshRevocation, RefreshToken, Rotation, Session,
-    StoredAccess, User,
+    StoredAccess, StoredRefresh, User,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "browser", include_str!("../../../migrations/postgres/0005_browser.sql")),
     (6, "nodes", include_str!("../../../migrations/postgres/0006_nodes.sql")),
     (7, "scale", include_str!("../../../migrations/postgres/0007_scale.sql")),
+    (8, "rotation", include_str!("../../../migrations/postgres/0008_rotation.sql")),
 ];
 
 const POOL_SIZE: u32 = 16;
@@ -100,15 +101,14 @@ type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 /// What the purge deletes by each row's own expiry, each statement through its table's expiry
 /// index (`$1` now, `$2` the batch size). Grants go afterwards, with their refresh tokens
-/// ([`DEAD_GRANTS`]). `SKIP LOCKED`: nodes purging at the same time share the work instead of
+/// ([`DEAD_GRANTS`]): a refresh token expires with its grant (never extended), so it needs no
+/// expiry index of its own. `SKIP LOCKED`: nodes purging at the same time share the work instead of
 /// waiting.
-const PURGE: [(&str, PurgeCounter, &str); 7] = [
+const PURGE: [(&str, PurgeCounter, &str); 6] = [
     ("authorization_codes", |purged| &mut purged.codes, "DELETE FROM authorization_codes WHERE code_hash IN
         (SELECT code_hash FROM authorization_codes WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     ("sessions", |purged| &mut purged.sessions, "DELETE FROM sessions WHERE id_hash IN
         (SELECT id_hash FROM sessions WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
-    ("refresh_tokens", |purged| &mut purged.refresh_tokens, "DELETE FROM refresh_tokens WHERE token_hash IN
-        (SELECT token_hash FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     ("access_tokens", |purged| &mut purged.access_tokens, "DELETE FROM access_tokens WHERE jti IN
         (SELECT jti FROM access_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"),
     ("client_assertions", |purged| &mut purged.client_assertions, "DELETE FROM client_assertions WHERE (client_id, jti) IN

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use super::{
     AccessTokenRecord, Grant, Issue, Issued, OpaqueAccess, PgRow, PgStore, RefreshRevocation,
-    RefreshToken, Result, Rotation, RotationRequest, Row, StoredAccess, Tx, audience_from_json,
-    audience_json, backend, replay_code, revoke_grant, stored_scopes,
+    RefreshToken, Result, Rotation, RotationRequest, Row, StoredAccess, StoredRefresh, Tx,
+    audience_from_json, audience_json, backend, replay_code, revoke_grant, stored_scopes,
 };
 use crate::store::TokenStore;
 use crate::store::rules::{self, RefreshRow, RotationStep};
@@ -196,16 +196,20 @@ impl TokenStore for PgStore {
         Ok(Issued::Done)
     }
 
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
+    async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>> {
         let row = sqlx::query(
             "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
+                    s.id_hash IS NOT NULL AS session_live,
                     g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
                     g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
                     g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
                     g.revoked_at AS g_revoked_at
-             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = $1",
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > $2
+             WHERE rt.token_hash = $1",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
@@ -217,7 +221,8 @@ impl TokenStore for PgStore {
             expires_at: row.try_get("expires_at").map_err(backend)?,
             rotated_at: row.try_get("rotated_at").map_err(backend)?,
         };
-        Ok(Some((token, grant_from_row(&row)?)))
+        let session_live = row.try_get("session_live").map_err(backend)?;
+        Ok(Some(StoredRefresh { token, grant: grant_from_row(&row)?, session_live }))
     }
 
     async fn rotate_refresh_token(

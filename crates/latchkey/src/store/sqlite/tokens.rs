@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use super::{
     AccessTokenRecord, Connection, Grant, Issue, Issued, OpaqueAccess, OptionalExtension,
     RefreshRevocation, RefreshToken, Result, Rotation, RotationRequest, Row, SqliteStore,
-    StoredAccess, audience_from_json, audience_json, backend, params, replay_code, revoke_grant,
-    scopes_at, with_audience,
+    StoredAccess, StoredRefresh, audience_from_json, audience_json, backend, params, replay_code,
+    revoke_grant, scopes_at, with_audience,
 };
 use crate::store::TokenStore;
 use crate::store::rules::{self, RefreshRow, RotationStep};
@@ -175,16 +175,19 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshToken, Grant)>> {
+    async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>> {
         let token_hash = token_hash.to_owned();
         let row = self
             .read(move |c| {
                 c.prepare_cached(&format!(
-                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at, {GRANT_COLUMNS}
-                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = ?1"
+                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
+                            s.id_hash IS NOT NULL, {GRANT_COLUMNS}
+                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+                     LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > ?2
+                     WHERE rt.token_hash = ?1"
                 ))
                 .and_then(|mut s| {
-                    s.query_row([token_hash], |row| {
+                    s.query_row(params![token_hash, now], |row| {
                         let token = RefreshToken {
                             token_hash: row.get(0)?,
                             grant_id: row.get(1)?,
@@ -192,17 +195,16 @@ impl TokenStore for SqliteStore {
                             expires_at: row.get(3)?,
                             rotated_at: row.get(4)?,
                         };
-                        Ok((token, grant_from_row(row, 5)?))
+                        Ok((token, row.get(5)?, grant_from_row(row, 6)?))
                     })
                     .optional()
                 })
                 .map_err(backend)
             })
             .await?;
-        match row {
-            None => Ok(None),
-            Some((token, grant)) => Ok(Some((token, with_audience(grant, |g, a| g.audience = a)?))),
-        }
+        let Some((token, session_live, grant)) = row else { return Ok(None) };
+        let grant = with_audience(grant, |g, a| g.audience = a)?;
+        Ok(Some(StoredRefresh { token, grant, session_live }))
     }
 
     async fn rotate_refresh_token(
