@@ -129,6 +129,14 @@ fn accounts(sql: Dialect, shape: &Shape, now: u64) -> Vec<(&'static str, String)
             ),
         ),
         (
+            // The copies' CORS origins are the template's, as their redirect URIs are.
+            "client_origins",
+            "INSERT INTO client_origins (origin, client_id)
+             SELECT o.origin, c.client_id FROM clients c, client_origins o
+             WHERE o.client_id = 'bench-rs256' AND c.client_id LIKE 'pop-client-%'"
+                .to_owned(),
+        ),
+        (
             "sessions",
             format!(
                 "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid)

@@ -131,9 +131,10 @@ async fn load_static_registrations(
     loop {
         match sync_static(&config, store.as_ref(), &hasher, clock.now()).await {
             Ok(()) => {
-                // Ready means the static clients' origins are allowed too.
+                // Ready means the static clients' origins are allowed too: answers remembered
+                // before they were stored are forgotten.
                 if let Err(error) = origins.refresh(store.as_ref()).await {
-                    tracing::warn!(%error, "loading the CORS origins failed; retrying in 2 s");
+                    tracing::warn!(%error, "reading the client changes failed; retrying in 2 s");
                 }
                 done.send_replace(true);
                 return;
@@ -319,7 +320,7 @@ async fn sync_clients(authority: Arc<Authority>) {
     }
 }
 
-/// Rebuilds the CORS origin set from the registrations, at once and then every
+/// Forgets the remembered CORS answers when a client changed, checked at once and then every
 /// [`latchkey::cors_origins::REFRESH_EVERY`].
 async fn refresh_origins(origins: Arc<CorsOrigins>, store: Arc<dyn Store>) {
     let mut interval = tokio::time::interval(latchkey::cors_origins::REFRESH_EVERY);
@@ -327,7 +328,7 @@ async fn refresh_origins(origins: Arc<CorsOrigins>, store: Arc<dyn Store>) {
     loop {
         interval.tick().await;
         if let Err(error) = origins.refresh(store.as_ref()).await {
-            tracing::warn!(%error, "reloading the CORS origins failed; keeping the last set");
+            tracing::warn!(%error, "reading the client changes failed; keeping the CORS answers");
         }
     }
 }

@@ -1,65 +1,92 @@
 //! The browser origins allowed to call the token, revocation and userinfo endpoints: the
-//! origins of registered redirect URIs, kept as a set, so that a request costs one hash lookup
-//! however many clients there are. Every [`REFRESH_EVERY`] the store's count of client changes
-//! is read; only when it moved is the set rebuilt, from the distinct redirect URIs the
-//! database lists (no client record is loaded), so a node agrees with the others within the
-//! client-cache interval and a database of many clients costs nothing while none changes.
+//! origins of registered redirect URIs. The store keeps them in a table of their own, written
+//! with every client change, so whether an origin may call is one indexed lookup however many
+//! clients there are; nothing is read at start-up. Answers are remembered in a bounded map
+//! that is emptied whenever the store's count of client changes moves (read every
+//! [`REFRESH_EVERY`]), so a node agrees with the others within the client-cache interval.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clients::cache::CLIENT_CACHE_TTL;
 use crate::store::{self, Store};
 
-/// How often the set is rebuilt: the client cache's lifetime, so a registration change reaches
-/// CORS as soon as it reaches everything else.
+/// How often the count of client changes is read: the client cache's lifetime, so a
+/// registration change reaches CORS as soon as it reaches everything else.
 pub const REFRESH_EVERY: Duration = CLIENT_CACHE_TTL;
 
-/// The allowed origins.
+/// Most answers remembered; past it the map starts over, so made-up origins cost a lookup
+/// each but never memory.
+pub const MAX_REMEMBERED: usize = 4096;
+
+/// No browser origin is longer (scheme, a 253-byte host name and a port); a longer one is
+/// refused without a lookup.
+const MAX_ORIGIN_BYTES: usize = 300;
+
+/// The answers remembered, and the count of client changes they were read at.
 #[derive(Debug)]
 pub struct CorsOrigins {
-    set: RwLock<Arc<HashSet<String>>>,
-    /// The count of client changes the set was built at; -1: never built.
-    built_at: AtomicI64,
+    known: Mutex<Known>,
+}
+
+#[derive(Debug)]
+struct Known {
+    /// The count of client changes the answers are valid for; -1 before the first refresh.
+    epoch: i64,
+    answers: HashMap<String, bool>,
 }
 
 impl Default for CorsOrigins {
     fn default() -> Self {
-        CorsOrigins { set: RwLock::default(), built_at: AtomicI64::new(-1) }
+        CorsOrigins { known: Mutex::new(Known { epoch: -1, answers: HashMap::new() }) }
     }
 }
 
 impl CorsOrigins {
     /// Whether `origin` (as a browser sends it: `scheme://host[:port]`) may call.
-    pub fn allows(&self, origin: &str) -> bool {
-        self.set.read().is_ok_and(|set| set.contains(origin))
+    pub async fn allows(&self, origin: &str, store: &dyn Store) -> Result<bool, store::Error> {
+        if origin.len() > MAX_ORIGIN_BYTES {
+            return Ok(false);
+        }
+        let epoch = {
+            let known = self.lock();
+            if let Some(&allowed) = known.answers.get(origin) {
+                return Ok(allowed);
+            }
+            known.epoch
+        };
+        let allowed = store.origin_registered(origin).await?;
+        let mut known = self.lock();
+        // An answer read while a client changed may be stale: keep it only if no refresh has
+        // moved the epoch meanwhile (the next refresh empties the map otherwise).
+        if known.epoch == epoch {
+            if known.answers.len() >= MAX_REMEMBERED {
+                known.answers.clear();
+            }
+            known.answers.insert(origin.to_owned(), allowed);
+        }
+        Ok(allowed)
     }
 
-    /// Rebuilds the set from the registered redirect URIs if a client changed since the last
-    /// build. The count is read first: a change that commits during the rebuild moves it again,
-    /// so the next refresh rebuilds once more.
+    /// Forgets every answer if a client changed since the last refresh.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), store::Error> {
         let epoch = store.client_epoch().await?;
-        if epoch == self.built_at.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let set = Arc::new(origins(&store.redirect_uris().await?));
-        if let Ok(mut current) = self.set.write() {
-            *current = set;
-            self.built_at.store(epoch, Ordering::Relaxed);
+        let mut known = self.lock();
+        if known.epoch != epoch {
+            known.answers.clear();
+            known.epoch = epoch;
         }
         Ok(())
     }
-}
 
-/// The origins of `redirect_uris` (`null` origins, such as custom schemes, are never allowed).
-fn origins(redirect_uris: &[String]) -> HashSet<String> {
-    redirect_uris
-        .iter()
-        .filter_map(|uri| url::Url::parse(uri).ok())
-        .map(|url| url.origin().ascii_serialization())
-        .filter(|origin| origin != "null")
-        .collect()
+    /// How many answers are remembered.
+    pub fn remembered(&self) -> usize {
+        self.lock().answers.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
+        // The map holds only answers the store can give again: a poisoned one is still usable.
+        self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }

@@ -3,8 +3,8 @@
 //! - The discovery documents and the JWKS are public: any origin may read them
 //!   (`Access-Control-Allow-Origin: *`, no credentials).
 //! - Token, revocation and userinfo: only the origins of registered redirect URIs, each echoed
-//!   back by name, and never with credentials: these endpoints take no cookies. The allowed
-//!   set is kept in memory ([`latchkey::cors_origins`]), one lookup per request.
+//!   back by name, and never with credentials: these endpoints take no cookies. An origin is
+//!   looked up in the store once and then remembered ([`latchkey::cors_origins`]).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -39,7 +39,14 @@ pub(super) async fn cors(State(state): State<AppState>, request: Request, next: 
     else {
         return next.run(request).await;
     };
-    let allowed = state.origins.allows(&origin);
+    let allowed = match state.origins.allows(&origin, state.store.as_ref()).await {
+        Ok(allowed) => allowed,
+        Err(error) => {
+            // Without the answer no CORS header is sent: the browser refuses the response.
+            tracing::warn!(%error, "checking a CORS origin failed");
+            false
+        }
+    };
     let preflight = request.method() == Method::OPTIONS;
     let mut response = if preflight {
         if allowed {

@@ -149,6 +149,13 @@ impl fmt::Display for SigningAlg {
     }
 }
 
+/// The browser origin of a URI (`scheme://host[:port]`, as a browser sends it in `Origin`),
+/// or `None` for URIs without one (custom schemes, `file:`), which may never call by CORS.
+pub fn origin_of(uri: &str) -> Option<String> {
+    let origin = url::Url::parse(uri).ok()?.origin().ascii_serialization();
+    (origin != "null").then_some(origin)
+}
+
 /// A registered client's metadata, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
@@ -223,6 +230,16 @@ fn is_yes(value: &bool) -> bool {
 }
 
 impl Client {
+    /// The distinct browser origins of its redirect URIs: who may call the token, revocation
+    /// and userinfo endpoints from a page.
+    pub fn origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> =
+            self.redirect_uris.iter().filter_map(|uri| origin_of(uri)).collect();
+        origins.sort_unstable();
+        origins.dedup();
+        origins
+    }
+
     /// A public client has no credentials of its own (RFC 6749 §2.1).
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == AuthMethod::None

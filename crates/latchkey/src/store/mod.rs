@@ -118,9 +118,9 @@ pub trait ClientStore: Send + Sync {
     /// All clients, ordered by `client_id`.
     async fn clients(&self) -> Result<Vec<ClientRecord>>;
 
-    /// Every registered redirect URI, each once, read inside the database (no client is
-    /// loaded): what the CORS origins are built from.
-    async fn redirect_uris(&self) -> Result<Vec<String>>;
+    /// Whether `origin` is the browser origin of some client's redirect URI (one indexed
+    /// lookup, kept with every client write).
+    async fn origin_registered(&self, origin: &str) -> Result<bool>;
 
     /// Removes a client and, in the same transaction, everything it holds: its codes and
     /// consents go, its grants and stored access tokens are revoked at `now`. `NotFound` if
@@ -417,6 +417,10 @@ impl StoredKey {
 }
 
 /// Stored client metadata back into a record.
+/// The one-time work a migration leaves for the server (a row of `upkeep`): the browser
+/// origins of the clients registered before `client_origins` existed (migration 0009).
+const UPKEEP_CLIENT_ORIGINS: &str = "client_origins";
+
 fn client_record(
     metadata: &str,
     secret_hash: Option<String>,

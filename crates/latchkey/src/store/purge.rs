@@ -45,6 +45,12 @@ impl Batches {
     }
 }
 
+/// Counts the refresh tokens a batch of dead grants took with it (they have no purge of their
+/// own: a refresh token expires with its grant).
+pub(crate) fn refresh_tokens_removed(removed: u64) {
+    metrics::counter!("latchkey_purged_rows_total", "table" => "refresh_tokens").increment(removed);
+}
+
 /// The next batch size: halved after a batch that held the database too long, doubled after
 /// one that was quick, within bounds.
 fn next_size(size: i64, held: Duration) -> i64 {

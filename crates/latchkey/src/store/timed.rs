@@ -66,7 +66,7 @@ timed! {
         fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
         fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
         fn clients(&self) -> Result<Vec<ClientRecord>>;
-        fn redirect_uris(&self) -> Result<Vec<String>>;
+        fn origin_registered(&self, origin: &str) -> Result<bool>;
         fn remove_client(&self, client_id: &str, now: i64) -> Result<()>;
         fn remove_config_clients_except(&self, keep: &[String], now: i64) -> Result<u64>;
         fn use_client_assertion(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool>;

@@ -112,20 +112,77 @@ async fn a_user_id_is_unique(db: TestDb) {
     assert!(matches!(clash, Err(Error::Conflict(_))), "{clash:?}");
 }
 
-/// The CORS origins are built from every redirect URI, each once, read without loading a
-/// client.
-async fn redirect_uris_are_listed_once_each(db: TestDb) {
-    assert!(db.store.redirect_uris().await.unwrap().is_empty());
+/// The CORS origins are the origins of registered redirect URIs, kept with every client write
+/// (one indexed lookup, no client loaded): normalized as a browser sends them, without
+/// custom schemes, and gone with the last client that had them.
+async fn the_registered_origins_follow_every_client_change(db: TestDb) {
+    let store = &db.store;
+    let registered =
+        |origin: &'static str| async move { store.origin_registered(origin).await.unwrap() };
+    assert!(!registered("https://app.example.com").await);
     for id in ["a", "b"] {
-        db.store.upsert_client(&client(id, ClientSource::Cli), 1).await.unwrap();
+        store.upsert_client(&client(id, ClientSource::Cli), 1).await.unwrap();
     }
     let mut other = client("c", ClientSource::Cli);
     other.client.redirect_uris =
-        vec!["https://other.example.com/cb".into(), "https://app.example.com/cb".into()];
-    db.store.upsert_client(&other, 1).await.unwrap();
-    let mut uris = db.store.redirect_uris().await.unwrap();
-    uris.sort();
-    assert_eq!(uris, ["https://app.example.com/cb", "https://other.example.com/cb"]);
+        vec!["https://Other.Example.com:443/cb".into(), "com.example.app:/cb".into()];
+    store.upsert_client(&other, 1).await.unwrap();
+    assert!(registered("https://app.example.com").await);
+    assert!(registered("https://other.example.com").await, "host and port normalized");
+    assert!(!registered("null").await, "a custom scheme has no origin");
+    assert!(!registered("https://app.example.com.evil.com").await);
+
+    other.client.redirect_uris = vec!["https://third.example.com/cb".into()];
+    store.upsert_client(&other, 2).await.unwrap();
+    assert!(!registered("https://other.example.com").await, "a removed URI's origin goes");
+    assert!(registered("https://third.example.com").await);
+    store.remove_client("a", 3).await.unwrap();
+    assert!(registered("https://app.example.com").await, "b still has it");
+    store.remove_client("b", 3).await.unwrap();
+    assert!(!registered("https://app.example.com").await, "gone with the last client");
+    assert_eq!(store.remove_config_clients_except(&[], 4).await.unwrap(), 0);
+    store.remove_client("c", 4).await.unwrap();
+    assert!(!registered("https://third.example.com").await);
+}
+
+/// CORS remembers the store's answers until a client changes, and made-up origins never grow
+/// what it remembers past its bound.
+async fn cors_answers_are_remembered_until_a_client_changes(db: TestDb) {
+    use latchkey::cors_origins::{CorsOrigins, MAX_REMEMBERED};
+    let store = db.store.as_ref();
+    let origins = CorsOrigins::default();
+    origins.refresh(store).await.unwrap();
+    assert!(!origins.allows("https://app.example.com", store).await.unwrap());
+    store.upsert_client(&client("a", ClientSource::Cli), 1).await.unwrap();
+    assert!(!origins.allows("https://app.example.com", store).await.unwrap(), "remembered");
+    origins.refresh(store).await.unwrap();
+    assert!(origins.allows("https://app.example.com", store).await.unwrap(), "after the change");
+    for n in 0..MAX_REMEMBERED + 10 {
+        assert!(!origins.allows(&format!("https://{n}.example.net"), store).await.unwrap());
+    }
+    assert!(origins.remembered() <= MAX_REMEMBERED, "{}", origins.remembered());
+    let long = format!("https://{}.example.com", "a".repeat(400));
+    assert!(!origins.allows(&long, store).await.unwrap());
+}
+
+/// Clients registered before `client_origins` existed get their origins once, when the
+/// migration's upkeep task runs (here re-created by hand on a migrated database).
+#[tokio::test]
+async fn the_origins_of_clients_from_before_the_table_are_written_once() {
+    let db: TestDb = latchkey_testkit::prepare(latchkey_testkit::Database::sqlite()).await;
+    db.store.upsert_client(&client("old", ClientSource::Cli), 1).await.unwrap();
+    let connection = rusqlite::Connection::open(db.db.sqlite_path().unwrap()).unwrap();
+    connection
+        .execute_batch(
+            "DELETE FROM client_origins; INSERT INTO upkeep (task) VALUES ('client_origins');",
+        )
+        .unwrap();
+    assert!(!db.store.origin_registered("https://app.example.com").await.unwrap());
+    db.store.migrate().await.unwrap();
+    assert!(db.store.origin_registered("https://app.example.com").await.unwrap());
+    let left: i64 =
+        connection.query_row("SELECT COUNT(*) FROM upkeep", [], |row| row.get(0)).unwrap();
+    assert_eq!(left, 0, "the task is done once");
 }
 
 /// Client changes are counted, and nodes record which count they have caught up with: what
@@ -279,6 +336,7 @@ crate::on_both_engines!(
     a_user_id_is_unique,
     the_client_cache_sees_changes_within_its_lifetime,
     nodes_record_the_client_changes_they_have_seen,
-    redirect_uris_are_listed_once_each,
+    the_registered_origins_follow_every_client_change,
+    cors_answers_are_remembered_until_a_client_changes,
     a_synced_cache_sees_a_removal_at_its_next_sync,
 );

@@ -22,6 +22,28 @@ async fn count_change(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<
     Ok(())
 }
 
+/// Replaces a client's rows in `client_origins`.
+pub(super) async fn write_origins(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    client_id: &str,
+    origins: &[String],
+) -> Result<()> {
+    sqlx::query("DELETE FROM client_origins WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    sqlx::query(
+        "INSERT INTO client_origins (origin, client_id) SELECT o, $2 FROM UNNEST($1::text[]) AS o",
+    )
+    .bind(origins)
+    .bind(client_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Deletes the codes and consents of just-deleted clients and revokes their grants and stored
 /// access tokens. Each statement runs after the client rows' DELETE, so under READ COMMITTED
 /// it sees any grant that a concurrent [`TokenStore::issue`] committed while holding the client row
@@ -78,6 +100,7 @@ impl ClientStore for PgStore {
             return Err(crate::store::subject_taken(&record.client.client_id));
         }
         count_change(&mut tx).await?;
+        write_origins(&mut tx, &record.client.client_id, &record.client.origins()).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -106,13 +129,12 @@ impl ClientStore for PgStore {
             .collect()
     }
 
-    async fn redirect_uris(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT jsonb_array_elements_text(metadata::jsonb -> 'redirect_uris') FROM clients",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)
+    async fn origin_registered(&self, origin: &str) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM client_origins WHERE origin = $1)")
+            .bind(origin)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
     }
 
     async fn remove_client(&self, client_id: &str, now: i64) -> Result<()> {

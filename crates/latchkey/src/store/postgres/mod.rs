@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "nodes", include_str!("../../../migrations/postgres/0006_nodes.sql")),
     (7, "scale", include_str!("../../../migrations/postgres/0007_scale.sql")),
     (8, "rotation", include_str!("../../../migrations/postgres/0008_rotation.sql")),
+    (9, "client origins", include_str!("../../../migrations/postgres/0009_client_origins.sql")),
 ];
 
 const POOL_SIZE: u32 = 16;
@@ -130,6 +131,37 @@ const GRANT_TOKENS: &str = "DELETE FROM refresh_tokens WHERE grant_id = ANY($1)"
 const GRANTS: &str = "DELETE FROM grants WHERE id = ANY($1)";
 
 impl PgStore {
+    /// Does what the migrations left for Rust code ([`super::UPKEEP_CLIENT_ORIGINS`]), once:
+    /// the task's row is locked first, so a second node starting at once waits and then finds
+    /// it gone.
+    async fn run_upkeep(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let pending: Option<String> =
+            sqlx::query_scalar("SELECT task FROM upkeep WHERE task = $1 FOR UPDATE")
+                .bind(super::UPKEEP_CLIENT_ORIGINS)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if pending.is_none() {
+            return Ok(());
+        }
+        let clients: Vec<(String, String)> =
+            sqlx::query_as("SELECT client_id, metadata FROM clients")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        for (client_id, metadata) in clients {
+            let record = client_record(&metadata, None, "dynamic")?;
+            clients::write_origins(&mut tx, &client_id, &record.client.origins()).await?;
+        }
+        sqlx::query("DELETE FROM upkeep WHERE task = $1")
+            .bind(super::UPKEEP_CLIENT_ORIGINS)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
     /// Deletes one batch of dead grants with their refresh tokens: (grants, refresh tokens).
     async fn purge_grants(&self, now: i64, limit: i64) -> Result<(u64, u64)> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
@@ -184,7 +216,8 @@ impl Store for PgStore {
         migrator()
             .run(&self.pool)
             .await
-            .map_err(|error| Error::Backend(format!("migration failed: {error}")))
+            .map_err(|error| Error::Backend(format!("migration failed: {error}")))?;
+        self.run_upkeep().await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -224,6 +257,7 @@ impl Store for PgStore {
             let (grants, tokens) = self.purge_grants(now, batches.size()).await?;
             purged.grants += grants;
             purged.refresh_tokens += tokens;
+            super::purge::refresh_tokens_removed(tokens);
             if !batches.after(grants, started.elapsed()) {
                 break;
             }

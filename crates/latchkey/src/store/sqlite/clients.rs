@@ -21,6 +21,20 @@ fn count_change(c: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Replaces a client's rows in `client_origins`.
+pub(super) fn write_origins(c: &Connection, client_id: &str, origins: &[String]) -> Result<()> {
+    c.prepare_cached("DELETE FROM client_origins WHERE client_id = ?1")
+        .and_then(|mut s| s.execute([client_id]))
+        .map_err(backend)?;
+    let mut insert = c
+        .prepare_cached("INSERT INTO client_origins (origin, client_id) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    for origin in origins {
+        insert.execute([origin, client_id]).map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// Deletes a client with its codes and consents and revokes its grants and stored access
 /// tokens; whether there was such a client. Runs inside the writer's transaction, so no
 /// [`TokenStore::issue`] interleaves with it.
@@ -53,6 +67,7 @@ impl ClientStore for SqliteStore {
             .map_err(|error| Error::Backend(error.to_string()))?;
         let (id, secret, source) =
             (record.client.client_id.clone(), record.secret_hash.clone(), record.source.as_str());
+        let origins = record.client.origins();
         let written = self
             .write(move |c| {
                 // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client
@@ -68,6 +83,7 @@ impl ClientStore for SqliteStore {
                 .and_then(|written| {
                     if written > 0 {
                         count_change(c)?;
+                        write_origins(c, &id, &origins)?;
                     }
                     Ok(written)
                 })
@@ -109,15 +125,12 @@ impl ClientStore for SqliteStore {
         rows.into_iter().map(|(m, h, s)| client_record(&m, h, &s)).collect()
     }
 
-    async fn redirect_uris(&self) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT DISTINCT j.value FROM clients, json_each(clients.metadata, '$.redirect_uris') AS j",
-                )
-                .map_err(backend)?;
-            let rows = s.query_map([], |row| row.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+    async fn origin_registered(&self, origin: &str) -> Result<bool> {
+        let origin = origin.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM client_origins WHERE origin = ?1)")
+                .and_then(|mut s| s.query_row([origin], |row| row.get(0)))
+                .map_err(backend)
         })
         .await
     }

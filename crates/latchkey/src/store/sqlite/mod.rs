@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "nodes", include_str!("../../../migrations/sqlite/0006_nodes.sql")),
     (7, "scale", include_str!("../../../migrations/sqlite/0007_scale.sql")),
     (8, "rotation", include_str!("../../../migrations/sqlite/0008_rotation.sql")),
+    (9, "client origins", include_str!("../../../migrations/sqlite/0009_client_origins.sql")),
 ];
 
 const READERS: usize = 4;
@@ -233,7 +234,35 @@ fn migrate(connection: &mut Connection) -> Result<()> {
             .map_err(backend)?;
         }
     }
+    run_upkeep(&tx)?;
     tx.commit().map_err(backend)
+}
+
+/// Does what the migrations left for Rust code ([`super::UPKEEP_CLIENT_ORIGINS`]), once: in
+/// the migrations' transaction, so a second process starting at once finds it done.
+fn run_upkeep(c: &Connection) -> Result<()> {
+    let pending: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM upkeep WHERE task = ?1)",
+            [super::UPKEEP_CLIENT_ORIGINS],
+            |row| row.get(0),
+        )
+        .map_err(backend)?;
+    if !pending {
+        return Ok(());
+    }
+    let clients: Vec<(String, String)> = {
+        let mut s = c.prepare("SELECT client_id, metadata FROM clients").map_err(backend)?;
+        let rows = s.query_map([], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(backend)?
+    };
+    for (client_id, metadata) in clients {
+        let record = client_record(&metadata, None, "dynamic")?;
+        clients::write_origins(c, &client_id, &record.client.origins())?;
+    }
+    c.execute("DELETE FROM upkeep WHERE task = ?1", [super::UPKEEP_CLIENT_ORIGINS])
+        .map_err(backend)?;
+    Ok(())
 }
 
 /// The scopes in column `index`: corrupt data is an error, never "no scopes".
@@ -404,6 +433,7 @@ impl Store for SqliteStore {
                 .await?;
             purged.grants += grants;
             purged.refresh_tokens += tokens;
+            super::purge::refresh_tokens_removed(tokens);
             if !batches.after(grants, held) {
                 break;
             }
