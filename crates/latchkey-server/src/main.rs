@@ -9,11 +9,6 @@ use latchkey_server::config::{Config, ConfigError};
 use latchkey_server::demo;
 use latchkey_server::{admin, run};
 
-/// mimalloc instead of glibc's allocator: a request's many small, short-lived allocations
-/// (headers, forms, claims, JSON) cost less (measured in the README's benchmark section).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli) {
