@@ -4,7 +4,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use latchkey::model::Client;
+use std::sync::Arc;
+
+use latchkey::model::ClientRecord;
 use latchkey::oauth::{ErrorCode, OAuthError, Params, client_auth};
 
 use super::AppState;
@@ -15,8 +17,8 @@ use super::source::Source;
 /// revocation endpoints take it (RFC 6749 §2.3, §3.2): parameters in the body only, and the
 /// client authenticated with its one registered method.
 pub(crate) struct ClientRequest {
-    /// The authenticated client.
-    pub(crate) client: Client,
+    /// The authenticated client's registration.
+    pub(crate) record: Arc<ClientRecord>,
     /// The form, credentials included.
     pub(crate) params: Params,
     /// Where the request came from.
@@ -39,8 +41,8 @@ impl FromRequest<AppState> for ClientRequest {
             let params = form_params(&headers, in_query, &body)?;
             let presented = client_auth::presented(authorization(&headers)?, &params)?;
             let now = state.now();
-            let client = state.authority.authenticate_client(&presented, source.0, now).await?;
-            Ok::<_, HttpError>(ClientRequest { client, params, source })
+            let record = state.authority.authenticate_client(&presented, source.0, now).await?;
+            Ok::<_, HttpError>(ClientRequest { record, params, source })
         };
         authenticated.await.map_err(IntoResponse::into_response)
     }

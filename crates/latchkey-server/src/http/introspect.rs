@@ -13,7 +13,7 @@ pub(super) async fn introspect(
     State(state): State<AppState>,
     request: ClientRequest,
 ) -> Result<Response, HttpError> {
-    let ClientRequest { client, params, .. } = request;
-    let introspection = state.authority.introspect(&client, &params, state.now()).await?;
+    let ClientRequest { record, params, .. } = request;
+    let introspection = state.authority.introspect(&record.client, &params, state.now()).await?;
     Ok(no_store_json(introspection))
 }

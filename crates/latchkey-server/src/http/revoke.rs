@@ -14,8 +14,8 @@ pub(super) async fn revoke(
     State(state): State<AppState>,
     request: ClientRequest,
 ) -> Result<Response, HttpError> {
-    let ClientRequest { client, params, .. } = request;
-    state.authority.revoke(&client, &params, state.now()).await?;
+    let ClientRequest { record, params, .. } = request;
+    state.authority.revoke(&record.client, &params, state.now()).await?;
     let mut response = StatusCode::OK.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

@@ -2,6 +2,7 @@
 //! and `private_key_jwt` assertions.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::attempts::{Attempt, Checked, Refused, refusal};
 use super::{Authority, Failure, Throttled};
@@ -13,13 +14,14 @@ use crate::password;
 use crate::throttle::{self, Subject};
 
 impl Authority {
-    /// Authenticates a client with its registered method (RFC 6749 §2.3, RFC 7523 §2.2).
+    /// Authenticates a client with its registered method (RFC 6749 §2.3, RFC 7523 §2.2). The
+    /// record is the cached one, shared: a request does not copy the registration.
     pub async fn authenticate_client(
         &self,
         presented: &Presented,
         from: Option<IpAddr>,
         now: i64,
-    ) -> Result<Client, Failure> {
+    ) -> Result<Arc<ClientRecord>, Failure> {
         let Some(record) = self.client(&presented.client_id).await? else {
             return Err(bad_credentials().into());
         };
@@ -33,7 +35,7 @@ impl Authority {
                 self.verify_secret(&record, secret, from, now).await?;
             }
         }
-        Ok(record.client.clone())
+        Ok(record)
     }
 
     /// A client secret: SHA-256 for generated ones, argon2id (once, then the verified cache)

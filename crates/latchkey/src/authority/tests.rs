@@ -249,8 +249,8 @@ async fn with_assertion(
     let presented =
         Presented { client_id: "signed".into(), credential: Credential::Assertion(assertion) };
     match authority.authenticate_client(&presented, None, authority.now()).await {
-        Ok(client) => {
-            assert_eq!(client.client_id, "signed");
+        Ok(record) => {
+            assert_eq!(record.client.client_id, "signed");
             Ok(())
         }
         Err(Failure::OAuth(error)) => Err(error.code),
