@@ -173,10 +173,15 @@ impl Report {
     }
 
     fn print(&mut self) {
+        self.print_as(self.name);
+    }
+
+    /// One line, under `label`.
+    fn print_as(&mut self, label: &str) {
         self.latencies.sort();
         println!(
             "{:<24} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>12.0}",
-            self.name,
+            label,
             self.ok as f64 / self.elapsed.as_secs_f64(),
             self.percentile_ms(0.50),
             self.percentile_ms(0.90),
@@ -187,6 +192,13 @@ impl Report {
     }
 }
 
+fn print_header() {
+    println!(
+        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>7} {:>12}",
+        "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "ops/CPU-s"
+    );
+}
+
 /// Runs the chosen scenarios against `server`; their reports.
 async fn run_all(
     server: &Server,
@@ -194,10 +206,7 @@ async fn run_all(
     concurrency: usize,
     only: &str,
 ) -> anyhow::Result<Vec<Report>> {
-    println!(
-        "{:<24} {:>9} {:>8} {:>8} {:>8} {:>7} {:>12}",
-        "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "ops/CPU-s"
-    );
+    print_header();
     let mut reports = Vec::new();
     for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(only)) {
         let mut report =
@@ -239,59 +248,113 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(8);
     // An optional third argument keeps only the scenarios whose name contains it.
     let only = args.get(3).map(String::as_str).unwrap_or("");
-    // BENCH_POPULATE=SCALE: afterwards, the same scenarios on a database of a year's use
-    // times SCALE (1 = 1 M users, 5 M grants, 8.6 M refresh tokens; see `populate`).
+    let run = Run { seconds, concurrency, only };
+    // BENCH_POPULATE=SCALE: the same scenarios on a database of a year's use times SCALE
+    // (1 = 1 M users, 5 M grants, 8.6 M refresh tokens; see `populate`), beside an empty one.
     let populate: Option<f64> =
         std::env::var("BENCH_POPULATE").ok().map(|s| s.parse()).transpose()?;
-    let dir = tempfile::tempdir()?;
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
     // BENCH_POSTGRES_URL: the server runs on PostgreSQL, in a schema of its own.
-    let database = match std::env::var("BENCH_POSTGRES_URL") {
-        Ok(base) => Database::Postgres { schema: populate::create_schema(&base).await?, base },
-        Err(_) => Database::Sqlite(dir.path().join("bench.db")),
+    let mut databases = Vec::new();
+    for dir in &dirs {
+        databases.push(match std::env::var("BENCH_POSTGRES_URL") {
+            Ok(base) => Database::Postgres { schema: populate::create_schema(&base).await?, base },
+            Err(_) => Database::Sqlite(dir.path().join("bench.db")),
+        });
+    }
+    let empty = (dirs[0].path(), &databases[0]);
+    let measured = match populate {
+        None => measure_one(empty, &run).await,
+        Some(scale) => {
+            measure_side_by_side(empty, (dirs[1].path(), &databases[1]), scale, &run).await
+        }
     };
-    let measured = measure(dir.path(), &database, seconds, concurrency, only, populate).await;
-    if let Database::Postgres { base, schema } = &database {
-        populate::drop_schema(base, schema).await?;
+    for database in &databases {
+        if let Database::Postgres { base, schema } = database {
+            populate::drop_schema(base, schema).await?;
+        }
     }
     measured
 }
 
-/// The scenarios on the empty database and, with `populate`, on the large one.
-async fn measure(
-    dir: &Path,
-    database: &Database,
+/// What to run: seconds per scenario, connections, and the scenarios whose name contains
+/// `only`.
+struct Run<'a> {
     seconds: u64,
     concurrency: usize,
-    only: &str,
-    populate: Option<f64>,
-) -> anyhow::Result<()> {
+    only: &'a str,
+}
+
+/// The scenarios on one empty database.
+async fn measure_one((dir, database): (&Path, &Database), run: &Run<'_>) -> anyhow::Result<()> {
     let (server, startup) = start_ready(dir, database).await?;
     println!(
-        "latchkey-bench: {seconds}s per scenario, {concurrency} concurrent, server pid {}",
+        "latchkey-bench: {}s per scenario, {} concurrent, server pid {}",
+        run.seconds,
+        run.concurrency,
         server.child.id()
     );
     describe("empty database", &server, startup, database).await?;
-    let empty = run_all(&server, seconds, concurrency, only).await?;
-    describe("empty database, after the scenarios", &server, startup, database).await?;
-    let Some(scale) = populate else { return Ok(()) };
-    drop(server);
+    run_all(&server, run.seconds, run.concurrency, run.only).await?;
+    describe("empty database, after the scenarios", &server, startup, database).await
+}
+
+/// The pause after each run of a side-by-side measurement.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Fills the second database, then runs every scenario on the empty database and at once on
+/// the large one, scenario by scenario, so the machine's drift during the run touches both
+/// alike.
+async fn measure_side_by_side(
+    (empty_dir, empty_db): (&Path, &Database),
+    (large_dir, large_db): (&Path, &Database),
+    scale: f64,
+    run: &Run<'_>,
+) -> anyhow::Result<()> {
+    // The server creates the schema and the benchmark's clients; populate adds the rest.
+    drop(start_ready(large_dir, large_db).await?);
     let started = Instant::now();
     let backlog = std::env::var("BENCH_BACKLOG").is_ok_and(|v| v == "1");
     let shape = populate::Shape::scaled(scale, backlog);
-    match database {
+    match large_db {
         Database::Sqlite(path) => populate::sqlite(path, shape)?,
         Database::Postgres { base, schema } => populate::postgres(base, schema, shape).await?,
     }
+    // Written pages still on their way to the disk would slow whatever runs next.
+    Command::new("sync").status()?;
     println!("populated (scale {scale}) in {:.0} s", started.elapsed().as_secs_f64());
-    let (server, startup) = start_ready(dir, database).await?;
-    describe("large database", &server, startup, database).await?;
-    let large = run_all(&server, seconds, concurrency, only).await?;
-    describe("large database, after the scenarios", &server, startup, database).await?;
+    let (large, large_startup) = start_ready(large_dir, large_db).await?;
+    let (empty, empty_startup) = start_ready(empty_dir, empty_db).await?;
+    println!(
+        "latchkey-bench: {}s per scenario, {} concurrent, each scenario on the empty database (server pid {}) and then on the large one (pid {})",
+        run.seconds,
+        run.concurrency,
+        empty.child.id(),
+        large.child.id()
+    );
+    describe("empty database", &empty, empty_startup, empty_db).await?;
+    describe("large database", &large, large_startup, large_db).await?;
+    print_header();
+    let mut rows = Vec::new();
+    let seconds = Duration::from_secs(run.seconds);
+    for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(run.only)) {
+        // Each run is followed by a pause, so that the server's background work after it (the
+        // WAL checkpoint, the purge) does not fall into the other server's window.
+        let mut on_empty = scenarios::run(scenario, &empty, seconds, run.concurrency).await?;
+        tokio::time::sleep(SETTLE).await;
+        let mut on_large = scenarios::run(scenario, &large, seconds, run.concurrency).await?;
+        tokio::time::sleep(SETTLE).await;
+        on_empty.print_as(&format!("{}, empty", scenario.name()));
+        on_large.print_as(&format!("{}, large", scenario.name()));
+        rows.push((on_empty, on_large));
+    }
+    describe("empty database, after the scenarios", &empty, empty_startup, empty_db).await?;
+    describe("large database, after the scenarios", &large, large_startup, large_db).await?;
     println!(
         "{:<24} {:>12} {:>12} {:>7} {:>9} {:>9}",
         "scenario", "empty ops/CPU-s", "large", "ratio", "p99 empty", "p99 large"
     );
-    for (e, l) in empty.iter().zip(&large) {
+    for (e, l) in &rows {
         let (e_rate, l_rate) = (e.per_cpu_second(), l.per_cpu_second());
         println!(
             "{:<24} {:>12.0} {:>12.0} {:>6.0}% {:>9.2} {:>9.2}",
