@@ -416,18 +416,28 @@ impl StoredKey {
     }
 }
 
-/// Stored client metadata back into a record.
 /// The one-time work a migration leaves for the server (a row of `upkeep`): the browser
 /// origins of the clients registered before `client_origins` existed (migration 0009).
 const UPKEEP_CLIENT_ORIGINS: &str = "client_origins";
 
+/// The browser origins of a client from its stored metadata, for that upkeep.
+fn stored_origins(metadata: &str) -> Result<Vec<String>> {
+    Ok(stored_client(metadata)?.origins())
+}
+
+/// Stored client metadata back into a client.
+fn stored_client(metadata: &str) -> Result<crate::model::Client> {
+    serde_json::from_str(metadata)
+        .map_err(|error| Error::Backend(format!("stored client metadata is invalid: {error}")))
+}
+
+/// Stored client metadata back into a record.
 fn client_record(
     metadata: &str,
     secret_hash: Option<String>,
     source: &str,
 ) -> Result<ClientRecord> {
-    let client = serde_json::from_str(metadata)
-        .map_err(|error| Error::Backend(format!("stored client metadata is invalid: {error}")))?;
+    let client = stored_client(metadata)?;
     Ok(ClientRecord { client, secret_hash, source: ClientSource::parse(source) })
 }
 

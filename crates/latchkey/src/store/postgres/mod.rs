@@ -151,8 +151,7 @@ impl PgStore {
                 .await
                 .map_err(backend)?;
         for (client_id, metadata) in clients {
-            let record = client_record(&metadata, None, "dynamic")?;
-            clients::write_origins(&mut tx, &client_id, &record.client.origins()).await?;
+            clients::write_origins(&mut tx, &client_id, &super::stored_origins(&metadata)?).await?;
         }
         sqlx::query("DELETE FROM upkeep WHERE task = $1")
             .bind(super::UPKEEP_CLIENT_ORIGINS)

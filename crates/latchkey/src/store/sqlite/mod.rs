@@ -257,8 +257,7 @@ fn run_upkeep(c: &Connection) -> Result<()> {
         rows.collect::<rusqlite::Result<_>>().map_err(backend)?
     };
     for (client_id, metadata) in clients {
-        let record = client_record(&metadata, None, "dynamic")?;
-        clients::write_origins(c, &client_id, &record.client.origins())?;
+        clients::write_origins(c, &client_id, &super::stored_origins(&metadata)?)?;
     }
     c.execute("DELETE FROM upkeep WHERE task = ?1", [super::UPKEEP_CLIENT_ORIGINS])
         .map_err(backend)?;
