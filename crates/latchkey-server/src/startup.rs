@@ -84,8 +84,7 @@ pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::R
     tokio::spawn(refresh_keys(keys.clone(), clock.clone(), config.keys.refresh_interval));
     tokio::spawn(purge_expired(store.clone(), clock.clone()));
     tokio::spawn(watch_clock(authority.clone()));
-    tokio::spawn(sync_clients(authority.clone()));
-    tokio::spawn(refresh_origins(origins.clone(), store.clone()));
+    tokio::spawn(sync_clients(authority.clone(), origins.clone()));
     Ok(AppState::new(Shared {
         config,
         store,
@@ -309,26 +308,18 @@ async fn watch_clock(authority: Arc<Authority>) {
 
 /// Keeps this node's client cache in step with client changes made anywhere, and says so in
 /// the store, so that `latchkey clients remove` can return once every node has seen it.
-async fn sync_clients(authority: Arc<Authority>) {
+async fn sync_clients(authority: Arc<Authority>, origins: Arc<CorsOrigins>) {
     let mut interval = tokio::time::interval(latchkey::clients::cache::SYNC_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(error) = authority.sync_clients().await {
-            tracing::warn!(%error, "syncing the client cache failed; clients are read from the database until it succeeds");
-        }
-    }
-}
-
-/// Forgets the remembered CORS answers when a client changed, checked at once and then every
-/// [`latchkey::cors_origins::REFRESH_EVERY`].
-async fn refresh_origins(origins: Arc<CorsOrigins>, store: Arc<dyn Store>) {
-    let mut interval = tokio::time::interval(latchkey::cors_origins::REFRESH_EVERY);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if let Err(error) = origins.refresh(store.as_ref()).await {
-            tracing::warn!(%error, "reading the client changes failed; keeping the CORS answers");
+        match authority.sync_clients().await {
+            // The CORS answers follow the same count of client changes as the client cache.
+            Ok(Some(epoch)) => origins.observe(epoch),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "syncing the client cache failed; clients are read from the database until it succeeds");
+            }
         }
     }
 }

@@ -2,19 +2,14 @@
 //! origins of registered redirect URIs. The store keeps them in a table of their own, written
 //! with every client change, so whether an origin may call is one indexed lookup however many
 //! clients there are; nothing is read at start-up. Answers are remembered in a bounded map
-//! that is emptied whenever the store's count of client changes moves (read every
-//! [`REFRESH_EVERY`]), so a node agrees with the others within the client-cache interval.
+//! that is emptied whenever the store's count of client changes moves, as the client cache's
+//! sync sees it ([`CorsOrigins::observe`]), so a node agrees with the others as soon as its
+//! client cache does.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use crate::clients::cache::CLIENT_CACHE_TTL;
 use crate::store::{self, Store};
-
-/// How often the count of client changes is read: the client cache's lifetime, so a
-/// registration change reaches CORS as soon as it reaches everything else.
-pub const REFRESH_EVERY: Duration = CLIENT_CACHE_TTL;
 
 /// Most answers remembered; past it the map starts over, so made-up origins cost a lookup
 /// each but never memory.
@@ -71,13 +66,18 @@ impl CorsOrigins {
 
     /// Forgets every answer if a client changed since the last refresh.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), store::Error> {
-        let epoch = store.client_epoch().await?;
+        self.observe(store.client_epoch().await?);
+        Ok(())
+    }
+
+    /// Forgets every answer unless they were read at `epoch`, the store's count of client
+    /// changes as a sync has just read it.
+    pub fn observe(&self, epoch: i64) {
         let mut known = self.lock();
         if known.epoch != epoch {
             known.answers.clear();
             known.epoch = epoch;
         }
-        Ok(())
     }
 
     /// How many answers are remembered.

@@ -270,8 +270,9 @@ impl Authority {
     }
 
     /// Syncs this node's client cache with the store's count of client changes (every
-    /// [`crate::clients::cache::SYNC_EVERY`]; see [`crate::clients::cache`]).
-    pub async fn sync_clients(&self) -> Result<(), Failure> {
+    /// [`crate::clients::cache::SYNC_EVERY`]; see [`crate::clients::cache`]); the count it
+    /// caught up with.
+    pub async fn sync_clients(&self) -> Result<Option<i64>, Failure> {
         Ok(self.clients.sync(self.store.as_ref()).await?)
     }
 

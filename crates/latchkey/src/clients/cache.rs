@@ -103,29 +103,29 @@ impl ClientCache {
         (read_at.elapsed() < CLIENT_CACHE_TTL).then(|| record.clone())
     }
 
-    /// One sync with the store (see the module docs); a cache that is not synced has nothing
-    /// to do. On an error the cache stops serving entries once its last sync is
-    /// [`CLIENT_CACHE_TTL`] old, and reads the store instead.
-    pub async fn sync(&self, store: &dyn Store) -> store::Result<()> {
-        let Some(sync) = &self.sync else { return Ok(()) };
+    /// One sync with the store (see the module docs); the count of client changes it caught
+    /// up with, `None` for a cache that is not synced. On an error the cache stops serving
+    /// entries once its last sync is [`CLIENT_CACHE_TTL`] old, and reads the store instead.
+    pub async fn sync(&self, store: &dyn Store) -> store::Result<Option<i64>> {
+        let Some(sync) = &self.sync else { return Ok(None) };
         // A second round when the first saw a change: it records the catch-up at once.
         for _ in 0..2 {
             let started = Instant::now();
             let caught_up = sync.caught_up.load(Ordering::Relaxed);
             let epoch =
                 store.sync_node(&sync.node_id, (caught_up >= 0).then_some(caught_up)).await?;
-            let Ok(mut state) = self.state.write() else { return Ok(()) };
+            let Ok(mut state) = self.state.write() else { return Ok(Some(epoch)) };
             // The store now says this node synced no earlier than `started`; whoever waits on
             // it waits until then + the lifetime at most, so entries are served no longer.
             state.usable_until = Some(started + CLIENT_CACHE_TTL);
             if epoch == caught_up {
-                return Ok(());
+                return Ok(Some(epoch));
             }
             state.entries.clear();
             state.flushed_at = Some(Instant::now());
             sync.caught_up.store(epoch, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(Some(sync.caught_up.load(Ordering::Relaxed)))
     }
 
     /// Forgets this node in the store (at shutdown), so no one waits for it.
