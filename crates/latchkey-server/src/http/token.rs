@@ -18,7 +18,7 @@ pub(super) async fn token(
     let ClientRequest { record, params, source } = request;
     let client = &record.client;
     let request = TokenRequest::parse(client, &params)?;
-    let response = state.authority.token(client, &request, source.0, state.now()).await?;
+    let response = state.authority.token(&record, &request, source.0, state.now()).await?;
     let grant_type = request.grant_type().as_str();
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
     Ok(no_store_json(response))

@@ -665,12 +665,26 @@ async fn strict_refresh_rotation_and_reuse_detection(db: TestDb) {
     )
     .await;
     assert_eq!(wider["error"], "invalid_scope");
+    let (_, foreign) = token(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", &new), ("client_id", "spa-es256")],
+        None,
+    )
+    .await;
+    assert_eq!(foreign["error"], "invalid_grant", "another client's token");
+    // Refused requests leave the token as it was: it still rotates, once.
+    let (status, third) = refresh(&server, &new).await;
+    assert_eq!(status, 200, "{third}");
+    let newest = third["refresh_token"].as_str().unwrap();
     // The rotated token comes back: invalid_grant, and the whole family dies.
     let (_, reuse) = refresh(&server, &old).await;
     assert_eq!(reuse["error"], "invalid_grant");
-    let (_, after) = refresh(&server, &new).await;
+    let (_, after) = refresh(&server, newest).await;
     assert_eq!(after["error"], "invalid_grant");
-    assert_eq!(userinfo(&server, second["access_token"].as_str().unwrap()).await.status(), 401);
+    for answer in [&second, &third] {
+        let access_token = answer["access_token"].as_str().unwrap();
+        assert_eq!(userinfo(&server, access_token).await.status(), 401);
+    }
 }
 
 async fn concurrent_refreshes(

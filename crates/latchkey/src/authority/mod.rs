@@ -156,7 +156,8 @@ pub enum Login {
 pub struct Authority {
     store: Arc<dyn Store>,
     keys: Arc<KeyManager>,
-    settings: Settings,
+    /// Shared with the refresh grant's rotation plan, which runs on the store's side.
+    settings: Arc<Settings>,
     /// Password hashing pool for users (logins, the password grant).
     hasher: Hasher,
     /// Hashing pool for human-chosen client secrets, apart from the users' pool so that a
@@ -200,7 +201,7 @@ impl Authority {
             store,
             keys,
             client_keys: ClientKeys::new(&settings.issuer),
-            settings,
+            settings: Arc::new(settings),
             hasher: Hasher::new(limits.users, limits.queue),
             client_hasher: Hasher::new(1, limits.queue),
             addresses: AddressBudget::default(),

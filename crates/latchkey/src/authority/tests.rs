@@ -81,7 +81,7 @@ async fn token(authority: &Authority, id: &str, form: &str) -> Result<TokenRespo
     let record = authority.client(id).await.unwrap().unwrap();
     let params = Params::from_form(form).unwrap();
     let request = TokenRequest::parse(&record.client, &params)?;
-    authority.token(&record.client, &request, None, authority.now()).await
+    authority.token(&record, &request, None, authority.now()).await
 }
 
 /// alice, with a password, for the password grant.

@@ -342,4 +342,7 @@ pub enum Rotation {
     Reused,
     /// Unknown, expired, or its grant was revoked.
     Invalid,
+    /// The rotation's plan declined it (another client's token, an ended sign-in, a scope
+    /// or resource outside the grant): nothing changed.
+    Declined,
 }

@@ -307,15 +307,19 @@ pub trait TokenStore: Send + Sync {
     /// `now`.
     async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>>;
 
-    /// Rotates a refresh token to `successor`, recording `access`; see [`Rotation`]. Inside
-    /// `grace_secs` after a rotation the same token gets `Retry` with the stored sealed
-    /// successor; after it, the family is revoked. One transaction.
+    /// Presents a refresh token for rotation, in one transaction: reads it as
+    /// [`TokenStore::refresh_token`] does (under the lock concurrent rotations of it queue
+    /// on), asks `plan` whether and with what it rotates, and carries out the [`Rotation`].
+    /// `None` when no such token is stored. A plan that declines leaves everything as it was
+    /// ([`Rotation::Declined`]); otherwise inside `grace_secs` after a rotation the same token
+    /// gets `Retry` with the stored sealed successor (and the plan's access token is
+    /// recorded), and after it the family is revoked.
     async fn rotate_refresh_token(
         &self,
         token_hash: &str,
-        rotation: &RotationRequest,
         now: i64,
-    ) -> Result<Rotation>;
+        plan: RotationPlan,
+    ) -> Result<Option<(StoredRefresh, Rotation)>>;
 
     /// Records an access token issued outside [`TokenStore::issue`] and rotation.
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
@@ -353,6 +357,11 @@ pub trait TokenStore: Send + Sync {
 
 /// Which count of [`Purged`] a purge statement adds to.
 type PurgeCounter = fn(&mut Purged) -> &mut u64;
+
+/// Decides, from a presented refresh token as stored, whether this request rotates it and
+/// with what; `None` declines. It runs inside the rotation's transaction (on SQLite on the
+/// writer thread), so it only computes: no I/O, no waiting.
+pub type RotationPlan = Box<dyn FnOnce(&StoredRefresh) -> Option<RotationRequest> + Send>;
 
 /// The new state a refresh-token rotation stores.
 #[derive(Debug, Clone)]

@@ -2,7 +2,8 @@
 //! (under its own locks), asks the rule, and carries out the answer in its own transaction
 //! style. Only the SQL differs per engine; these are tested here without a database.
 
-use crate::model::{AuthorizationCode, CodeLookup, RefreshRevocation};
+use crate::model::{AuthorizationCode, CodeLookup, RefreshRevocation, StoredRefresh};
+use crate::store::{RotationPlan, RotationRequest};
 
 /// A presented refresh token's row and its grant's, as read under the rotation's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,28 @@ pub(crate) fn rotation_step(row: Option<RefreshRow>, grace_secs: i64, now: i64) 
         return RotationStep::Refuse;
     }
     RotationStep::Rotate
+}
+
+/// What presenting a stored refresh token for rotation does: the plan first, then the
+/// rotation rule, for a token read under the rotation's lock along with its sealed successor,
+/// if one is kept. `None`: the plan declined, and nothing changes whatever the token's state
+/// (a token presented by another client or for an ended sign-in is no reuse of the family).
+pub(crate) fn presentation(
+    stored: &StoredRefresh,
+    successor_sealed: Option<Vec<u8>>,
+    plan: RotationPlan,
+    now: i64,
+) -> Option<(RotationStep, RotationRequest)> {
+    let request = plan(stored)?;
+    let row = RefreshRow {
+        grant_id: stored.grant.id.clone(),
+        expires_at: stored.token.expires_at,
+        rotated_at: stored.token.rotated_at,
+        successor_sealed,
+        grant_revoked: stored.grant.revoked_at.is_some(),
+        grant_expires_at: stored.grant.expires_at,
+    };
+    Some((rotation_step(Some(row), request.grace_secs, now), request))
 }
 
 /// What looking up a code finds: spent codes are told apart from unknown and expired ones,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationRequest, Store, TokenStore,
+    ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationPlan, Store, TokenStore,
     UserStore,
 };
 use crate::model::key::KeyRecord;
@@ -111,7 +111,7 @@ timed! {
     TokenStore {
         fn issue(&self, issue: &Issue) -> Result<Issued>;
         fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>>;
-        fn rotate_refresh_token(&self, token_hash: &str, rotation: &RotationRequest, now: i64) -> Result<Rotation>;
+        fn rotate_refresh_token(&self, token_hash: &str, now: i64, plan: RotationPlan) -> Result<Option<(StoredRefresh, Rotation)>>;
         fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
         fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;
         fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;

@@ -7,7 +7,7 @@ use latchkey::model::{
     AccessTokenRecord, AuthorizationCode, CodeLookup, Grant, Issue, Issued, RefreshRevocation,
     RefreshToken, Rotation, Session, StoredRefresh, User,
 };
-use latchkey::store::{RotationRequest, Store};
+use latchkey::store::{RotationPlan, RotationRequest, Store};
 
 use crate::{TestDb, scopes};
 
@@ -94,6 +94,18 @@ pub(crate) fn issue(
     }
 }
 
+/// Presents `token_hash` for rotation under a plan that admits `request`; `None`: no such
+/// token is stored.
+async fn rotate(
+    store: &Arc<dyn Store>,
+    token_hash: &str,
+    request: RotationRequest,
+    now: i64,
+) -> Option<Rotation> {
+    let plan: RotationPlan = Box::new(move |_| Some(request));
+    store.rotate_refresh_token(token_hash, now, plan).await.unwrap().map(|(_, rotation)| rotation)
+}
+
 fn rotation(successor: &str, jti: &str, grace_secs: i64) -> RotationRequest {
     RotationRequest {
         successor: refresh(successor, "g1"),
@@ -120,9 +132,8 @@ async fn sessions_expire_and_logout_revokes_their_grants(db: TestDb) {
     store.end_session("s1", NOW + 1).await.unwrap();
     assert_eq!(store.session("s1", NOW + 1).await.unwrap(), None);
     assert!(!live(store, "j1", NOW + 1).await, "logout revokes the session-bound grant");
-    let rotated =
-        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
-    assert_eq!(rotated, Rotation::Invalid);
+    let rotated = rotate(store, "r1", rotation("r2", "j2", 0), NOW + 2).await;
+    assert_eq!(rotated, Some(Rotation::Invalid));
     assert!(live(store, "j9", NOW + 1).await, "an offline_access grant outlives the session");
 }
 
@@ -173,9 +184,8 @@ async fn a_code_is_spent_by_the_issue_that_stores_its_grant(db: TestDb) {
 
     assert_eq!(store.replay_code("c1", NOW + 3).await.unwrap().as_deref(), Some("g1"));
     assert!(!live(store, "j1", NOW + 3).await, "a replay revokes the access token");
-    let rotated =
-        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 4).await.unwrap();
-    assert_eq!(rotated, Rotation::Invalid, "and the refresh token");
+    let rotated = rotate(store, "r1", rotation("r2", "j2", 0), NOW + 4).await;
+    assert_eq!(rotated, Some(Rotation::Invalid), "and the refresh token");
     assert_eq!(store.code("unknown", NOW).await.unwrap(), CodeLookup::Invalid);
     assert_eq!(store.replay_code("unknown", NOW).await.unwrap(), None);
 }
@@ -271,48 +281,79 @@ async fn strict_rotation_revokes_the_family_on_reuse(db: TestDb) {
     let StoredRefresh { token, grant, .. } = store.refresh_token("r1", NOW).await.unwrap().unwrap();
     assert_eq!((token.grant_id.as_str(), grant.audience.len()), ("g1", 1));
     assert_eq!(
-        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 1).await.unwrap(),
-        Rotation::Rotated
+        rotate(store, "r1", rotation("r2", "j2", 0), NOW + 1).await,
+        Some(Rotation::Rotated)
     );
     assert!(live(store, "j2", NOW + 1).await);
     // The rotated token comes back: the whole family dies, successor and access tokens too.
+    assert_eq!(rotate(store, "r1", rotation("r3", "j3", 0), NOW + 2).await, Some(Rotation::Reused));
     assert_eq!(
-        store.rotate_refresh_token("r1", &rotation("r3", "j3", 0), NOW + 2).await.unwrap(),
-        Rotation::Reused
-    );
-    assert_eq!(
-        store.rotate_refresh_token("r2", &rotation("r4", "j4", 0), NOW + 3).await.unwrap(),
-        Rotation::Invalid
+        rotate(store, "r2", rotation("r4", "j4", 0), NOW + 3).await,
+        Some(Rotation::Invalid)
     );
     assert!(!live(store, "j2", NOW + 3).await);
     assert!(store.refresh_token("r1", NOW).await.unwrap().unwrap().grant.revoked_at.is_some());
+}
+
+/// The plan sees the token as `refresh_token` reads it; one that declines changes nothing,
+/// so a rotated token presented under a declining plan (another client, an ended sign-in) is
+/// no reuse. An unknown token reaches no plan.
+async fn a_declined_rotation_changes_nothing(db: TestDb) {
+    crate::conformance::register(&db, "app").await;
+    let store = &db.store;
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+    let read = store.refresh_token("r1", NOW).await.unwrap().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let declined = |seen: Arc<std::sync::Mutex<Option<StoredRefresh>>>| -> RotationPlan {
+        Box::new(move |stored: &StoredRefresh| {
+            *seen.lock().unwrap() = Some(stored.clone());
+            None
+        })
+    };
+    let (stored, outcome) =
+        store.rotate_refresh_token("r1", NOW, declined(seen.clone())).await.unwrap().unwrap();
+    assert_eq!((&stored, &outcome), (&read, &Rotation::Declined));
+    assert_eq!(seen.lock().unwrap().take(), Some(read), "the plan saw the stored token");
+    assert_eq!(
+        rotate(store, "r1", rotation("r2", "j2", 0), NOW + 1).await,
+        Some(Rotation::Rotated)
+    );
+
+    let (_, outcome) =
+        store.rotate_refresh_token("r1", NOW + 2, declined(seen.clone())).await.unwrap().unwrap();
+    assert_eq!(outcome, Rotation::Declined);
+    assert!(seen.lock().unwrap().take().is_some_and(|s| s.token.rotated_at == Some(NOW + 1)));
+    assert!(live(store, "j2", NOW + 2).await, "a declined reuse revokes nothing");
+    assert_eq!(
+        rotate(store, "r2", rotation("r3", "j3", 0), NOW + 3).await,
+        Some(Rotation::Rotated)
+    );
+
+    let unknown = store.rotate_refresh_token("r9", NOW, declined(seen.clone())).await.unwrap();
+    assert_eq!(unknown, None);
+    assert_eq!(*seen.lock().unwrap(), None, "no plan runs for an unknown token");
 }
 
 async fn grace_window_returns_the_same_successor_then_revokes(db: TestDb) {
     crate::conformance::register(&db, "app").await;
     let store = &db.store;
     assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+    assert_eq!(rotate(store, "r1", rotation("r2", "j2", 10), NOW).await, Some(Rotation::Rotated));
+    let retry = rotate(store, "r1", rotation("r9", "j9", 10), NOW + 10).await;
+    assert_eq!(retry, Some(Rotation::Retry { successor_sealed: b"r2".to_vec() }));
+    let late = rotate(store, "r1", rotation("r9", "j9", 10), NOW + 11).await;
+    assert_eq!(late, Some(Rotation::Reused));
     assert_eq!(
-        store.rotate_refresh_token("r1", &rotation("r2", "j2", 10), NOW).await.unwrap(),
-        Rotation::Rotated
-    );
-    let retry =
-        store.rotate_refresh_token("r1", &rotation("r9", "j9", 10), NOW + 10).await.unwrap();
-    assert_eq!(retry, Rotation::Retry { successor_sealed: b"r2".to_vec() });
-    let late = store.rotate_refresh_token("r1", &rotation("r9", "j9", 10), NOW + 11).await.unwrap();
-    assert_eq!(late, Rotation::Reused);
-    assert_eq!(
-        store.rotate_refresh_token("r2", &rotation("r5", "j5", 10), NOW + 12).await.unwrap(),
-        Rotation::Invalid
+        rotate(store, "r2", rotation("r5", "j5", 10), NOW + 12).await,
+        Some(Rotation::Invalid)
     );
 }
 
 async fn expired_refresh_tokens_do_not_rotate(db: TestDb) {
     crate::conformance::register(&db, "app").await;
     assert_eq!(db.store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
-    let outcome =
-        db.store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 86_400).await.unwrap();
-    assert_eq!(outcome, Rotation::Invalid);
+    let outcome = rotate(&db.store, "r1", rotation("r2", "j2", 0), NOW + 86_400).await;
+    assert_eq!(outcome, Some(Rotation::Invalid));
     assert!(!live(&db.store, "j1", NOW + 900).await, "access token expired");
 }
 
@@ -323,21 +364,16 @@ async fn concurrent_strict_rotations_have_one_winner(db: TestDb) {
     for n in 0..20 {
         let store: Arc<dyn Store> = db.store.clone();
         tasks.spawn(async move {
-            store
-                .rotate_refresh_token(
-                    "r1",
-                    &rotation(&format!("s{n}"), &format!("k{n}"), 0),
-                    NOW + 1,
-                )
-                .await
-                .unwrap()
+            rotate(&store, "r1", rotation(&format!("s{n}"), &format!("k{n}"), 0), NOW + 1).await
         });
     }
     let mut rotated = 0;
     while let Some(outcome) = tasks.join_next().await {
         match outcome.unwrap() {
-            Rotation::Rotated => rotated += 1,
-            other => assert!(matches!(other, Rotation::Reused | Rotation::Invalid), "{other:?}"),
+            Some(Rotation::Rotated) => rotated += 1,
+            other => {
+                assert!(matches!(other, Some(Rotation::Reused | Rotation::Invalid)), "{other:?}")
+            }
         }
     }
     assert_eq!(rotated, 1);
@@ -356,9 +392,8 @@ async fn removing_a_client_ends_its_codes_grants_tokens_and_consents(db: TestDb)
     assert_eq!(store.code("c1", NOW + 2).await.unwrap(), CodeLookup::Invalid);
     let family = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
     assert_eq!(family.revoked_at, Some(NOW + 1));
-    let rotated =
-        store.rotate_refresh_token("r1", &rotation("r2", "j2", 0), NOW + 2).await.unwrap();
-    assert_ne!(rotated, Rotation::Rotated);
+    let rotated = rotate(store, "r1", rotation("r2", "j2", 0), NOW + 2).await;
+    assert_ne!(rotated, Some(Rotation::Rotated));
     assert!(!live(store, "j1", NOW + 2).await);
     assert_eq!(store.consent("u1", "app").await.unwrap(), None);
     assert_eq!(
@@ -429,8 +464,8 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
         for n in 1.. {
             let sent = std::time::Instant::now();
             let request = rotation(&format!("r{n}"), &format!("j{n}"), 0);
-            match store.rotate_refresh_token(&current, &request, NOW + 1).await.unwrap() {
-                Rotation::Rotated => {
+            match rotate(&store, &current, request, NOW + 1).await {
+                Some(Rotation::Rotated) => {
                     let after_revocation = seen.get().is_some_and(|at| sent > *at);
                     assert!(!after_revocation, "rotation {n} was sent after the revocation");
                     rotated.push(n);
@@ -451,8 +486,8 @@ async fn a_revocation_racing_rotations_leaves_nothing_live(db: TestDb) {
     assert_eq!(outcome, RefreshRevocation::Revoked);
     let (rotated, last) = chain.await.unwrap();
     assert!(!rotated.is_empty(), "the chain ran before the revocation");
-    let again = db.store.rotate_refresh_token(&last, &rotation("x", "jx", 0), NOW + 2).await;
-    assert_ne!(again.unwrap(), Rotation::Rotated);
+    let again = rotate(&db.store, &last, rotation("x", "jx", 0), NOW + 2).await;
+    assert_ne!(again, Some(Rotation::Rotated));
     for n in std::iter::once(0).chain(rotated.iter().copied()) {
         assert!(!live(&db.store, &format!("j{n}"), NOW + 2).await, "access token j{n} is live");
     }
@@ -602,6 +637,7 @@ crate::on_both_engines!(
     concurrent_exchanges_of_one_code_store_one_grant,
     a_failing_write_among_concurrent_ones_undoes_only_itself,
     strict_rotation_revokes_the_family_on_reuse,
+    a_declined_rotation_changes_nothing,
     grace_window_returns_the_same_successor_then_revokes,
     expired_refresh_tokens_do_not_rotate,
     concurrent_strict_rotations_have_one_winner,

@@ -1,7 +1,7 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, new_grant, still_registered};
+use super::{invalid_grant, narrow_to_resources, new_grant, still_registered};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{AuthorizationCode, Client, CodeLookup, Grant, Issued};
 use crate::oauth::pkce;
@@ -35,8 +35,13 @@ impl Authority {
         };
         check_code(&record, client, request)?;
         let granted = still_registered(&record.scopes, client)?;
-        let (scopes, audience) =
-            self.narrow_to_resources(client, &granted, &record.audience, &request.target)?;
+        let (scopes, audience) = narrow_to_resources(
+            &self.settings.resources,
+            client,
+            &granted,
+            &record.audience,
+            &request.target,
+        )?;
         let grant = Grant {
             id: secret::generate()?,
             client_id: client.client_id.clone(),

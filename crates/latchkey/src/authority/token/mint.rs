@@ -24,7 +24,59 @@ pub(super) struct Minted {
     pub(super) id_token: Option<String>,
 }
 
+/// The random values of an access token, drawn before it is minted: a refresh stores an
+/// opaque token's record in its rotation, before the token is minted.
+#[derive(Clone)]
+pub(super) struct AccessDraw {
+    jti: String,
+    /// The token itself, for the opaque format.
+    opaque: Option<String>,
+}
+
+impl AccessDraw {
+    pub(super) fn new(format: TokenFormat) -> Result<Self, Failure> {
+        let opaque = match format {
+            TokenFormat::Jwt => None,
+            TokenFormat::Opaque => Some(secret::generate()?),
+        };
+        Ok(AccessDraw { jti: secret::generate()?, opaque })
+    }
+
+    /// The record to store of the token drawn: opaque tokens only. A JWT carries everything
+    /// in its claims, and its grant id makes revoking the grant revoke it; it is recorded only
+    /// if revoked itself.
+    pub(super) fn record(
+        &self,
+        client: &Client,
+        subject: &Subject<'_>,
+        scopes: &Scopes,
+        expires_at: i64,
+        now: i64,
+    ) -> Option<AccessTokenRecord> {
+        let token = self.opaque.as_deref()?;
+        Some(AccessTokenRecord {
+            jti: self.jti.clone(),
+            grant_id: subject.grant_id.map(str::to_owned),
+            client_id: client.client_id.clone(),
+            expires_at,
+            opaque: Some(OpaqueAccess {
+                token_hash: secret::hash(token),
+                subject: subject.id.to_owned(),
+                scopes: scopes.clone(),
+                audience: subject.audience.to_vec(),
+                issued_at: now,
+                auth_time: subject.auth_time,
+            }),
+        })
+    }
+}
+
 impl Authority {
+    /// The format of the access tokens `client` gets.
+    pub(super) fn access_format(&self, client: &Client) -> TokenFormat {
+        client.access_token_format.unwrap_or(self.settings.access_token_format)
+    }
+
     /// Makes the access token (a JWT or an opaque value, per the client's format) and, when
     /// `openid` is granted, the id_token.
     pub(super) async fn mint(
@@ -35,12 +87,26 @@ impl Authority {
         id_token: IdToken<'_>,
         now: i64,
     ) -> Result<Minted, Failure> {
+        let draw = AccessDraw::new(self.access_format(client))?;
+        self.mint_drawn(client, subject, scopes, id_token, draw, now).await
+    }
+
+    /// [`Authority::mint`] with the token's random values drawn already.
+    pub(super) async fn mint_drawn(
+        &self,
+        client: &Client,
+        subject: &Subject<'_>,
+        scopes: &Scopes,
+        id_token: IdToken<'_>,
+        draw: AccessDraw,
+        now: i64,
+    ) -> Result<Minted, Failure> {
         let snapshot = self.keys.snapshot();
-        let jti = secret::generate()?;
         let expires_at = now + self.settings.access_token_ttl;
-        let format = client.access_token_format.unwrap_or(self.settings.access_token_format);
-        let (access_token, opaque) = match format {
-            TokenFormat::Jwt => {
+        let access = draw.record(client, subject, scopes, expires_at, now);
+        let access_token = match draw.opaque {
+            Some(token) => token,
+            None => {
                 let claims = AccessTokenClaims {
                     iss: self.settings.issuer.clone(),
                     sub: subject.id.to_owned(),
@@ -48,7 +114,7 @@ impl Authority {
                     exp: expires_at,
                     iat: now,
                     nbf: None,
-                    jti: jti.clone(),
+                    jti: draw.jti,
                     client_id: client.client_id.clone(),
                     scope: Some(scopes.to_param()),
                     auth_time: subject.auth_time,
@@ -57,19 +123,7 @@ impl Authority {
                 let signer = snapshot
                     .signer((KeyPurpose::AccessToken, SigningAlg::ES256))
                     .ok_or_else(|| crypto("no current access-token key"))?;
-                (signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?, None)
-            }
-            TokenFormat::Opaque => {
-                let token = secret::generate()?;
-                let opaque = OpaqueAccess {
-                    token_hash: secret::hash(&token),
-                    subject: subject.id.to_owned(),
-                    scopes: scopes.clone(),
-                    audience: subject.audience.to_vec(),
-                    issued_at: now,
-                    auth_time: subject.auth_time,
-                };
-                (token, Some(opaque))
+                signer.sign_jwt(ACCESS_TOKEN_TYP, &claims).map_err(crypto)?
             }
         };
         let id_token = match (id_token, scopes.contains("openid"), subject.auth_time) {
@@ -79,13 +133,6 @@ impl Authority {
             }
             _ => None,
         };
-        let access = opaque.map(|opaque| AccessTokenRecord {
-            jti,
-            grant_id: subject.grant_id.map(str::to_owned),
-            client_id: client.client_id.clone(),
-            expires_at,
-            opaque: Some(opaque),
-        });
         Ok(Minted { access_token, access, id_token })
     }
 

@@ -14,10 +14,13 @@ mod password;
 mod refresh_token;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::{Authority, Failure, Internal};
 use crate::model::scope::Scopes;
-use crate::model::{AccessTokenRecord, Client, Grant, GrantType, Issue, RefreshToken};
+use crate::model::{
+    AccessTokenRecord, Client, ClientRecord, Grant, GrantType, Issue, RefreshToken, Resource,
+};
 use crate::oauth::audience;
 use crate::oauth::token::{self, Target, TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -64,6 +67,44 @@ fn still_registered(granted: &Scopes, client: &Client) -> Result<Scopes, Failure
     Ok(Scopes::from_list(&kept))
 }
 
+/// The access token's scopes and audience: the grant's, or narrowed to the `resource`
+/// parameters of the token request, each of which must be in the grant (RFC 8707 §2.2).
+fn narrow_to_resources(
+    known: &[Resource],
+    client: &Client,
+    scopes: &Scopes,
+    granted_audience: &[String],
+    target: &Target,
+) -> Result<(Scopes, Vec<String>), Failure> {
+    let requested = target.resources();
+    if requested.iter().any(|r| !granted_audience.iter().any(|a| a == *r)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "a resource parameter was not part of the authorization",
+        )
+        .into());
+    }
+    let resources: Vec<&str> = if requested.is_empty() {
+        // Without resource parameters: the granted APIs that still own one of the scopes.
+        granted_audience
+            .iter()
+            .filter(|id| {
+                known
+                    .iter()
+                    .any(|r| &r.identifier == *id && r.scopes.iter().any(|s| scopes.contains(s)))
+            })
+            .map(String::as_str)
+            .collect()
+    } else {
+        requested
+    };
+    if resources.is_empty() {
+        return Ok((scopes.clone(), Vec::new()));
+    }
+    let target = audience::resolve(scopes, target.requested(), &resources, &client.scopes, known)?;
+    Ok((target.scopes, target.audience))
+}
+
 fn crypto(error: impl std::fmt::Display) -> Failure {
     Failure::Internal(Internal::Crypto(error.to_string()))
 }
@@ -72,67 +113,24 @@ impl Authority {
     /// Answers a token request from an authenticated client.
     pub async fn token(
         &self,
-        client: &Client,
+        record: &Arc<ClientRecord>,
         request: &TokenRequest,
         from: Option<IpAddr>,
         now: i64,
     ) -> Result<TokenResponse, Failure> {
+        let client = &record.client;
         // Checked by the parse already; again here, since the request may come from elsewhere.
         token::check_allowed(client, request.grant_type())?;
         match request {
             TokenRequest::AuthorizationCode(request) => {
                 self.exchange_code(client, request, now).await
             }
-            TokenRequest::RefreshToken(request) => self.refresh(client, request, now).await,
+            TokenRequest::RefreshToken(request) => self.refresh(record, request, now).await,
             TokenRequest::ClientCredentials(request) => {
                 self.client_credentials(client, request, now).await
             }
             TokenRequest::Password(request) => self.password(client, request, from, now).await,
         }
-    }
-
-    /// The access token's scopes and audience: the grant's, or narrowed to the `resource`
-    /// parameters of the token request, each of which must be in the grant (RFC 8707 §2.2).
-    fn narrow_to_resources(
-        &self,
-        client: &Client,
-        scopes: &Scopes,
-        granted_audience: &[String],
-        target: &Target,
-    ) -> Result<(Scopes, Vec<String>), Failure> {
-        let requested = target.resources();
-        if requested.iter().any(|r| !granted_audience.iter().any(|a| a == *r)) {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "a resource parameter was not part of the authorization",
-            )
-            .into());
-        }
-        let resources: Vec<&str> = if requested.is_empty() {
-            // Without resource parameters: the granted APIs that still own one of the scopes.
-            granted_audience
-                .iter()
-                .filter(|id| {
-                    self.settings.resources.iter().any(|r| {
-                        &r.identifier == *id && r.scopes.iter().any(|s| scopes.contains(s))
-                    })
-                })
-                .map(String::as_str)
-                .collect()
-        } else {
-            requested
-        };
-        if resources.is_empty() {
-            return Ok((scopes.clone(), Vec::new()));
-        }
-        let target = audience::resolve(
-            scopes,
-            target.requested(),
-            &resources,
-            &client.scopes,
-            &self.settings.resources,
-        )?;
-        Ok((target.scopes, target.audience))
     }
 
     fn response(

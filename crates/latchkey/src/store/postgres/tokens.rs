@@ -8,8 +8,9 @@ use super::{
     RefreshToken, Result, Rotation, RotationRequest, Row, StoredAccess, StoredRefresh, Tx,
     audience_from_json, audience_json, backend, replay_code, revoke_grant, stored_scopes,
 };
+use crate::store::RotationPlan;
 use crate::store::TokenStore;
-use crate::store::rules::{self, RefreshRow, RotationStep};
+use crate::store::rules::{self, RotationStep};
 
 fn grant_from_row(row: &PgRow) -> Result<Grant> {
     let get = |error| backend(error);
@@ -123,16 +124,75 @@ fn stored_access_from_row(row: &PgRow) -> Result<StoredAccess> {
     })
 }
 
-/// The row `rotate_refresh_token` locks, for [`rules::rotation_step`].
-fn refresh_row(row: &PgRow) -> Result<RefreshRow> {
-    Ok(RefreshRow {
+/// A refresh token with its grant, whether the grant's session is live at `$2`, and its sealed
+/// successor; the argument is what follows the statement (the rotation's lock).
+macro_rules! refresh_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
+                    rt.successor_sealed, s.id_hash IS NOT NULL AS session_live,
+                    g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
+                    g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
+                    g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
+                    g.revoked_at AS g_revoked_at
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > $2
+             WHERE rt.token_hash = $1",
+            $tail
+        )
+    };
+}
+
+fn stored_refresh(row: &PgRow) -> Result<StoredRefresh> {
+    let token = RefreshToken {
+        token_hash: row.try_get("token_hash").map_err(backend)?,
         grant_id: row.try_get("grant_id").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
         expires_at: row.try_get("expires_at").map_err(backend)?,
         rotated_at: row.try_get("rotated_at").map_err(backend)?,
-        successor_sealed: row.try_get("successor_sealed").map_err(backend)?,
-        grant_revoked: row.try_get::<Option<i64>, _>("g_revoked_at").map_err(backend)?.is_some(),
-        grant_expires_at: row.try_get("g_expires_at").map_err(backend)?,
-    })
+    };
+    let session_live = row.try_get("session_live").map_err(backend)?;
+    Ok(StoredRefresh { token, grant: grant_from_row(row)?, session_live })
+}
+
+/// Carries out the rotation rule's step for a presented token, in its transaction.
+async fn rotate(
+    tx: &mut Tx<'_>,
+    token_hash: &str,
+    step: RotationStep,
+    request: &RotationRequest,
+    now: i64,
+) -> Result<Rotation> {
+    match step {
+        RotationStep::Refuse => Ok(Rotation::Invalid),
+        RotationStep::Retry { successor_sealed } => {
+            // A retry inside the grace window: the same successor, a fresh access token.
+            if let Some(access) = &request.access {
+                insert_access(&mut **tx, access).await?;
+            }
+            Ok(Rotation::Retry { successor_sealed })
+        }
+        RotationStep::RevokeFamily { grant_id } => {
+            revoke_grant(tx, &grant_id, now).await?;
+            Ok(Rotation::Reused)
+        }
+        RotationStep::Rotate => {
+            sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $1, successor_sealed = $2 WHERE token_hash = $3",
+            )
+            .bind(now)
+            .bind(&request.successor_sealed)
+            .bind(token_hash)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+            insert_refresh(tx, &request.successor).await?;
+            if let Some(access) = &request.access {
+                insert_access(&mut **tx, access).await?;
+            }
+            Ok(Rotation::Rotated)
+        }
+    }
 }
 
 #[async_trait]
@@ -197,78 +257,38 @@ impl TokenStore for PgStore {
     }
 
     async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>> {
-        let row = sqlx::query(
-            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
-                    s.id_hash IS NOT NULL AS session_live,
-                    g.id AS g_id, g.client_id AS g_client_id, g.user_id AS g_user_id,
-                    g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, g.audience AS g_audience,
-                    g.auth_time AS g_auth_time, g.created_at AS g_created_at, g.expires_at AS g_expires_at,
-                    g.revoked_at AS g_revoked_at
-             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
-             LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > $2
-             WHERE rt.token_hash = $1",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        let Some(row) = row else { return Ok(None) };
-        let token = RefreshToken {
-            token_hash: row.try_get("token_hash").map_err(backend)?,
-            grant_id: row.try_get("grant_id").map_err(backend)?,
-            created_at: row.try_get("created_at").map_err(backend)?,
-            expires_at: row.try_get("expires_at").map_err(backend)?,
-            rotated_at: row.try_get("rotated_at").map_err(backend)?,
-        };
-        let session_live = row.try_get("session_live").map_err(backend)?;
-        Ok(Some(StoredRefresh { token, grant: grant_from_row(&row)?, session_live }))
+        let row = sqlx::query(refresh_select!(""))
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(stored_refresh).transpose()
     }
 
     async fn rotate_refresh_token(
         &self,
         token_hash: &str,
-        rotation: &RotationRequest,
         now: i64,
-    ) -> Result<Rotation> {
+        plan: RotationPlan,
+    ) -> Result<Option<(StoredRefresh, Rotation)>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Lock the presented token's row: concurrent rotations of one token serialize here.
-        let row = sqlx::query(
-            "SELECT rt.grant_id, rt.expires_at, rt.rotated_at, rt.successor_sealed,
-                    g.revoked_at AS g_revoked_at, g.expires_at AS g_expires_at
-             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
-             WHERE rt.token_hash = $1 FOR UPDATE OF rt",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let row = row.as_ref().map(refresh_row).transpose()?;
-        match rules::rotation_step(row, rotation.grace_secs, now) {
-            RotationStep::Refuse => return Ok(Rotation::Invalid),
-            RotationStep::Retry { successor_sealed } => {
-                return Ok(Rotation::Retry { successor_sealed });
-            }
-            RotationStep::RevokeFamily { grant_id } => {
-                revoke_grant(&mut tx, &grant_id, now).await?;
-                tx.commit().await.map_err(backend)?;
-                return Ok(Rotation::Reused);
-            }
-            RotationStep::Rotate => {}
-        }
-        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1, successor_sealed = $2 WHERE token_hash = $3")
-            .bind(now)
-            .bind(&rotation.successor_sealed)
+        let row = sqlx::query(refresh_select!(" FOR UPDATE OF rt"))
             .bind(token_hash)
-            .execute(&mut *tx)
+            .bind(now)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-        insert_refresh(&mut tx, &rotation.successor).await?;
-        if let Some(access) = &rotation.access {
-            insert_access(&mut *tx, access).await?;
-        }
+        let Some(row) = row else { return Ok(None) };
+        let stored = stored_refresh(&row)?;
+        let sealed = row.try_get("successor_sealed").map_err(backend)?;
+        let rotation = match rules::presentation(&stored, sealed, plan, now) {
+            None => Rotation::Declined,
+            Some((step, request)) => rotate(&mut tx, token_hash, step, &request, now).await?,
+        };
         tx.commit().await.map_err(backend)?;
-        Ok(Rotation::Rotated)
+        Ok(Some((stored, rotation)))
     }
 
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()> {

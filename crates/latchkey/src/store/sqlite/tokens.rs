@@ -9,8 +9,9 @@ use super::{
     StoredAccess, StoredRefresh, audience_from_json, audience_json, backend, params, replay_code,
     revoke_grant, scopes_at, with_audience,
 };
+use crate::store::RotationPlan;
 use crate::store::TokenStore;
-use crate::store::rules::{self, RefreshRow, RotationStep};
+use crate::store::rules::{self, RotationStep};
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id_hash, g.scopes, g.audience, \
      g.auth_time, g.created_at, g.expires_at, g.revoked_at";
@@ -118,6 +119,76 @@ fn stored_access_from_row(row: &Row<'_>) -> rusqlite::Result<StoredRow> {
     })
 }
 
+/// A refresh token (in any state) with its grant, whether the grant's session is live at
+/// `now`, and its sealed successor if one is kept.
+fn read_refresh(
+    c: &Connection,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<(StoredRefresh, Option<Vec<u8>>)>> {
+    let row = c
+        .prepare_cached(&format!(
+            "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
+                    s.id_hash IS NOT NULL, rt.successor_sealed, {GRANT_COLUMNS}
+             FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
+             LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > ?2
+             WHERE rt.token_hash = ?1"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![token_hash, now], |row| {
+                let token = RefreshToken {
+                    token_hash: row.get(0)?,
+                    grant_id: row.get(1)?,
+                    created_at: row.get(2)?,
+                    expires_at: row.get(3)?,
+                    rotated_at: row.get(4)?,
+                };
+                Ok((token, row.get(5)?, row.get(6)?, grant_from_row(row, 7)?))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let Some((token, session_live, sealed, grant)) = row else { return Ok(None) };
+    let grant = with_audience(grant, |g, a| g.audience = a)?;
+    Ok(Some((StoredRefresh { token, grant, session_live }, sealed)))
+}
+
+/// Carries out the rotation rule's step for a presented token.
+fn rotate(
+    c: &Connection,
+    token_hash: &str,
+    step: RotationStep,
+    request: &RotationRequest,
+    now: i64,
+) -> Result<Rotation> {
+    match step {
+        RotationStep::Refuse => Ok(Rotation::Invalid),
+        RotationStep::Retry { successor_sealed } => {
+            // A retry inside the grace window: the same successor, a fresh access token.
+            if let Some(access) = &request.access {
+                insert_access(c, access)?;
+            }
+            Ok(Rotation::Retry { successor_sealed })
+        }
+        RotationStep::RevokeFamily { grant_id } => {
+            revoke_grant(c, &grant_id, now)?;
+            Ok(Rotation::Reused)
+        }
+        RotationStep::Rotate => {
+            c.prepare_cached(
+                "UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3",
+            )
+            .and_then(|mut s| s.execute(params![now, request.successor_sealed, token_hash]))
+            .map_err(backend)?;
+            insert_refresh(c, &request.successor)?;
+            if let Some(access) = &request.access {
+                insert_access(c, access)?;
+            }
+            Ok(Rotation::Rotated)
+        }
+    }
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn issue(&self, issue: &Issue) -> Result<Issued> {
@@ -177,75 +248,27 @@ impl TokenStore for SqliteStore {
 
     async fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>> {
         let token_hash = token_hash.to_owned();
-        let row = self
-            .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT rt.token_hash, rt.grant_id, rt.created_at, rt.expires_at, rt.rotated_at,
-                            s.id_hash IS NOT NULL, {GRANT_COLUMNS}
-                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id
-                     LEFT JOIN sessions s ON s.id_hash = g.session_id_hash AND s.expires_at > ?2
-                     WHERE rt.token_hash = ?1"
-                ))
-                .and_then(|mut s| {
-                    s.query_row(params![token_hash, now], |row| {
-                        let token = RefreshToken {
-                            token_hash: row.get(0)?,
-                            grant_id: row.get(1)?,
-                            created_at: row.get(2)?,
-                            expires_at: row.get(3)?,
-                            rotated_at: row.get(4)?,
-                        };
-                        Ok((token, row.get(5)?, grant_from_row(row, 6)?))
-                    })
-                    .optional()
-                })
-                .map_err(backend)
-            })
-            .await?;
-        let Some((token, session_live, grant)) = row else { return Ok(None) };
-        let grant = with_audience(grant, |g, a| g.audience = a)?;
-        Ok(Some(StoredRefresh { token, grant, session_live }))
+        let found = self.read(move |c| read_refresh(c, &token_hash, now)).await?;
+        Ok(found.map(|(stored, _)| stored))
     }
 
     async fn rotate_refresh_token(
         &self,
         token_hash: &str,
-        rotation: &RotationRequest,
         now: i64,
-    ) -> Result<Rotation> {
-        let (token_hash, rotation) = (token_hash.to_owned(), rotation.clone());
+        plan: RotationPlan,
+    ) -> Result<Option<(StoredRefresh, Rotation)>> {
+        let token_hash = token_hash.to_owned();
+        // One writer job: the writer's transaction is the lock concurrent rotations queue on.
         self.write(move |c| {
-            type Row = (String, i64, Option<i64>, Option<Vec<u8>>, Option<i64>, i64);
-            let row: Option<Row> = c
-                .prepare_cached(
-                    "SELECT rt.grant_id, rt.expires_at, rt.rotated_at, rt.successor_sealed, g.revoked_at, g.expires_at
-                     FROM refresh_tokens rt JOIN grants g ON g.id = rt.grant_id WHERE rt.token_hash = ?1",
-                )
-                .and_then(|mut s| {
-                    s.query_row([&token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-                        .optional()
-                })
-                .map_err(backend)?;
-            let row = row.map(|(grant_id, expires_at, rotated_at, successor_sealed, revoked_at, grant_expires_at)| {
-                RefreshRow { grant_id, expires_at, rotated_at, successor_sealed, grant_revoked: revoked_at.is_some(), grant_expires_at }
-            });
-            match rules::rotation_step(row, rotation.grace_secs, now) {
-                RotationStep::Refuse => return Ok(Rotation::Invalid),
-                RotationStep::Retry { successor_sealed } => return Ok(Rotation::Retry { successor_sealed }),
-                RotationStep::RevokeFamily { grant_id } => {
-                    revoke_grant(c, &grant_id, now)?;
-                    return Ok(Rotation::Reused);
-                }
-                RotationStep::Rotate => {}
-            }
-            c.prepare_cached("UPDATE refresh_tokens SET rotated_at = ?1, successor_sealed = ?2 WHERE token_hash = ?3")
-                .and_then(|mut s| s.execute(params![now, rotation.successor_sealed, token_hash]))
-            .map_err(backend)?;
-            insert_refresh(c, &rotation.successor)?;
-            if let Some(access) = &rotation.access {
-                insert_access(c, access)?;
-            }
-            Ok(Rotation::Rotated)
+            let Some((stored, sealed)) = read_refresh(c, &token_hash, now)? else {
+                return Ok(None);
+            };
+            let rotation = match rules::presentation(&stored, sealed, plan, now) {
+                None => Rotation::Declined,
+                Some((step, request)) => rotate(c, &token_hash, step, &request, now)?,
+            };
+            Ok(Some((stored, rotation)))
         })
         .await
     }
