@@ -7,6 +7,7 @@
 //! after `cargo build --release`.
 
 mod flood;
+mod peer;
 mod populate;
 mod scenarios;
 
@@ -20,6 +21,9 @@ use anyhow::{Context, bail};
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
+    /// A peer's address that hands out refresh tokens (see [`peer`]); latchkey's come from
+    /// the password grant.
+    pub(crate) mint: Option<String>,
 }
 
 impl Drop for Server {
@@ -104,7 +108,7 @@ impl Database {
 
 /// Starts `latchkey serve` on `database`, its config in `dir`.
 fn start_server(dir: &Path, database: &Database) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.join("latchkey.toml");
     std::fs::write(
@@ -115,27 +119,38 @@ fn start_server(dir: &Path, database: &Database) -> anyhow::Result<Server> {
             database.url()
         ),
     )?;
-    let binary = latchkey_binary()?;
-    let pinned = Command::new("taskset").arg("--version").stdout(Stdio::null()).status().is_ok();
-    let mut command = if pinned {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg("0").arg(&binary);
-        c
-    } else {
-        Command::new(&binary)
-    };
+    let mut command = on_cpu_zero(&latchkey_binary()?);
     let child = command.arg("--config").arg(&config).arg("serve").stdout(Stdio::null()).spawn()?;
-    if !pinned {
+    Ok(Server { child, base, mint: None })
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A command running `program` pinned to CPU 0 with `taskset`, if there is one.
+fn on_cpu_zero(program: &Path) -> Command {
+    if Command::new("taskset").arg("--version").stdout(Stdio::null()).status().is_ok() {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg("0").arg(program);
+        command
+    } else {
         eprintln!("note: taskset not found; the server is not pinned to CPU 0");
+        Command::new(program)
     }
-    Ok(Server { child, base })
 }
 
 async fn wait_ready(base: &str) -> anyhow::Result<()> {
+    wait_for(&format!("{base}/readyz")).await
+}
+
+/// Waits until `url` answers 200.
+async fn wait_for(url: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let http = reqwest::Client::new();
     while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+        if let Ok(response) = http.get(url).send().await
             && response.status() == 200
         {
             return Ok(());
@@ -199,16 +214,17 @@ fn print_header() {
     );
 }
 
-/// Runs the chosen scenarios against `server`; their reports.
+/// Runs those of `scenarios` chosen by `only` against `server`; their reports.
 async fn run_all(
     server: &Server,
+    scenarios: &[scenarios::Scenario],
     seconds: u64,
     concurrency: usize,
     only: &str,
 ) -> anyhow::Result<Vec<Report>> {
     print_header();
     let mut reports = Vec::new();
-    for scenario in scenarios::ALL.into_iter().filter(|s| s.name().contains(only)) {
+    for &scenario in scenarios.iter().filter(|s| s.name().contains(only)) {
         let mut report =
             scenarios::run(scenario, server, Duration::from_secs(seconds), concurrency).await?;
         report.print();
@@ -249,6 +265,10 @@ async fn main() -> anyhow::Result<()> {
     // An optional third argument keeps only the scenarios whose name contains it.
     let only = args.get(3).map(String::as_str).unwrap_or("");
     let run = Run { seconds, concurrency, only };
+    // BENCH_PEER=SCRIPT: the scenarios a peer supports, against `node SCRIPT` instead.
+    if let Ok(script) = std::env::var("BENCH_PEER") {
+        return peer::measure(Path::new(&script), &run).await;
+    }
     // BENCH_POPULATE=SCALE: the same scenarios on a database of a year's use times SCALE
     // (1 = 1 M users, 5 M grants, 8.6 M refresh tokens; see `populate`), beside an empty one.
     let populate: Option<f64> =
@@ -295,7 +315,7 @@ async fn measure_one((dir, database): (&Path, &Database), run: &Run<'_>) -> anyh
         server.child.id()
     );
     describe("empty database", &server, startup, database).await?;
-    run_all(&server, run.seconds, run.concurrency, run.only).await?;
+    run_all(&server, &scenarios::ALL, run.seconds, run.concurrency, run.only).await?;
     describe("empty database, after the scenarios", &server, startup, database).await
 }
 

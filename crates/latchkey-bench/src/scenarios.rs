@@ -107,6 +107,10 @@ pub(crate) enum Scenario {
     UnderFlood(Flood),
 }
 
+/// What a peer is measured on (see [`crate::peer`]).
+pub(crate) const PEER: [Scenario; 3] =
+    [Scenario::Jwks, Scenario::Refresh, Scenario::RefreshIdRs256];
+
 pub(crate) const ALL: [Scenario; 13] = [
     Scenario::CodeFlowRs256,
     Scenario::CodeFlowEs256,
@@ -277,10 +281,16 @@ enum Prepared {
 async fn prepare(
     scenario: Scenario,
     http: &reqwest::Client,
-    base: &str,
+    server: &Server,
     client_id: &str,
 ) -> anyhow::Result<Prepared> {
+    let base = server.base.as_str();
     Ok(match scenario {
+        Scenario::Refresh | Scenario::RefreshIdRs256 if server.mint.is_some() => {
+            let mint = server.mint.as_deref().unwrap_or_default();
+            let response = http.get(format!("{mint}/?client_id={client_id}")).send().await?;
+            Prepared::Refresh(response.error_for_status()?.text().await?)
+        }
         Scenario::IntrospectOpaque | Scenario::IntrospectJwt => {
             let tokens =
                 token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
@@ -361,19 +371,19 @@ async fn operate(
 /// worker's prepared state.
 async fn prepare_workers(
     scenario: Scenario,
-    base: &str,
+    server: &Server,
     client_id: &'static str,
     concurrency: usize,
 ) -> anyhow::Result<(reqwest::Client, Vec<Prepared>)> {
     let http = match scenario {
         Scenario::CodeFlowRs256 | Scenario::CodeFlowEs256 => {
-            signed_in_browser(base, client_id).await?
+            signed_in_browser(&server.base, client_id).await?
         }
         _ => reqwest::Client::new(),
     };
     let mut prepared = Vec::new();
     for _ in 0..concurrency {
-        prepared.push(prepare(scenario, &http, base, client_id).await?);
+        prepared.push(prepare(scenario, &http, server, client_id).await?);
     }
     Ok((http, prepared))
 }
@@ -412,7 +422,7 @@ pub(crate) async fn run(
     concurrency: usize,
 ) -> anyhow::Result<Report> {
     let (name, client_id) = scenario.setup();
-    let (http, prepared) = prepare_workers(scenario, &server.base, client_id, concurrency).await?;
+    let (http, prepared) = prepare_workers(scenario, server, client_id, concurrency).await?;
     let stop_flood = Arc::new(AtomicBool::new(false));
     let flood = match scenario {
         Scenario::UnderFlood(kind) => {
