@@ -29,15 +29,19 @@ pub(super) struct Minted {
 #[derive(Clone)]
 pub(super) struct AccessDraw {
     jti: String,
-    /// The token itself, for the opaque format.
-    opaque: Option<String>,
+    /// The token itself and its hash, for the opaque format.
+    opaque: Option<(String, String)>,
 }
 
 impl AccessDraw {
     pub(super) fn new(format: TokenFormat) -> Result<Self, Failure> {
         let opaque = match format {
             TokenFormat::Jwt => None,
-            TokenFormat::Opaque => Some(secret::generate()?),
+            TokenFormat::Opaque => {
+                let token = secret::generate()?;
+                let hash = secret::hash(&token);
+                Some((token, hash))
+            }
         };
         Ok(AccessDraw { jti: secret::generate()?, opaque })
     }
@@ -53,14 +57,14 @@ impl AccessDraw {
         expires_at: i64,
         now: i64,
     ) -> Option<AccessTokenRecord> {
-        let token = self.opaque.as_deref()?;
+        let (_, token_hash) = self.opaque.as_ref()?;
         Some(AccessTokenRecord {
             jti: self.jti.clone(),
             grant_id: subject.grant_id.map(str::to_owned),
             client_id: client.client_id.clone(),
             expires_at,
             opaque: Some(OpaqueAccess {
-                token_hash: secret::hash(token),
+                token_hash: token_hash.clone(),
                 subject: subject.id.to_owned(),
                 scopes: scopes.clone(),
                 audience: subject.audience.to_vec(),
@@ -105,7 +109,7 @@ impl Authority {
         let expires_at = now + self.settings.access_token_ttl;
         let access = draw.record(client, subject, scopes, expires_at, now);
         let access_token = match draw.opaque {
-            Some(token) => token,
+            Some((token, _)) => token,
             None => {
                 let claims = AccessTokenClaims {
                     iss: self.settings.issuer.clone(),

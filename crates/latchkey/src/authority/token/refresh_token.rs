@@ -78,7 +78,8 @@ impl Authority {
             if grace_secs > 0 { Some(successor_key(&request.refresh_token)?) } else { None };
         let (record, settings, target) =
             (record.clone(), self.settings.clone(), request.target.clone());
-        let successor = successor.to_owned();
+        // Computed here rather than in the plan, which the SQLite writer thread runs.
+        let (successor, successor_hash) = (successor.to_owned(), secret::hash(successor));
         let access = draw.clone();
         Ok(Box::new(move |stored: &StoredRefresh| {
             let client = &record.client;
@@ -92,7 +93,7 @@ impl Authority {
             let expires_at = now + settings.access_token_ttl;
             Some(RotationRequest {
                 successor: RefreshToken {
-                    token_hash: secret::hash(&successor),
+                    token_hash: successor_hash,
                     grant_id: grant.id.clone(),
                     created_at: now,
                     // A successor expires with its family; grants are never extended.
