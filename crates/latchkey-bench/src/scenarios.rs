@@ -190,7 +190,8 @@ pub(crate) fn hidden(html: &str, name: &str) -> anyhow::Result<String> {
         .replace("&#62;", ">"))
 }
 
-/// Signs in and consents once, so the measured flows find a session and a remembered consent.
+/// A new browser, signed in with the password and with the consent given (or remembered):
+/// once before the code flows, so they find a session, and each time in the sign-in scenario.
 async fn signed_in_browser(base: &str, client_id: &str) -> anyhow::Result<reqwest::Client> {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -292,12 +293,13 @@ async fn prepare(
     client_id: &str,
 ) -> anyhow::Result<Prepared> {
     let base = server.base.as_str();
+    if let (Scenario::Refresh | Scenario::RefreshIdRs256, Some(mint)) =
+        (scenario, server.mint.as_deref())
+    {
+        let response = http.get(format!("{mint}/?client_id={client_id}")).send().await?;
+        return Ok(Prepared::Refresh(response.error_for_status()?.text().await?));
+    }
     Ok(match scenario {
-        Scenario::Refresh | Scenario::RefreshIdRs256 if server.mint.is_some() => {
-            let mint = server.mint.as_deref().unwrap_or_default();
-            let response = http.get(format!("{mint}/?client_id={client_id}")).send().await?;
-            Prepared::Refresh(response.error_for_status()?.text().await?)
-        }
         Scenario::IntrospectOpaque | Scenario::IntrospectJwt => {
             let tokens =
                 token(http, base, client_id, &[("grant_type", "client_credentials")]).await?;
