@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use latchkey_server::cli::{Cli, Command};
+use latchkey_server::cli::{Cli, Command, UsageError};
 use latchkey_server::config::{Config, ConfigError};
 #[cfg(feature = "demo")]
 use latchkey_server::demo;
@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         Err(error) => {
             let message = format!("{error:#}").replace('\n', " ");
             eprintln!("latchkey: {message}");
-            if error.downcast_ref::<ConfigError>().is_some() {
+            if error.downcast_ref::<ConfigError>().is_some()
+                || error.downcast_ref::<UsageError>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -45,7 +47,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         match cli.command {
             Command::Serve => run::serve(config, |_| {}).await,
-            Command::Clients(command) => admin::clients(&config, command).await,
+            Command::Clients(command) => admin::clients(&config, command, cli.json).await,
             Command::Users(command) => admin::users(&config, command).await,
             Command::Keys(command) => admin::keys(&config, command).await,
             Command::Migrate => admin::migrate(&config).await,

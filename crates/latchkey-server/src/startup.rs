@@ -162,11 +162,7 @@ pub async fn sync_static(
             Some(secret) => Some(hasher.hash(secret.expose().to_owned()).await?),
             None => None,
         };
-        let record = ClientRecord {
-            client: entry.client.clone(),
-            secret_hash,
-            source: ClientSource::Config,
-        };
+        let record = ClientRecord::new(entry.client.clone(), secret_hash, ClientSource::Config);
         store.upsert_client(&record, now).await?;
     }
     let keep: Vec<String> = config.clients.iter().map(|c| c.client.client_id.clone()).collect();

@@ -92,6 +92,8 @@ pub fn client_record(id: &str, source: ClientSource) -> ClientRecord {
         },
         secret_hash: Some("sha256:abc".into()),
         source,
+        previous_secret: None,
+        revision: 0,
     }
 }
 

@@ -295,7 +295,8 @@ fn overlay(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Confi
 }
 
 /// The longest duration any setting accepts.
-const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// The longest duration any setting accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 const MAX_DURATION_TEXT: &str = "10 years (\"3650d\")";
 
 /// Parses a duration such as `15m`, `1h30m` or `14d`.

@@ -190,7 +190,10 @@ fn clients_add_prints_a_generated_secret_once_and_stores_only_its_hash() {
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret stored in clear");
 
     let list = stdout(&run(&["clients", "list"], &config.path, ""));
-    assert_eq!(list, "billing\tconfidential\tclient_credentials\tcli\n");
+    assert_eq!(
+        list,
+        "CLIENT_ID\tTYPE\tGRANT_TYPES\tSOURCE\nbilling\tconfidential\tclient_credentials\tcli\n"
+    );
 
     let public = run(
         &["clients", "add", "spa", "--public", "--redirect-uri", "https://spa.example.com/cb"],
@@ -359,4 +362,168 @@ async fn serve_speaks_https_when_tls_is_configured() {
     // Plain HTTP on the TLS port gets no answer from the application.
     let plain = crate::client().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+/// The JSON document a `--json` command printed.
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    assert!(output.status.success(), "{}", stderr(output));
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|error| panic!("not one JSON document ({error}): {}", stdout(output)))
+}
+
+/// `clients update` changes a client in place while the server runs: its secret, grants and
+/// tokens stay, and the next requests follow the new registration (a removed scope is no
+/// longer minted, a removed redirect URI receives no codes).
+#[tokio::test]
+async fn clients_update_changes_a_client_in_place_without_revoking_its_grants() {
+    let port = free_port();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\
+         [[resources]]\nidentifier = \"https://photos.example.com\"\nscopes = [\"read:photos\", \"write:photos\"]\n\
+         [[clients]]\nclient_id = \"fixed\"\nclient_secret = \"fixed-client-secret\"\ngrant_types = [\"client_credentials\"]\n\
+         [[users]]\nusername = \"alice\"\npassword = \"alice-password\"\n"
+    ));
+    let added = json_of(&run(
+        &[
+            "clients",
+            "add",
+            "app",
+            "--json",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--redirect-uri",
+            "https://app.example.com/a",
+            "--scope",
+            "read:photos",
+            "--scope",
+            "write:photos",
+            "--scope",
+            "offline_access",
+        ],
+        &config.path,
+        "",
+    ));
+    let secret = added["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(added["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(added["has_secret"], true);
+
+    let _server = Serving::start(&config.path);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = crate::client();
+    wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(20)).await;
+    let token = |form: Vec<(&'static str, String)>| {
+        let (url, secret) = (format!("{base}/oauth/token"), secret.clone());
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            latchkey_testkit::fixtures::post_form(&url, Some(("app", &secret)), &form).await
+        }
+    };
+    let (status, _, first) = token(vec![
+        ("grant_type", "password".into()),
+        ("username", "alice".into()),
+        ("password", "alice-password".into()),
+        ("scope", "read:photos write:photos offline_access".into()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{first}");
+
+    let updated = json_of(&run(
+        &[
+            "clients",
+            "update",
+            "app",
+            "--json",
+            "--scope",
+            "read:photos",
+            "--scope",
+            "offline_access",
+            "--add-redirect-uri",
+            "https://app.example.com/b",
+            "--remove-redirect-uri",
+            "https://app.example.com/a",
+            "--name",
+            "Photo App",
+            "--refresh-grace-period",
+            "30s",
+        ],
+        &config.path,
+        "",
+    ));
+    assert_eq!(updated["redirect_uris"], serde_json::json!(["https://app.example.com/b"]));
+    assert_eq!(updated["scopes"], serde_json::json!(["read:photos", "offline_access"]));
+    assert_eq!(
+        (updated["client_name"].as_str(), updated["refresh_grace_period"].as_str()),
+        (Some("Photo App"), Some("30s"))
+    );
+    assert!(updated.get("client_secret").is_none(), "an update keeps the secret: {updated}");
+
+    // The grant and its access token survive; the refresh mints only what is still registered.
+    let introspected = latchkey_testkit::fixtures::post_form(
+        &format!("{base}/oauth/introspect"),
+        Some(("app", &secret)),
+        &[("token", first["access_token"].as_str().unwrap())],
+    )
+    .await
+    .2;
+    assert_eq!(introspected["active"], true, "{introspected}");
+    let (status, _, refreshed) = token(vec![
+        ("grant_type", "refresh_token".into()),
+        ("refresh_token", first["refresh_token"].as_str().unwrap().into()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["scope"], "read:photos offline_access");
+
+    // The removed redirect URI gets an error page, never a redirect; the added one works.
+    let authorize = |redirect: &str| {
+        let query = serde_urlencoded::to_string([
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", redirect),
+            ("scope", "read:photos"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ])
+        .unwrap();
+        http.get(format!("{base}/authorize?{query}")).send()
+    };
+    let removed = authorize("https://app.example.com/a").await.unwrap();
+    assert_eq!(removed.status(), 400);
+    assert!(removed.headers().get("location").is_none());
+    assert_eq!(authorize("https://app.example.com/b").await.unwrap().status(), 200);
+
+    // Broken rules exit 2 naming the field; a config client is changed in the file.
+    let invalid = run(
+        &["clients", "update", "app", "--add-redirect-uri", "http://app.example.com/c"],
+        &config.path,
+        "",
+    );
+    assert_eq!(invalid.status.code(), Some(2), "{}", stderr(&invalid));
+    assert!(stderr(&invalid).contains("client.redirect_uris[1]"), "{}", stderr(&invalid));
+    let fixed = run(&["clients", "update", "fixed", "--name", "Fixed"], &config.path, "");
+    assert_eq!(fixed.status.code(), Some(1));
+    assert!(stderr(&fixed).contains("is defined in the config file"), "{}", stderr(&fixed));
+    let bad_flag =
+        run(&["clients", "update", "app", "--access-token-format", "paper"], &config.path, "");
+    assert_eq!(bad_flag.status.code(), Some(2));
+
+    // Scripts read one JSON document; people read a table with a header row.
+    let list = json_of(&run(&["clients", "list", "--json"], &config.path, ""));
+    let ids: Vec<&str> = list["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["app", "fixed"]);
+    assert_eq!(list["clients"][1]["source"], "config");
+    let table = stdout(&run(&["clients", "list"], &config.path, ""));
+    assert_eq!(table.lines().next(), Some("CLIENT_ID\tTYPE\tGRANT_TYPES\tSOURCE"));
+    let shown = json_of(&run(&["clients", "show", "app", "--json"], &config.path, ""));
+    assert_eq!(shown["client_name"], "Photo App");
+    assert!(!stdout(&run(&["clients", "show", "app"], &config.path, "")).contains(&secret));
 }

@@ -285,3 +285,72 @@ async fn keys_rotated_with_the_cli_are_published_by_both_nodes() {
     }
     assert_eq!(jwks(&nodes[0]).await, jwks(&nodes[1]).await);
 }
+
+/// `latchkey clients rotate-secret` on one node's config: during the overlap both nodes accept
+/// the old and the new secret; a rotation without overlap ends the older ones on both at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_rotated_with_overlap_works_on_both_nodes_until_it_ends() {
+    let Some(db) = crate::TestDb::postgres().await else { return };
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let nodes = [issuer.clone(), format!("http://127.0.0.1:{port_b}")];
+    let (config_a, config_b) = (config(&issuer, port_a, &db.url), config(&issuer, port_b, &db.url));
+    let _a = Serving::start(&config_a.path);
+    let _b = Serving::start(&config_b.path);
+    let http = reqwest::Client::new();
+    for node in &nodes {
+        wait_until_ok(&http, &format!("{node}/readyz"), Duration::from_secs(30)).await;
+    }
+    let json = |output: std::process::Output| -> Value {
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let add = [
+        "clients",
+        "add",
+        "batch",
+        "--json",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "read:photos",
+    ];
+    let first = json(run(&add, &config_a.path, ""))["client_secret"].as_str().unwrap().to_owned();
+    let statuses = |secret: String| {
+        let nodes = nodes.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for node in &nodes {
+                let cc = [("grant_type", "client_credentials")];
+                statuses.push(
+                    form(format!("{node}/oauth/token"), &cc, Some(("batch", &secret))).await.0,
+                );
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses(first.clone()).await, [200, 200]);
+
+    let rotate = ["clients", "rotate-secret", "batch", "--overlap", "1h", "--json"];
+    let rotated = json(run(&rotate, &config_b.path, ""));
+    let second = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(rotated["previous_secret_expires_at"].is_i64(), "{rotated}");
+    assert_ne!(first, second);
+    assert_eq!(statuses(first.clone()).await, [200, 200], "the old secret in its overlap");
+    assert_eq!(statuses(second.clone()).await, [200, 200], "the new secret");
+
+    let now = run(&["clients", "rotate-secret", "batch"], &config_a.path, "");
+    assert!(now.status.success(), "{}", stderr(&now));
+    assert!(!stderr(&now).contains("did not confirm"), "{}", stderr(&now));
+    assert!(stdout(&now).contains("the previous secret no longer works"), "{}", stdout(&now));
+    let third =
+        stdout(&now).lines().find_map(|l| l.strip_prefix("client_secret: ")).unwrap().to_owned();
+    assert_eq!(statuses(first).await, [401, 401]);
+    assert_eq!(statuses(second).await, [401, 401]);
+    assert_eq!(statuses(third).await, [200, 200]);
+
+    // A public client has no secret to rotate; a config client is rotated in its file.
+    let config_client = run(&["clients", "rotate-secret", "photo-api"], &config_a.path, "");
+    assert_eq!(config_client.status.code(), Some(1));
+    assert!(stderr(&config_client).contains("defined in the config file"));
+}

@@ -39,7 +39,8 @@ impl Authority {
     }
 
     /// A client secret: SHA-256 for generated ones, argon2id (once, then the verified cache)
-    /// for human-chosen ones, on the client's attempt schedule like a user account's.
+    /// for human-chosen ones, on the client's attempt schedule like a user account's. During
+    /// a rotation's overlap the previous secret is accepted too.
     async fn verify_secret(
         &self,
         record: &ClientRecord,
@@ -48,32 +49,32 @@ impl Authority {
         now: i64,
     ) -> Result<(), Failure> {
         let client_id = &record.client.client_id;
-        let Some(stored) = record.secret_hash.as_deref() else {
-            return Err(bad_credentials().into());
-        };
         let mut attempts = None;
-        if stored.starts_with("sha256:") {
-            // A generated 256-bit secret cannot be guessed: no schedule needed.
-            if password::verify(secret, stored) {
-                return Ok(());
-            }
-        } else if self.verified_secrets.contains(client_id, secret, stored) {
-            return Ok(());
-        } else if secret.len() <= throttle::MAX_PASSWORD_BYTES {
-            let Some(attempt) = self.client_attempt(client_id, secret, stored, from, now).await?
-            else {
-                return Ok(());
-            };
-            let stored_hash = Some(stored.to_owned());
-            match self
-                .check_secret(attempt, &self.client_hasher, "client", secret, stored_hash)
-                .await?
-            {
-                Checked::Right => {
-                    self.verified_secrets.remember(client_id, secret, stored);
+        for stored in record.secret_hashes(now) {
+            if stored.starts_with("sha256:") {
+                // A generated 256-bit secret cannot be guessed: no schedule needed.
+                if password::verify(secret, stored) {
                     return Ok(());
                 }
-                Checked::Wrong(failures) => attempts = Some(failures),
+            } else if self.verified_secrets.contains(client_id, secret, stored) {
+                return Ok(());
+            } else if secret.len() <= throttle::MAX_PASSWORD_BYTES {
+                let Some(attempt) =
+                    self.client_attempt(client_id, secret, stored, from, now).await?
+                else {
+                    return Ok(());
+                };
+                let stored_hash = Some(stored.to_owned());
+                match self
+                    .check_secret(attempt, &self.client_hasher, "client", secret, stored_hash)
+                    .await?
+                {
+                    Checked::Right => {
+                        self.verified_secrets.remember(client_id, secret, stored);
+                        return Ok(());
+                    }
+                    Checked::Wrong(failures) => attempts = Some(failures),
+                }
             }
         }
         metrics::counter!("latchkey_client_auth_failures_total").increment(1);

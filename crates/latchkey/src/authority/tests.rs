@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Authority, Failure, HashLimits, Login, Settings};
+use crate::clients::lifecycle;
 use crate::clients::registration::{self, ClientDraft};
 use crate::clock::{Clock, ManualClock};
 use crate::forms::FormKey;
@@ -73,7 +74,7 @@ async fn client(authority: &Authority, id: &str, grants: &[GrantType], scopes: &
     };
     let client = registration::validate(draft, &authority.settings.resources).unwrap();
     let secret_hash = Some(password::hash_generated_secret(&format!("{id}-secret")));
-    let record = ClientRecord { client, secret_hash, source: ClientSource::Cli };
+    let record = ClientRecord::new(client, secret_hash, ClientSource::Cli);
     authority.store.upsert_client(&record, authority.now()).await.unwrap();
 }
 
@@ -232,7 +233,7 @@ async fn signed_client(authority: &Authority) -> jsonwebtoken::EncodingKey {
         ..ClientDraft::default()
     };
     let client = registration::validate(draft, &authority.settings.resources).unwrap();
-    let record = ClientRecord { client, secret_hash: None, source: ClientSource::Cli };
+    let record = ClientRecord::new(client, None, ClientSource::Cli);
     authority.store.upsert_client(&record, authority.now()).await.unwrap();
     jsonwebtoken::EncodingKey::from_ec_der(pair.to_pkcs8v1().unwrap().as_ref())
 }
@@ -294,7 +295,7 @@ async fn logout_ends_the_session_its_refresh_tokens_and_its_hint() {
         ..ClientDraft::default()
     };
     let web = registration::validate(draft, &authority.settings.resources).unwrap();
-    let record = ClientRecord { client: web.clone(), secret_hash: None, source: ClientSource::Cli };
+    let record = ClientRecord::new(web.clone(), None, ClientSource::Cli);
     authority.store.upsert_client(&record, clock.now()).await.unwrap();
     alice(&authority).await;
     let Login::Success { session, cookie } =
@@ -377,4 +378,61 @@ async fn a_verified_jwt_is_remembered_but_revocation_is_checked_every_time() {
     clock.advance(300);
     let expired = authority.verify_jwt(&other.access_token, clock.now());
     assert!(matches!(expired, Err(crate::oauth::introspect::Dead::Expired)), "{expired:?}");
+}
+
+async fn authenticates(authority: &Authority, id: &str, secret: &str) -> bool {
+    let presented =
+        Presented { client_id: id.into(), credential: Credential::Basic(secret.into()) };
+    authority.authenticate_client(&presented, None, authority.now()).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_rotated_out_secret_works_until_its_overlap_ends_on_the_authority_s_clock() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    client(&authority, "batch", &[GrantType::ClientCredentials], &["read:photos"]).await;
+    let store = authority.store.as_ref();
+    let rotated = lifecycle::rotate_secret(store, "batch", 600, clock.now()).await.unwrap();
+    let second = rotated.secret.unwrap();
+    assert!(authenticates(&authority, "batch", "batch-secret").await, "old, in the overlap");
+    assert!(authenticates(&authority, "batch", &second).await, "new");
+    assert!(!authenticates(&authority, "batch", "wrong").await);
+    clock.advance(599);
+    assert!(authenticates(&authority, "batch", "batch-secret").await, "last second of overlap");
+    clock.advance(1);
+    assert!(!authenticates(&authority, "batch", "batch-secret").await, "overlap over");
+    assert!(authenticates(&authority, "batch", &second).await);
+
+    // A rotation without overlap ends the current secret and one still in its overlap at once.
+    let fresh = fixture().await;
+    let (authority, clock) = (fresh.authority, fresh.clock);
+    client(&authority, "batch", &[GrantType::ClientCredentials], &["read:photos"]).await;
+    let store = authority.store.as_ref();
+    let second = lifecycle::rotate_secret(store, "batch", 600, clock.now()).await.unwrap();
+    let third = lifecycle::rotate_secret(store, "batch", 0, clock.now()).await.unwrap();
+    assert!(third.record.previous_secret.is_none());
+    assert!(!authenticates(&authority, "batch", "batch-secret").await);
+    assert!(!authenticates(&authority, "batch", &second.secret.unwrap()).await);
+    assert!(authenticates(&authority, "batch", &third.secret.unwrap()).await);
+}
+
+#[tokio::test]
+async fn an_update_from_a_stale_read_fails_instead_of_undoing_another() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    client(&authority, "batch", &[GrantType::ClientCredentials], &["read:photos"]).await;
+    let store = authority.store.as_ref();
+    let stale = store.client("batch").await.unwrap().unwrap();
+    let changes =
+        lifecycle::ClientChanges { client_name: Some(Some("Batch".into())), ..Default::default() };
+    let resources = &authority.settings.resources;
+    lifecycle::update(store, resources, "batch", changes, clock.now()).await.unwrap();
+    let overwrite = ClientRecord { secret_hash: None, ..stale };
+    let error = store.replace_client(&overwrite, clock.now()).await.unwrap_err();
+    assert!(matches!(error, store::Error::Conflict(_)), "{error:?}");
+    let now = store.client("batch").await.unwrap().unwrap();
+    assert_eq!(now.client.client_name.as_deref(), Some("Batch"));
+    assert!(now.secret_hash.is_some());
+    let mut gone = now;
+    gone.client.client_id = "nobody".into();
+    let error = store.replace_client(&gone, clock.now()).await.unwrap_err();
+    assert!(matches!(error, store::Error::NotFound), "{error:?}");
 }

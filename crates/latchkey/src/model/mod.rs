@@ -285,6 +285,38 @@ pub struct ClientRecord {
     pub secret_hash: Option<String>,
     /// Where it came from.
     pub source: ClientSource,
+    /// The secret it had before its last rotation, still accepted until it expires.
+    pub previous_secret: Option<PreviousSecret>,
+    /// How many times the stored client was written: an update names the revision it read,
+    /// so that of two concurrent updates the second fails instead of undoing the first.
+    pub revision: i64,
+}
+
+/// A rotated-out client secret during its overlap.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// Its hash, like [`ClientRecord::secret_hash`].
+    pub hash: String,
+    /// When it stops being accepted (unix seconds).
+    pub expires_at: i64,
+}
+
+impl ClientRecord {
+    /// A record of a client as first stored.
+    pub fn new(client: Client, secret_hash: Option<String>, source: ClientSource) -> Self {
+        ClientRecord { client, secret_hash, source, previous_secret: None, revision: 0 }
+    }
+
+    /// The hashes of the secrets accepted at `now`: the current one, and the previous one
+    /// during its overlap.
+    pub fn secret_hashes(&self, now: i64) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|previous| now < previous.expires_at)
+            .map(|previous| previous.hash.as_str());
+        self.secret_hash.as_deref().into_iter().chain(previous)
+    }
 }
 
 impl fmt::Debug for ClientRecord {
@@ -293,6 +325,11 @@ impl fmt::Debug for ClientRecord {
             .field("client", &self.client)
             .field("secret_hash", &self.secret_hash.as_ref().map(|_| "<redacted>"))
             .field("source", &self.source)
+            .field(
+                "previous_secret_expires_at",
+                &self.previous_secret.as_ref().map(|p| p.expires_at),
+            )
+            .field("revision", &self.revision)
             .finish()
     }
 }

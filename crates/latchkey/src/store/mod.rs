@@ -109,8 +109,15 @@ pub trait Store:
 /// Registered clients, and the assertion ids (`jti`) their `private_key_jwt` assertions have used.
 #[async_trait]
 pub trait ClientStore: Send + Sync {
-    /// Inserts or replaces a client, keyed by `client_id`.
+    /// Inserts or replaces a client, keyed by `client_id` (whatever its stored revision).
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+
+    /// Replaces a client with `record` if it is still at `record.revision`, the revision
+    /// the change was made from; the stored revision goes one up. `NotFound` if there is no
+    /// such client, `Conflict` if another write came first (read it again and redo the change).
+    /// Nothing the client holds is revoked: the protocol applies the new registration to
+    /// every later request.
+    async fn replace_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
 
     /// One client.
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
@@ -377,6 +384,13 @@ pub struct RotationRequest {
 }
 
 /// Audience lists are stored as JSON arrays.
+/// The conflict of an update made from a read that another write has overtaken.
+fn changed_meanwhile(client_id: &str) -> Error {
+    Error::Conflict(format!(
+        "client {client_id:?} was changed by someone else since it was read: read it again and redo the change"
+    ))
+}
+
 /// The conflict of a client_id that is a user's subject (RFC 9068 §5).
 fn subject_taken(client_id: &str) -> Error {
     Error::Conflict(format!(
@@ -440,14 +454,31 @@ fn stored_client(metadata: &str) -> Result<crate::model::Client> {
         .map_err(|error| Error::Backend(format!("stored client metadata is invalid: {error}")))
 }
 
-/// Stored client metadata back into a record.
-fn client_record(
-    metadata: &str,
+/// A client row as read: `metadata, secret_hash, source, previous_secret_hash,
+/// previous_secret_expires_at, revision`.
+struct ClientRow {
+    metadata: String,
     secret_hash: Option<String>,
-    source: &str,
-) -> Result<ClientRecord> {
-    let client = stored_client(metadata)?;
-    Ok(ClientRecord { client, secret_hash, source: ClientSource::parse(source) })
+    source: String,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    revision: i64,
+}
+
+/// A stored client row back into a record.
+fn client_record(row: ClientRow) -> Result<ClientRecord> {
+    let client = stored_client(&row.metadata)?;
+    let previous_secret = match (row.previous_secret_hash, row.previous_secret_expires_at) {
+        (Some(hash), Some(expires_at)) => Some(crate::model::PreviousSecret { hash, expires_at }),
+        _ => None,
+    };
+    Ok(ClientRecord {
+        client,
+        secret_hash: row.secret_hash,
+        source: ClientSource::parse(&row.source),
+        previous_secret,
+        revision: row.revision,
+    })
 }
 
 /// Options that apply to one engine only.

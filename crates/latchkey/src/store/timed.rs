@@ -64,6 +64,7 @@ timed! {
     }
     ClientStore {
         fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
+        fn replace_client(&self, record: &ClientRecord, now: i64) -> Result<()>;
         fn client(&self, client_id: &str) -> Result<Option<ClientRecord>>;
         fn clients(&self) -> Result<Vec<ClientRecord>>;
         fn origin_registered(&self, origin: &str) -> Result<bool>;

@@ -1,6 +1,6 @@
 //! The behaviour every engine must share.
 
-use latchkey::model::ClientSource;
+use latchkey::model::{ClientRecord, ClientSource, PreviousSecret};
 use latchkey::store::Error;
 use latchkey_testkit::fixtures::{client_record as client, user};
 
@@ -37,7 +37,11 @@ async fn clients_round_trip(db: TestDb) {
     changed.client.scopes.push("email".into());
     changed.secret_hash = None;
     store.upsert_client(&changed, 200).await.unwrap();
-    assert_eq!(store.client("photo-app").await.unwrap(), Some(changed));
+    // Every write counts a revision.
+    assert_eq!(
+        store.client("photo-app").await.unwrap(),
+        Some(ClientRecord { revision: 1, ..changed })
+    );
 
     store.upsert_client(&client("another", ClientSource::Cli), 300).await.unwrap();
     let ids: Vec<String> =
@@ -47,6 +51,34 @@ async fn clients_round_trip(db: TestDb) {
     store.remove_client("photo-app", 400).await.unwrap();
     assert!(matches!(store.remove_client("photo-app", 400).await, Err(Error::NotFound)));
     assert_eq!(store.client("photo-app").await.unwrap(), None);
+}
+
+/// `replace_client` writes only over the revision it was read at, keeps a rotated-out
+/// secret with its expiry, counts a client change, and follows the redirect URIs' origins.
+async fn a_client_is_replaced_only_at_the_revision_it_was_read(db: TestDb) {
+    let store = &db.store;
+    store.upsert_client(&client("app", ClientSource::Cli), 100).await.unwrap();
+    let read = store.client("app").await.unwrap().unwrap();
+    let epoch = store.client_epoch().await.unwrap();
+    let mut changed = read.clone();
+    changed.client.redirect_uris = vec!["https://moved.example.com/cb".into()];
+    changed.previous_secret = Some(PreviousSecret { hash: "sha256:old".into(), expires_at: 5_000 });
+    changed.secret_hash = Some("sha256:new".into());
+    store.replace_client(&changed, 200).await.unwrap();
+    assert_eq!(store.client_epoch().await.unwrap(), epoch + 1);
+    let stored = store.client("app").await.unwrap().unwrap();
+    assert_eq!(stored, ClientRecord { revision: read.revision + 1, ..changed.clone() });
+    assert!(store.origin_registered("https://moved.example.com").await.unwrap());
+    assert!(!store.origin_registered("https://app.example.com").await.unwrap());
+
+    // The same revision again: another write came first.
+    let stale = ClientRecord { secret_hash: None, ..changed };
+    assert!(matches!(store.replace_client(&stale, 300).await, Err(Error::Conflict(_))));
+    assert_eq!(store.client("app").await.unwrap().unwrap(), stored);
+    assert_eq!(store.client_epoch().await.unwrap(), epoch + 1);
+    let mut absent = stored;
+    absent.client.client_id = "nobody".into();
+    assert!(matches!(store.replace_client(&absent, 300).await, Err(Error::NotFound)));
 }
 
 async fn config_clients_dropped_from_the_file_are_removed(db: TestDb) {
@@ -344,6 +376,7 @@ async fn sqlite_files_are_created_in_wal_mode() {
 crate::on_both_engines!(
     migrations_can_run_again_and_concurrently,
     clients_round_trip,
+    a_client_is_replaced_only_at_the_revision_it_was_read,
     config_clients_dropped_from_the_file_are_removed,
     users_round_trip_and_keep_their_subject,
     a_client_id_may_not_be_a_users_subject,

@@ -4,12 +4,17 @@
 use async_trait::async_trait;
 
 use super::{ClientRecord, Error, PgRow, PgStore, Result, Row, backend, client_record};
-use crate::store::ClientStore;
+use crate::store::{ClientRow, ClientStore, changed_meanwhile};
 
 fn client_from_row(row: &PgRow) -> Result<ClientRecord> {
-    let metadata: String = row.try_get("metadata").map_err(backend)?;
-    let source: String = row.try_get("source").map_err(backend)?;
-    client_record(&metadata, row.try_get("secret_hash").map_err(backend)?, &source)
+    client_record(ClientRow {
+        metadata: row.try_get("metadata").map_err(backend)?,
+        secret_hash: row.try_get("secret_hash").map_err(backend)?,
+        source: row.try_get("source").map_err(backend)?,
+        previous_secret_hash: row.try_get("previous_secret_hash").map_err(backend)?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at").map_err(backend)?,
+        revision: row.try_get("revision").map_err(backend)?,
+    })
 }
 
 /// Counts one client change, in the transaction that makes it. The row lock it takes orders
@@ -79,20 +84,27 @@ impl ClientStore for PgStore {
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
         let metadata = serde_json::to_string(&record.client)
             .map_err(|error| Error::Backend(error.to_string()))?;
+        let previous = record.previous_secret.as_ref();
         // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client may
         // share its id with a user's subject.
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let written = sqlx::query(
-            "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, $5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)
+            "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at,
+                 previous_secret_hash, previous_secret_expires_at)
+             SELECT $1, $2, $3, $4, $5, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $1)
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
-                 source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
+                 source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at,
+                 previous_secret_hash = excluded.previous_secret_hash,
+                 previous_secret_expires_at = excluded.previous_secret_expires_at,
+                 revision = clients.revision + 1",
         )
         .bind(&record.client.client_id)
         .bind(&record.secret_hash)
         .bind(record.source.as_str())
         .bind(metadata)
         .bind(now)
+        .bind(previous.map(|p| &p.hash))
+        .bind(previous.map(|p| p.expires_at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -104,12 +116,55 @@ impl ClientStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn replace_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
+        let metadata = serde_json::to_string(&record.client)
+            .map_err(|error| Error::Backend(error.to_string()))?;
+        let previous = record.previous_secret.as_ref();
+        let id = &record.client.client_id;
+        if id.contains('\0') {
+            return Err(Error::NotFound);
+        }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let written = sqlx::query(
+            "UPDATE clients SET secret_hash = $2, source = $3, metadata = $4, updated_at = $5,
+                 previous_secret_hash = $6, previous_secret_expires_at = $7,
+                 revision = revision + 1
+             WHERE client_id = $1 AND revision = $8",
+        )
+        .bind(id)
+        .bind(&record.secret_hash)
+        .bind(record.source.as_str())
+        .bind(metadata)
+        .bind(now)
+        .bind(previous.map(|p| &p.hash))
+        .bind(previous.map(|p| p.expires_at))
+        .bind(record.revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if written.rows_affected() == 0 {
+            let exists: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM clients WHERE client_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            return Err(if exists.is_some() { changed_meanwhile(id) } else { Error::NotFound });
+        }
+        count_change(&mut tx).await?;
+        write_origins(&mut tx, id, &record.client.origins()).await?;
+        tx.commit().await.map_err(backend)
+    }
+
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         // PostgreSQL text cannot hold NUL and refuses such a parameter: no row can match.
         if client_id.contains('\0') {
             return Ok(None);
         }
-        sqlx::query("SELECT metadata, secret_hash, source FROM clients WHERE client_id = $1")
+        sqlx::query(
+            "SELECT metadata, secret_hash, source, previous_secret_hash, previous_secret_expires_at,
+                 revision FROM clients WHERE client_id = $1",
+        )
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
@@ -120,7 +175,10 @@ impl ClientStore for PgStore {
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>> {
-        sqlx::query("SELECT metadata, secret_hash, source FROM clients ORDER BY client_id")
+        sqlx::query(
+            "SELECT metadata, secret_hash, source, previous_secret_hash, previous_secret_expires_at,
+                 revision FROM clients ORDER BY client_id",
+        )
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?

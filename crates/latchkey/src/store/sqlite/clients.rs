@@ -7,10 +7,47 @@ use super::{
     ClientRecord, Connection, Error, OptionalExtension, Result, Row, SqliteStore, backend,
     client_record, params,
 };
-use crate::store::ClientStore;
+use crate::store::{ClientRow, ClientStore, changed_meanwhile};
 
-fn client_from_row(row: &Row<'_>) -> rusqlite::Result<(String, Option<String>, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+fn client_from_row(row: &Row<'_>) -> rusqlite::Result<ClientRow> {
+    Ok(ClientRow {
+        metadata: row.get(0)?,
+        secret_hash: row.get(1)?,
+        source: row.get(2)?,
+        previous_secret_hash: row.get(3)?,
+        previous_secret_expires_at: row.get(4)?,
+        revision: row.get(5)?,
+    })
+}
+
+/// The values a client write stores, prepared before the writer job.
+struct ClientWrite {
+    id: String,
+    metadata: String,
+    secret: Option<String>,
+    source: &'static str,
+    previous_hash: Option<String>,
+    previous_expires_at: Option<i64>,
+    revision: i64,
+    origins: Vec<String>,
+}
+
+impl ClientWrite {
+    fn of(record: &ClientRecord) -> Result<Self> {
+        let metadata = serde_json::to_string(&record.client)
+            .map_err(|error| Error::Backend(error.to_string()))?;
+        let previous = record.previous_secret.as_ref();
+        Ok(ClientWrite {
+            id: record.client.client_id.clone(),
+            metadata,
+            secret: record.secret_hash.clone(),
+            source: record.source.as_str(),
+            previous_hash: previous.map(|p| p.hash.clone()),
+            previous_expires_at: previous.map(|p| p.expires_at),
+            revision: record.revision,
+            origins: record.client.origins(),
+        })
+    }
 }
 
 /// Counts one client change, in the transaction that makes it.
@@ -63,27 +100,37 @@ fn delete_client(c: &Connection, client_id: &str, now: i64) -> Result<bool> {
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn upsert_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
-        let metadata = serde_json::to_string(&record.client)
-            .map_err(|error| Error::Backend(error.to_string()))?;
-        let (id, secret, source) =
-            (record.client.client_id.clone(), record.secret_hash.clone(), record.source.as_str());
-        let origins = record.client.origins();
+        let w = ClientWrite::of(record)?;
         let written = self
             .write(move |c| {
                 // RFC 9068 §5: a client-credentials token's `sub` is the client_id, so no client
                 // may share its id with a user's subject.
                 c.prepare_cached(
-                    "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)
+                    "INSERT INTO clients (client_id, secret_hash, source, metadata, created_at, updated_at,
+                         previous_secret_hash, previous_secret_expires_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = ?1)
                      ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash,
-                         source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at",
+                         source = excluded.source, metadata = excluded.metadata, updated_at = excluded.updated_at,
+                         previous_secret_hash = excluded.previous_secret_hash,
+                         previous_secret_expires_at = excluded.previous_secret_expires_at,
+                         revision = clients.revision + 1",
                 )
-                .and_then(|mut s| s.execute(params![id, secret, source, metadata, now]))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        w.id,
+                        w.secret,
+                        w.source,
+                        w.metadata,
+                        now,
+                        w.previous_hash,
+                        w.previous_expires_at
+                    ])
+                })
                 .map_err(backend)
                 .and_then(|written| {
                     if written > 0 {
                         count_change(c)?;
-                        write_origins(c, &id, &origins)?;
+                        write_origins(c, &w.id, &w.origins)?;
                     }
                     Ok(written)
                 })
@@ -96,18 +143,55 @@ impl ClientStore for SqliteStore {
         }
     }
 
+    async fn replace_client(&self, record: &ClientRecord, now: i64) -> Result<()> {
+        let w = ClientWrite::of(record)?;
+        self.write(move |c| {
+            let written = c
+                .prepare_cached(
+                    "UPDATE clients SET secret_hash = ?2, source = ?3, metadata = ?4, updated_at = ?5,
+                         previous_secret_hash = ?6, previous_secret_expires_at = ?7,
+                         revision = revision + 1
+                     WHERE client_id = ?1 AND revision = ?8",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        w.id,
+                        w.secret,
+                        w.source,
+                        w.metadata,
+                        now,
+                        w.previous_hash,
+                        w.previous_expires_at,
+                        w.revision
+                    ])
+                })
+                .map_err(backend)?;
+            if written == 0 {
+                let exists = c
+                    .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")
+                    .and_then(|mut s| s.exists([&w.id]))
+                    .map_err(backend)?;
+                return Err(if exists { changed_meanwhile(&w.id) } else { Error::NotFound });
+            }
+            count_change(c)?;
+            write_origins(c, &w.id, &w.origins)
+        })
+        .await
+    }
+
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>> {
         let id = client_id.to_owned();
         let row = self
             .read(move |c| {
                 c.prepare_cached(
-                    "SELECT metadata, secret_hash, source FROM clients WHERE client_id = ?1",
+                    "SELECT metadata, secret_hash, source, previous_secret_hash,
+                         previous_secret_expires_at, revision FROM clients WHERE client_id = ?1",
                 )
                 .and_then(|mut s| s.query_row([id], client_from_row).optional())
                 .map_err(backend)
             })
             .await?;
-        row.map(|(m, h, s)| client_record(&m, h, &s)).transpose()
+        row.map(client_record).transpose()
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>> {
@@ -115,14 +199,15 @@ impl ClientStore for SqliteStore {
             .read(|c| {
                 let mut s = c
                     .prepare_cached(
-                        "SELECT metadata, secret_hash, source FROM clients ORDER BY client_id",
+                        "SELECT metadata, secret_hash, source, previous_secret_hash,
+                             previous_secret_expires_at, revision FROM clients ORDER BY client_id",
                     )
                     .map_err(backend)?;
                 let rows = s.query_map([], client_from_row).map_err(backend)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
             })
             .await?;
-        rows.into_iter().map(|(m, h, s)| client_record(&m, h, &s)).collect()
+        rows.into_iter().map(client_record).collect()
     }
 
     async fn origin_registered(&self, origin: &str) -> Result<bool> {
