@@ -256,20 +256,65 @@ pub struct ClientUpdateArgs {
 /// `latchkey users ...`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Add a user; the password is read from standard input.
+    /// Add a user. The password is asked twice, hidden, on a terminal, else read as one line
+    /// from standard input; it must meet `[passwords]`.
     Add {
         /// Login name.
         username: String,
         /// Email address.
         #[arg(long)]
         email: Option<String>,
+        /// Whether the email is verified (the `email_verified` claim; default true: you vouch
+        /// for the address you enter).
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+        email_verified: bool,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
     },
     /// List users.
     List,
-    /// Set a user's password, read from standard input.
+    /// Show one user.
+    Show {
+        /// Login name.
+        username: String,
+    },
+    /// Change a user's email, name or email_verified (`none` removes email or name).
+    Update {
+        /// Login name.
+        username: String,
+        /// Email address, or `none`.
+        #[arg(long, value_name = "EMAIL", value_parser = or_none)]
+        email: Option<OrDefault<String>>,
+        /// Display name, or `none`.
+        #[arg(long, value_name = "NAME", value_parser = or_none)]
+        name: Option<OrDefault<String>>,
+        /// Whether the email is verified.
+        #[arg(long, value_name = "BOOL")]
+        email_verified: Option<bool>,
+    },
+    /// Disable a user: they cannot sign in, their sessions end and their grants are revoked.
+    Disable {
+        /// Login name.
+        username: String,
+    },
+    /// Enable a disabled user again: they may sign in (what was revoked stays revoked).
+    Enable {
+        /// Login name.
+        username: String,
+    },
+    /// Import users from a file of JSON lines (`-` for standard input):
+    /// `{"username", "email", "name", "email_verified", "disabled", "password_hash"}`, with
+    /// argon2id, bcrypt or scrypt hashes, upgraded to latchkey's argon2id at each user's next
+    /// sign-in. All lines are checked before any is stored.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Also accept `"password"` in plaintext (hashed on import, and held to `[passwords]`).
+        #[arg(long)]
+        plaintext: bool,
+    },
+    /// Set a user's password, asked as for `users add`.
     SetPassword {
         /// Login name.
         username: String,

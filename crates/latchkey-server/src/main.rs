@@ -48,7 +48,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => run::serve(config, |_| {}).await,
             Command::Clients(command) => admin::clients(&config, command, cli.json).await,
-            Command::Users(command) => admin::users(&config, command).await,
+            Command::Users(command) => admin::users(&config, command, cli.json).await,
             Command::Keys(command) => admin::keys(&config, command).await,
             Command::Migrate => admin::migrate(&config).await,
             #[cfg(feature = "demo")]

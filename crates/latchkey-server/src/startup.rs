@@ -203,6 +203,8 @@ async fn sync_static_user(
             password_hash: hasher.hash(password.to_owned()).await?,
             email: entry.email.clone(),
             name: entry.name.clone(),
+            email_verified: true,
+            disabled: false,
         };
         store.upsert_user(&user, now).await?;
         return Ok(());

@@ -105,5 +105,7 @@ pub fn user(username: &str, id: &str) -> User {
         password_hash: "$argon2id$x".into(),
         email: Some(format!("{username}@example.com")),
         name: None,
+        email_verified: true,
+        disabled: false,
     }
 }

@@ -76,13 +76,147 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
     Ok(hash.to_string())
 }
 
-/// Whether `presented` matches `stored`, a PHC argon2id string or `sha256:<hex>`. Blocking.
+/// The kinds of stored hash latchkey verifies: its own, and those imported from other systems
+/// (`latchkey users import`), which are replaced by latchkey's argon2id at the next successful
+/// sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    /// `sha256:<hex>` of a generated secret.
+    Sha256,
+    /// argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
+    Argon2id,
+    /// bcrypt modular crypt format (`$2a$`, `$2b$`, `$2y$`).
+    Bcrypt,
+    /// scrypt PHC string (`$scrypt$ln=…,r=…,p=…$salt$hash`).
+    ScryptPhc,
+    /// scrypt modular crypt format (`$7$`, libsodium and crypt(5)).
+    ScryptMcf,
+}
+
+/// The largest bcrypt cost accepted from a stored hash (2^14 rounds, about a second here).
+const MAX_BCRYPT_COST: u32 = 14;
+
+/// The largest scrypt work memory accepted from a stored hash, `128 · r · N` bytes (128 MiB:
+/// the scrypt crate's recommended N = 2^17 with r = 8), and parallelism.
+const MAX_SCRYPT_MEMORY: u64 = 128 << 20;
+const MAX_SCRYPT_P: u32 = 4;
+
+impl HashKind {
+    /// What `stored` is, if latchkey can verify it within its cost limits; else why not.
+    pub fn of(stored: &str) -> Result<HashKind, String> {
+        if stored.starts_with(SHA256_PREFIX) {
+            return Ok(HashKind::Sha256);
+        }
+        if stored.starts_with("$argon2id$") {
+            let hash =
+                PasswordHash::new(stored).map_err(|e| format!("invalid argon2id hash: {e}"))?;
+            let params =
+                Params::try_from(&hash).map_err(|e| format!("invalid argon2id parameters: {e}"))?;
+            if params.m_cost() > MAX_STORED_M_COST {
+                return Err(format!(
+                    "argon2id memory {} KiB is over the limit of {MAX_STORED_M_COST} KiB",
+                    params.m_cost()
+                ));
+            }
+            return Ok(HashKind::Argon2id);
+        }
+        if ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| stored.starts_with(prefix)) {
+            let parts: bcrypt::HashParts =
+                stored.parse().map_err(|e| format!("invalid bcrypt hash: {e}"))?;
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(format!(
+                    "bcrypt cost {} is over the limit of {MAX_BCRYPT_COST}",
+                    parts.get_cost()
+                ));
+            }
+            return Ok(HashKind::Bcrypt);
+        }
+        if stored.starts_with("$scrypt$") {
+            let hash =
+                PasswordHash::new(stored).map_err(|e| format!("invalid scrypt hash: {e}"))?;
+            let params = scrypt::Params::try_from(&hash)
+                .map_err(|e| format!("invalid scrypt parameters: {e}"))?;
+            scrypt_within_limits(params.log_n(), params.r(), params.p())?;
+            return Ok(HashKind::ScryptPhc);
+        }
+        if stored.starts_with("$7$") {
+            let (log_n, r, p) = scrypt_mcf_params(stored).ok_or("invalid scrypt ($7$) hash")?;
+            scrypt_within_limits(log_n, r, p)?;
+            return Ok(HashKind::ScryptMcf);
+        }
+        Err("not a hash latchkey reads: use argon2id (PHC), bcrypt ($2b$) or scrypt ($scrypt$ or $7$)".into())
+    }
+}
+
+fn scrypt_within_limits(log_n: u8, r: u32, p: u32) -> Result<(), String> {
+    let memory = 128u64.saturating_mul(u64::from(r)).saturating_mul(1u64 << log_n.min(63));
+    if memory > MAX_SCRYPT_MEMORY || p > MAX_SCRYPT_P {
+        return Err(format!(
+            "scrypt parameters ln={log_n}, r={r}, p={p} are over the limits (128 MiB, p <= {MAX_SCRYPT_P})"
+        ));
+    }
+    Ok(())
+}
+
+/// The cost parameters of a `$7$` hash, for the limit check only (the scrypt crate verifies):
+/// after the prefix, one character for log2(N) and five each for r and p, little-endian in
+/// crypt(3)'s base-64 alphabet.
+fn scrypt_mcf_params(stored: &str) -> Option<(u8, u32, u32)> {
+    const ALPHABET: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digit = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|v| v as u32);
+    let field = stored.as_bytes().get(3..14)?;
+    let number = |chars: &[u8]| {
+        chars.iter().enumerate().try_fold(0u32, |acc, (i, &c)| Some(acc | digit(c)? << (6 * i)))
+    };
+    let log_n = u8::try_from(digit(field[0])?).ok()?;
+    Some((log_n, number(&field[1..6])?, number(&field[6..11])?))
+}
+
+/// Whether a stored hash should be replaced by latchkey's own after `presented` verified:
+/// every imported kind, and argon2id at other parameters than latchkey's.
+pub fn needs_upgrade(stored: &str) -> bool {
+    match HashKind::of(stored) {
+        Ok(HashKind::Sha256) => false,
+        Ok(HashKind::Argon2id) => {
+            PasswordHash::new(stored).ok().and_then(|hash| {
+                let params = Params::try_from(&hash).ok()?;
+                let ours = owasp_params();
+                Some(
+                    hash.version != Some(Version::V0x13.into())
+                        || params.m_cost() != ours.m_cost()
+                        || params.t_cost() != ours.t_cost()
+                        || params.p_cost() != ours.p_cost(),
+                )
+            }) != Some(false)
+        }
+        _ => true,
+    }
+}
+
+/// Whether `presented` matches `stored`, any [`HashKind`] within its cost limits. Blocking.
 ///
 /// A malformed stored hash never matches.
 pub fn verify(presented: &str, stored: &str) -> bool {
-    if let Some(expected) = stored.strip_prefix(SHA256_PREFIX) {
-        return secret::constant_time_eq(secret::hash(presented).as_bytes(), expected.as_bytes());
+    use scrypt::password_hash::PasswordVerifier as _;
+    match HashKind::of(stored) {
+        Ok(HashKind::Sha256) => {
+            let expected = &stored[SHA256_PREFIX.len()..];
+            secret::constant_time_eq(secret::hash(presented).as_bytes(), expected.as_bytes())
+        }
+        Ok(HashKind::Argon2id) => verify_argon2id(presented, stored),
+        // Truncated at 72 bytes, as the systems that made these hashes did.
+        Ok(HashKind::Bcrypt) => bcrypt::verify(presented, stored).unwrap_or(false),
+        Ok(HashKind::ScryptPhc) => PasswordHash::new(stored).is_ok_and(|hash| {
+            scrypt::Scrypt::default().verify_password(presented.as_bytes(), &hash).is_ok()
+        }),
+        Ok(HashKind::ScryptMcf) => scrypt::mcf::PasswordHash::new(stored).is_ok_and(|hash| {
+            scrypt::Scrypt::default().verify_password(presented.as_bytes(), &hash).is_ok()
+        }),
+        Err(_) => false,
     }
+}
+
+fn verify_argon2id(presented: &str, stored: &str) -> bool {
     let Ok(hash) = PasswordHash::new(stored) else { return false };
     let argon2id = hash.algorithm == Algorithm::Argon2id.ident();
     let v13 = hash.version.is_none_or(|v| v == u32::from(Version::V0x13));
@@ -228,6 +362,49 @@ mod tests {
         assert!(!verify("pw", &argon2i.hash_password(b"pw").unwrap().to_string()));
         let huge = "$argon2id$v=19$m=4194304,t=2,p=1$bGF0Y2hrZXlkdW1teXNhbHQ$0Tz7W5m9S4Ec5gQ0gdpbYeJx1fB0bR9xB6ydBq1Hk0o";
         assert!(!verify("pw", huge));
+    }
+
+    #[test]
+    fn imported_bcrypt_and_scrypt_hashes_verify_within_their_cost_limits() {
+        use scrypt::password_hash::{CustomizedPasswordHasher as _, PasswordHasher as _};
+        let bcrypt = bcrypt::hash("hunter2 hunter2", 4).unwrap();
+        assert_eq!(HashKind::of(&bcrypt), Ok(HashKind::Bcrypt));
+        assert!(verify("hunter2 hunter2", &bcrypt) && !verify("hunter3 hunter2", &bcrypt));
+        let costly = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$15$", 1);
+        assert!(HashKind::of(&costly).unwrap_err().contains("bcrypt cost 15"));
+
+        let params = scrypt::Params::new(10, 8, 1).unwrap();
+        let salt = b"0123456789abcdef";
+        let phc: PasswordHash = scrypt::Scrypt::default()
+            .hash_password_customized(b"pw one", salt, None, None, params)
+            .unwrap();
+        let phc = phc.to_string();
+        assert!(phc.starts_with("$scrypt$ln=10,r=8,p=1$"), "{phc}");
+        assert!(verify("pw one", &phc) && !verify("pw two", &phc));
+        let mcf: scrypt::mcf::PasswordHash =
+            scrypt::Scrypt::from(params).hash_password_with_salt(b"pw one", salt).unwrap();
+        let mcf = mcf.to_string();
+        assert_eq!(HashKind::of(&mcf), Ok(HashKind::ScryptMcf), "{mcf}");
+        assert_eq!(scrypt_mcf_params(&mcf), Some((10, 8, 1)));
+        assert!(verify("pw one", &mcf) && !verify("pw two", &mcf));
+        let huge = phc.replacen("ln=10", "ln=20", 1);
+        assert!(HashKind::of(&huge).unwrap_err().contains("over the limits"));
+        assert!(!verify("pw one", &huge), "refused, not computed");
+    }
+
+    #[test]
+    fn only_latchkeys_own_argon2id_parameters_need_no_upgrade() {
+        use argon2::password_hash::PasswordHasher as _;
+        assert!(!needs_upgrade(&hash_password("pw").unwrap()));
+        assert!(!needs_upgrade(&hash_generated_secret("s")));
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 3, 1, None).unwrap(),
+        );
+        assert!(needs_upgrade(&other.hash_password(b"pw").unwrap().to_string()));
+        assert!(needs_upgrade(&bcrypt::hash("pw", 4).unwrap()));
+        assert!(needs_upgrade("garbage"));
     }
 
     #[test]

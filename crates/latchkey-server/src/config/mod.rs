@@ -64,6 +64,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Proxies and response headers.
     pub http: HttpConfig,
+    /// What new passwords must meet.
+    pub passwords: latchkey::users::PasswordPolicy,
     /// APIs that accept latchkey's access tokens.
     pub resources: Vec<Resource>,
     /// Static clients, upserted at start-up.

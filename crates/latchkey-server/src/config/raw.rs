@@ -1,6 +1,7 @@
 //! The file's shape, as serde reads it, and its validation into [`Config`].
 
 use latchkey::oauth::client_assertion;
+use latchkey::users::PasswordPolicy;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -56,6 +57,8 @@ pub(super) struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    passwords: RawPasswords,
     #[serde(default)]
     resources: Vec<RawResource>,
     #[serde(default)]
@@ -135,6 +138,27 @@ struct RawHttp {
     trusted_proxies: Vec<String>,
     hsts_max_age: Option<String>,
     hsts_include_subdomains: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPasswords {
+    min_length: Option<RawCount>,
+    refuse_common: Option<bool>,
+}
+
+impl RawPasswords {
+    fn validate(self) -> Result<PasswordPolicy, ConfigError> {
+        let default = PasswordPolicy::default();
+        let min_length = match &self.min_length {
+            None => default.min_length,
+            Some(count) => count.validate("passwords.min_length", 1..=256)?,
+        };
+        Ok(PasswordPolicy {
+            min_length,
+            refuse_common: self.refuse_common.unwrap_or(default.refuse_common),
+        })
+    }
 }
 
 /// A count from the file (a TOML integer) or from the environment (text).
@@ -285,6 +309,7 @@ impl RawConfig {
             },
             limits: self.limits.validate()?,
             http: self.http.validate()?,
+            passwords: self.passwords.validate()?,
             resources,
             clients,
             users,

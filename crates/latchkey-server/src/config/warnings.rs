@@ -58,6 +58,17 @@ impl Config {
             warn("http.hsts_max_age: off, so browsers may reach the login page over plain http first; keep the default (1 year)".into());
         }
         lifetime_warnings(&self.tokens, &mut warn);
+        if self.passwords.min_length < 12 {
+            warn(format!(
+                "passwords.min_length: {} lets users choose passwords shorter than 12 characters",
+                self.passwords.min_length
+            ));
+        }
+        if !self.passwords.refuse_common {
+            warn(
+                "passwords.refuse_common: false lets users choose the most common passwords".into(),
+            );
+        }
         if !self.listen.ip().is_loopback() {
             warn(format!(
                 "listen: /metrics is served on {} with the endpoints; block it at the proxy or firewall, it is for your monitoring only",

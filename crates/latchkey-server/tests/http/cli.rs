@@ -226,11 +226,15 @@ fn clients_add_prints_a_generated_secret_once_and_stores_only_its_hash() {
 #[test]
 fn users_are_managed_with_passwords_from_stdin() {
     let config = ConfigFile::sqlite("");
-    let added =
-        run(&["users", "add", "bob", "--email", "bob@example.com"], &config.path, "s3cret-pw\n");
+    let added = run(
+        &["users", "add", "bob", "--email", "bob@example.com"],
+        &config.path,
+        "tidal s3cret harbor\n",
+    );
     assert!(added.status.success(), "{}", stderr(&added));
     let list = stdout(&run(&["users", "list"], &config.path, ""));
-    assert!(list.starts_with("bob\t") && list.ends_with("\tbob@example.com\n"), "{list}");
+    assert!(list.starts_with("USERNAME\tSUB\tEMAIL\tSTATE\nbob\t"), "{list}");
+    assert!(list.ends_with("\tbob@example.com\tenabled\n"), "{list}");
     // RFC 9068 §5: no client may take bob's subject as its client_id.
     let sub =
         stdout(&added).split("(sub ").nth(1).unwrap().trim_end_matches([')', '\n']).to_owned();
@@ -247,17 +251,21 @@ fn users_are_managed_with_passwords_from_stdin() {
         .unwrap()
         .read_to_end(&mut db)
         .unwrap();
-    assert!(!db.windows(9).any(|w| w == b"s3cret-pw"), "password stored in clear");
+    assert!(!db.windows(12).any(|w| w == b"tidal s3cret"), "password stored in clear");
 
-    assert!(run(&["users", "set-password", "bob"], &config.path, "n3w-pw\n").status.success());
+    assert!(
+        run(&["users", "set-password", "bob"], &config.path, "n3w amber glacier path\n")
+            .status
+            .success()
+    );
     let empty = run(&["users", "set-password", "bob"], &config.path, "\n");
-    assert_eq!(empty.status.code(), Some(1));
+    assert_eq!(empty.status.code(), Some(2), "bad usage");
     assert_eq!(
         run(&["users", "set-password", "nobody"], &config.path, "x\n").status.code(),
         Some(1)
     );
     assert!(run(&["users", "remove", "bob"], &config.path, "").status.success());
-    assert_eq!(stdout(&run(&["users", "list"], &config.path, "")), "");
+    assert_eq!(stdout(&run(&["users", "list"], &config.path, "")), "USERNAME\tSUB\tEMAIL\tSTATE\n");
 }
 
 #[test]
@@ -307,7 +315,7 @@ fn a_success_answer_survives_sigkill() {
             .spawn()
             .unwrap();
         use std::io::{BufRead, Write};
-        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        child.stdin.take().unwrap().write_all(b"quartz ember willow song\n").unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert!(line.starts_with(&format!("added user {name}")), "{line}");
@@ -315,7 +323,7 @@ fn a_success_answer_survives_sigkill() {
         let _ = child.wait();
     }
     let list = stdout(&run(&["users", "list"], &config.path, ""));
-    assert_eq!(list.lines().count(), 5, "{list}");
+    assert_eq!(list.lines().count(), 1 + 5, "a header and five users:\n{list}");
 }
 
 #[tokio::test]

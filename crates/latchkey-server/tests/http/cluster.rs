@@ -225,16 +225,22 @@ async fn two_serve_processes_share_every_step_and_cli_changes() {
     }
     // Users are read on every login: a user added or changed with the CLI counts at once on
     // both nodes.
-    assert!(run(&["users", "add", "bob"], &config_a.path, "bob-password\n").status.success());
-    for node in [&node_a, &node_b] {
-        assert_eq!(login_status(node, "bob", "bob-password").await, 200, "{node}");
-    }
     assert!(
-        run(&["users", "set-password", "bob"], &config_b.path, "new-password\n").status.success()
+        run(&["users", "add", "bob"], &config_a.path, "garnet compass river owl\n")
+            .status
+            .success()
     );
     for node in [&node_a, &node_b] {
-        assert_eq!(login_status(node, "bob", "bob-password").await, 401, "{node}");
-        assert_eq!(login_status(node, "bob", "new-password").await, 200, "{node}");
+        assert_eq!(login_status(node, "bob", "garnet compass river owl").await, 200, "{node}");
+    }
+    assert!(
+        run(&["users", "set-password", "bob"], &config_b.path, "fresh cobalt meadow tune\n")
+            .status
+            .success()
+    );
+    for node in [&node_a, &node_b] {
+        assert_eq!(login_status(node, "bob", "garnet compass river owl").await, 401, "{node}");
+        assert_eq!(login_status(node, "bob", "fresh cobalt meadow tune").await, 200, "{node}");
     }
 
     let removed = run(&["clients", "remove", "batch"], &config_b.path, "");

@@ -90,7 +90,7 @@ async fn a_password_change_ends_sessions_and_survives_a_restart(db: TestDb) {
     assert!(signed_in(&browser, &first).await);
     // The operator changes alice's password with the CLI, on the same database.
     let cli = ConfigFile::new(&format!("[database]\nurl = \"{}\"\n", db.url));
-    let output = run(&["users", "set-password", "alice"], &cli.path, "new-password-123\n");
+    let output = run(&["users", "set-password", "alice"], &cli.path, "velvet harbor new-123\n");
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(!signed_in(&browser, &first).await, "the session ended with the change");
     let (_, body) = refresh(&first, tokens["refresh_token"].as_str().unwrap()).await;
@@ -100,7 +100,7 @@ async fn a_password_change_ends_sessions_and_survives_a_restart(db: TestDb) {
     // A restart with the same config does not revert the CLI's change.
     let second = TestServer::start_ready(&db, CONFIG).await;
     assert!(!signs_in_with(&browser, &second, "alice-password").await, "the old password");
-    assert!(signs_in_with(&browser, &second, "new-password-123").await, "the CLI's password");
+    assert!(signs_in_with(&browser, &second, "velvet harbor new-123").await, "the CLI's password");
     assert!(signed_in(&browser, &second).await);
     drop(second);
 
@@ -114,7 +114,7 @@ async fn a_password_change_ends_sessions_and_survives_a_restart(db: TestDb) {
     let output = run(
         &["users", "set-password", "alice", "--keep-sessions"],
         &cli.path,
-        "another-password-456\n",
+        "another thistle lamp 456\n",
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(signed_in(&browser, &third).await, "kept on request");

@@ -24,6 +24,7 @@ mod relying_parties;
 mod service;
 mod slow;
 mod spa;
+mod users;
 
 pub use latchkey_testkit::{
     Database as TestDb, TestServer, client, get_json, oauth_http, on_both_engines,

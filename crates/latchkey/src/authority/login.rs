@@ -6,8 +6,8 @@ use super::attempts::Checked;
 use super::{Authority, Failure, Login, Throttled};
 use crate::model::{self, Session};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::secret;
 use crate::throttle::{self, Subject};
+use crate::{password, secret};
 
 impl Authority {
     /// The live session behind a cookie value.
@@ -27,6 +27,9 @@ impl Authority {
         let Some(user) = self.verify_user(username, password, from, now).await? else {
             return Ok(Login::Failed);
         };
+        if user.disabled {
+            return Ok(Login::Disabled);
+        }
         let cookie = secret::generate()?;
         let session = Session {
             id_hash: secret::hash(&cookie),
@@ -68,7 +71,20 @@ impl Authority {
         // A missing user's check runs against the dummy hash and never matches, so a right
         // password always comes with its user.
         let checked = self.check_secret(attempt, &self.hasher, "login", password, stored).await?;
-        let Checked::Wrong(attempts) = checked else { return Ok(user) };
+        let Checked::Wrong(attempts) = checked else {
+            if let Some(user) = &user {
+                self.upgrade_hash(user, password).await;
+                if user.disabled {
+                    tracing::warn!(
+                        target: "latchkey::security",
+                        event = "login_disabled_account",
+                        user = %user.username,
+                        "the right password of a disabled account"
+                    );
+                }
+            }
+            return Ok(user);
+        };
         metrics::counter!("latchkey_login_failures_total").increment(1);
         tracing::warn!(
             target: "latchkey::security",
@@ -77,5 +93,30 @@ impl Authority {
             "failed login"
         );
         Ok(None)
+    }
+
+    /// Replaces an imported or older hash by latchkey's argon2id once its password has
+    /// verified. Best effort: when the hashing pool is busy, or the password changed
+    /// meanwhile, the next sign-in tries again (or there is nothing left to upgrade).
+    async fn upgrade_hash(&self, user: &model::User, password: &str) {
+        if !password::needs_upgrade(&user.password_hash) {
+            return;
+        }
+        let upgraded = match self.hasher.hash(password.to_owned()).await {
+            Ok(hash) => {
+                self.store.upgrade_password_hash(&user.id, &user.password_hash, &hash).await
+            }
+            Err(error) => Err(crate::store::Error::Backend(error.to_string())),
+        };
+        match upgraded {
+            Ok(true) => {
+                metrics::counter!("latchkey_password_hash_upgrades_total").increment(1);
+                tracing::info!(user = %user.username, "password hash upgraded to argon2id");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(user = %user.username, %error, "password hash not upgraded")
+            }
+        }
     }
 }

@@ -150,6 +150,8 @@ pub enum Login {
     },
     /// Wrong username or password: one answer for both.
     Failed,
+    /// The right password of a disabled account.
+    Disabled,
 }
 
 /// Shared state of the authorization server: built once per node by [`Authority::new`].

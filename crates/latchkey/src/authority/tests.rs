@@ -94,6 +94,8 @@ async fn alice(authority: &Authority) {
         password_hash: hash,
         email: None,
         name: None,
+        email_verified: true,
+        disabled: false,
     };
     authority.store.upsert_user(&user, authority.now()).await.unwrap();
 }
@@ -435,4 +437,19 @@ async fn an_update_from_a_stale_read_fails_instead_of_undoing_another() {
     gone.client.client_id = "nobody".into();
     let error = store.replace_client(&gone, clock.now()).await.unwrap_err();
     assert!(matches!(error, store::Error::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_disabled_user_cannot_sign_in_with_the_right_password() {
+    let Fixture { authority, clock, _dir } = fixture().await;
+    alice(&authority).await;
+    authority.store.set_user_disabled("alice", true, clock.now()).await.unwrap();
+    let login = authority.login("alice", "alice-password", None, clock.now()).await.unwrap();
+    assert!(matches!(login, Login::Disabled));
+    let wrong = authority.login("alice", "wrong", None, clock.now()).await.unwrap();
+    assert!(matches!(wrong, Login::Failed), "a wrong password says nothing of the account");
+    authority.store.set_user_disabled("alice", false, clock.now()).await.unwrap();
+    clock.advance(60);
+    let login = authority.login("alice", "alice-password", None, clock.now()).await.unwrap();
+    assert!(matches!(login, Login::Success { .. }));
 }

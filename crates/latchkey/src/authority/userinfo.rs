@@ -38,6 +38,9 @@ impl Authority {
         let Some(user) = self.store.user_by_id(&claims.sub).await? else {
             return Err(invalid_token("the user of this token no longer exists"));
         };
+        if user.disabled {
+            return Err(invalid_token("the user of this token is disabled"));
+        }
         let mut out = Map::new();
         out.insert("sub".into(), user.id.clone().into());
         out.extend(scope_claims(&user, |scope| claims.scopes().any(|s| s == scope)));

@@ -106,6 +106,8 @@ pub enum Issued {
     },
     /// Nothing stored: the client was removed in the meantime.
     ClientRemoved,
+    /// Nothing stored: the user was disabled in the meantime.
+    UserDisabled,
 }
 
 /// What a user granted a client: the family that refresh tokens rotate within.

@@ -347,6 +347,10 @@ pub struct User {
     pub email: Option<String>,
     /// Display name, if known.
     pub name: Option<String>,
+    /// Whether the email address is known to belong to the user (the `email_verified` claim).
+    pub email_verified: bool,
+    /// A disabled user cannot sign in and holds no live grant.
+    pub disabled: bool,
 }
 
 impl fmt::Debug for User {
@@ -357,6 +361,8 @@ impl fmt::Debug for User {
             .field("password_hash", &"<redacted>")
             .field("email", &self.email)
             .field("name", &self.name)
+            .field("email_verified", &self.email_verified)
+            .field("disabled", &self.disabled)
             .finish()
     }
 }
@@ -399,6 +405,8 @@ mod tests {
             password_hash: "$argon2id$secret".into(),
             email: None,
             name: None,
+            email_verified: true,
+            disabled: false,
         };
         assert!(!format!("{user:?}").contains("argon2id"));
     }

@@ -37,6 +37,18 @@ pub struct PasswordChange {
     pub from_config: bool,
 }
 
+/// A change of a user's profile by [`UserStore::update_user`]: each `Some` sets a field
+/// (`Some(None)` clears it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    /// Email address.
+    pub email: Option<Option<String>>,
+    /// Display name.
+    pub name: Option<Option<String>>,
+    /// Whether the email is verified.
+    pub email_verified: Option<bool>,
+}
+
 /// Store errors, kept to what callers can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -189,6 +201,23 @@ pub trait UserStore: Send + Sync {
         change: PasswordChange,
         now: i64,
     ) -> Result<()>;
+
+    /// Changes a user's profile; the user as stored after. `NotFound` if there is no such user.
+    async fn update_user(&self, username: &str, update: &UserUpdate, now: i64) -> Result<User>;
+
+    /// Disables a user, ending their sessions, dropping their pending codes and revoking their
+    /// grants in the same transaction, or enables them again (they may sign in; what was
+    /// revoked stays revoked); the user as stored after. `NotFound` if there is no such user.
+    async fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<User>;
+
+    /// Replaces the password hash of user `user_id` with `new` if it is still `old` (a hash
+    /// upgraded to the current parameters after a successful sign-in, which must not undo a
+    /// password change made meanwhile); whether it did. Sessions and grants stay.
+    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool>;
+
+    /// Inserts new users, all or none, in one transaction; `Conflict` naming the first whose
+    /// username or id is taken.
+    async fn insert_users(&self, users: &[User], now: i64) -> Result<()>;
 
     /// The hash recorded for the config file's password of a user: `None` when there is no
     /// such user, `Some(None)` when nothing is recorded.

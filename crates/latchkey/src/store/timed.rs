@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationPlan, Store, TokenStore,
-    UserStore,
+    UserStore, UserUpdate,
 };
 use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
@@ -81,6 +81,10 @@ timed! {
         fn user_by_username(&self, username: &str) -> Result<Option<User>>;
         fn user_by_id(&self, id: &str) -> Result<Option<User>>;
         fn users(&self) -> Result<Vec<User>>;
+        fn update_user(&self, username: &str, update: &UserUpdate, now: i64) -> Result<User>;
+        fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<User>;
+        fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool>;
+        fn insert_users(&self, users: &[User], now: i64) -> Result<()>;
         fn set_password_hash(&self, username: &str, hash: &str, change: PasswordChange, now: i64) -> Result<()>;
         fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>>;
         fn record_config_password(&self, username: &str, hash: &str) -> Result<()>;

@@ -426,6 +426,7 @@ async fn grants_issued_during_a_client_removal_do_not_survive_it(db: TestDb) {
                     }
                     Issued::ClientRemoved => return (issued, id),
                     Issued::CodeSpent { .. } => panic!("no code in this grant"),
+                    Issued::UserDisabled => panic!("no user is disabled here"),
                 }
             }
             unreachable!()
@@ -509,6 +510,8 @@ async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
         password_hash: "$argon2id$old".into(),
         email: None,
         name: None,
+        email_verified: true,
+        disabled: false,
     };
     store.upsert_user(&user, NOW).await.unwrap();
     assert_eq!(
@@ -554,6 +557,77 @@ async fn a_password_change_ends_sessions_and_grants_unless_kept(db: TestDb) {
     );
 }
 
+/// Disabling a user ends their sessions and revokes their grants in one transaction, and no
+/// grant is issued to them while disabled; enabling lets new ones be issued, revives nothing.
+async fn a_disabled_user_holds_nothing_and_gets_no_new_grant(db: TestDb) {
+    let store = &db.store;
+    crate::conformance::register(&db, "app").await;
+    store.upsert_user(&latchkey_testkit::fixtures::user("alice", "u1"), NOW).await.unwrap();
+    store.create_session(&session("s1")).await.unwrap();
+    assert_eq!(store.issue(&issue("g1", "r1", "j1", None)).await.unwrap(), Issued::Done);
+
+    let disabled = store.set_user_disabled("alice", true, NOW + 1).await.unwrap();
+    assert!(disabled.disabled);
+    assert!(store.user_by_id("u1").await.unwrap().unwrap().disabled);
+    assert!(store.session("s1", NOW + 2).await.unwrap().is_none());
+    assert!(!live(store, "j1", NOW + 2).await);
+    let grant = store.refresh_token("r1", NOW).await.unwrap().unwrap().grant;
+    assert_eq!(grant.revoked_at, Some(NOW + 1));
+    assert_eq!(store.issue(&issue("g2", "r2", "j2", None)).await.unwrap(), Issued::UserDisabled);
+    assert!(store.refresh_token("r2", NOW).await.unwrap().is_none(), "nothing stored");
+    // Disabling again keeps the first time.
+    store.set_user_disabled("alice", true, NOW + 5).await.unwrap();
+
+    let enabled = store.set_user_disabled("alice", false, NOW + 6).await.unwrap();
+    assert!(!enabled.disabled);
+    assert!(!live(store, "j1", NOW + 7).await, "what was revoked stays revoked");
+    assert_eq!(store.issue(&issue("g3", "r3", "j3", None)).await.unwrap(), Issued::Done);
+    assert!(matches!(
+        store.set_user_disabled("nobody", true, NOW).await,
+        Err(latchkey::store::Error::NotFound)
+    ));
+}
+
+/// Profile updates change only what they name; imported users are stored all or none; an
+/// upgraded password hash replaces only the hash it was computed from.
+async fn profiles_imports_and_hash_upgrades(db: TestDb) {
+    use latchkey::store::UserUpdate;
+    let store = &db.store;
+    let alice = latchkey_testkit::fixtures::user("alice", "u1");
+    store.upsert_user(&alice, NOW).await.unwrap();
+    let update = UserUpdate { name: Some(Some("Alice".into())), ..UserUpdate::default() };
+    let updated = store.update_user("alice", &update, NOW + 1).await.unwrap();
+    assert_eq!(updated.name.as_deref(), Some("Alice"));
+    assert_eq!(updated.email, alice.email, "unnamed fields stay");
+    let update =
+        UserUpdate { email: Some(None), email_verified: Some(false), ..UserUpdate::default() };
+    let updated = store.update_user("alice", &update, NOW + 2).await.unwrap();
+    assert_eq!((updated.email, updated.email_verified), (None, false));
+    assert_eq!(updated.name.as_deref(), Some("Alice"));
+    assert!(matches!(
+        store.update_user("nobody", &update, NOW).await,
+        Err(latchkey::store::Error::NotFound)
+    ));
+
+    let new = |name: &str, id: &str| latchkey::model::User {
+        password_hash: "$2b$04$imported".into(),
+        disabled: name == "carl",
+        ..latchkey_testkit::fixtures::user(name, id)
+    };
+    let clash = [new("bob", "u2"), new("alice", "u3")];
+    assert!(matches!(
+        store.insert_users(&clash, NOW).await,
+        Err(latchkey::store::Error::Conflict(_))
+    ));
+    assert!(store.user_by_username("bob").await.unwrap().is_none(), "none of a failed import");
+    store.insert_users(&[new("bob", "u2"), new("carl", "u3")], NOW).await.unwrap();
+    assert!(store.user_by_username("carl").await.unwrap().unwrap().disabled);
+
+    assert!(store.upgrade_password_hash("u2", "$2b$04$imported", "$argon2id$new").await.unwrap());
+    assert!(!store.upgrade_password_hash("u2", "$2b$04$imported", "$argon2id$late").await.unwrap());
+    assert_eq!(store.user_by_id("u2").await.unwrap().unwrap().password_hash, "$argon2id$new");
+}
+
 /// Sessions are found by their public id (`sid`), and server secrets are created once.
 async fn sessions_by_sid_and_server_secrets(db: TestDb) {
     let store = &db.store;
@@ -583,6 +657,8 @@ async fn removing_a_user_ends_their_sessions_grants_and_consents(db: TestDb) {
         password_hash: "$argon2id$x".into(),
         email: None,
         name: None,
+        email_verified: true,
+        disabled: false,
     };
     store.upsert_user(&user, NOW).await.unwrap();
     store.create_session(&session("s1")).await.unwrap();
@@ -646,5 +722,7 @@ crate::on_both_engines!(
     a_revocation_racing_rotations_leaves_nothing_live,
     removing_a_user_ends_their_sessions_grants_and_consents,
     a_password_change_ends_sessions_and_grants_unless_kept,
+    a_disabled_user_holds_nothing_and_gets_no_new_grant,
+    profiles_imports_and_hash_upgrades,
     sessions_by_sid_and_server_secrets,
 );

@@ -37,6 +37,9 @@ pub(in crate::http) async fn login(
     let (session, cookie) = match state.authority.login(&username, &password, from, now).await {
         Ok(Login::Success { session, cookie }) => (session, cookie),
         Ok(Login::Failed) => return Ok(again("Wrong username or password.")),
+        Ok(Login::Disabled) => {
+            return Ok(again("This account is disabled. Ask an administrator to enable it."));
+        }
         Err(Failure::Throttled { retry_after, .. }) => {
             let message = format!(
                 "Too many sign-in attempts for this account. Try again in {retry_after} seconds."

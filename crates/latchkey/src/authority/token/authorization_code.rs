@@ -1,7 +1,7 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6, RFC 9700 §2.1.1).
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, narrow_to_resources, new_grant, still_registered};
+use super::{invalid_grant, narrow_to_resources, new_grant, still_registered, user_disabled};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::{AuthorizationCode, Client, CodeLookup, Grant, Issued};
 use crate::oauth::pkce;
@@ -63,6 +63,7 @@ impl Authority {
             Issued::CodeSpent { family } => return Err(code_replayed(client, family.as_deref())),
             // Removed while its request was being answered: it no longer exists.
             Issued::ClientRemoved => return Err(bad_credentials().into()),
+            Issued::UserDisabled => return Err(user_disabled()),
         }
         Ok(self.response(minted.access_token, &scopes, refresh_token, minted.id_token))
     }

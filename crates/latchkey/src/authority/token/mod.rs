@@ -26,6 +26,13 @@ use crate::oauth::token::{self, Target, TokenRequest, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::secret;
 
+/// A grant refused because its user is disabled (`latchkey users disable`).
+fn user_disabled() -> Failure {
+    invalid_grant(
+        "the user's account is disabled: an administrator can enable it (`latchkey users enable`)",
+    )
+}
+
 fn invalid_grant(description: &str) -> Failure {
     OAuthError::new(ErrorCode::InvalidGrant, description).into()
 }

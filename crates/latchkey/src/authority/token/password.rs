@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::mint::{IdToken, Subject};
-use super::{invalid_grant, new_grant, scopes_within, unauthorized};
+use super::{invalid_grant, new_grant, scopes_within, unauthorized, user_disabled};
 use crate::authority::{Authority, Failure, bad_credentials};
 use crate::model::scope::Scopes;
 use crate::model::{Client, Grant, Issued};
@@ -41,6 +41,9 @@ impl Authority {
         else {
             return Err(invalid_grant("wrong username or password"));
         };
+        if user.disabled {
+            return Err(user_disabled());
+        }
         let grant = Grant {
             id: secret::generate()?,
             client_id: client.client_id.clone(),
@@ -58,9 +61,11 @@ impl Authority {
             .mint(client, &subject, &target.scopes, IdToken::Issue { nonce: None }, now)
             .await?;
         let (issue, refresh_token) = new_grant(client, grant, minted.access, None, now)?;
-        if self.store.issue(&issue).await? == Issued::ClientRemoved {
+        match self.store.issue(&issue).await? {
             // The client was removed while its request was being answered.
-            return Err(bad_credentials().into());
+            Issued::ClientRemoved => return Err(bad_credentials().into()),
+            Issued::UserDisabled => return Err(user_disabled()),
+            Issued::Done | Issued::CodeSpent { .. } => {}
         }
         Ok(self.response(minted.access_token, &target.scopes, refresh_token, minted.id_token))
     }

@@ -46,11 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "scale", include_str!("../../../migrations/postgres/0007_scale.sql")),
     (8, "rotation", include_str!("../../../migrations/postgres/0008_rotation.sql")),
     (9, "client origins", include_str!("../../../migrations/postgres/0009_client_origins.sql")),
-    (
-        10,
-        "client lifecycle",
-        include_str!("../../../migrations/postgres/0010_client_lifecycle.sql"),
-    ),
+    (10, "lifecycle", include_str!("../../../migrations/postgres/0010_lifecycle.sql")),
 ];
 
 const POOL_SIZE: u32 = 16;

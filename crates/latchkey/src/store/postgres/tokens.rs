@@ -212,6 +212,17 @@ impl TokenStore for PgStore {
         if client.is_none() {
             return Ok(Issued::ClientRemoved);
         }
+        // Held until the commit, as the client row: a concurrent disabling of the user waits
+        // for this grant and then revokes it, or has committed and this stores nothing.
+        let disabled: Option<bool> =
+            sqlx::query_scalar("SELECT disabled_at IS NOT NULL FROM users WHERE id = $1 FOR SHARE")
+                .bind(&g.user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if disabled == Some(true) {
+            return Ok(Issued::UserDisabled);
+        }
         if let Some(code_hash) = &issue.code_hash {
             // Concurrent exchanges of one code queue on its row; the first spends it.
             let spent = sqlx::query(

@@ -7,7 +7,7 @@ use super::{
     AttemptEnd, AttemptSlot, Error, PasswordChange, PgRow, PgStore, Result, Row, User, attempts,
     backend,
 };
-use crate::store::UserStore;
+use crate::store::{UserStore, UserUpdate};
 
 /// Ends every session of a user, drops their pending codes and revokes their grants (every
 /// token of a grant lives and dies with it), inside the caller's transaction.
@@ -39,13 +39,15 @@ fn user_from_row(row: &PgRow) -> Result<User> {
         password_hash: row.try_get("password_hash").map_err(get)?,
         email: row.try_get("email").map_err(get)?,
         name: row.try_get("name").map_err(get)?,
+        email_verified: row.try_get("email_verified").map_err(get)?,
+        disabled: row.try_get("disabled").map_err(get)?,
     })
 }
 
 /// The columns a [`User`] is read from, as a string literal for `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, email, name"
+        "id, username, password_hash, email, name, email_verified, disabled_at IS NOT NULL AS disabled"
     };
 }
 
@@ -72,8 +74,9 @@ impl PgStore {
 impl UserStore for PgStore {
     async fn upsert_user(&self, user: &User, now: i64) -> Result<User> {
         let row = sqlx::query(concat!(
-            "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $3)
+            "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at,
+                 config_password_hash, email_verified, disabled_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $3, $7, CASE WHEN $8 THEN $6::BIGINT END)
              ON CONFLICT (username) DO UPDATE SET
                  email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
              RETURNING ",
@@ -85,6 +88,8 @@ impl UserStore for PgStore {
         .bind(&user.email)
         .bind(&user.name)
         .bind(now)
+        .bind(user.email_verified)
+        .bind(user.disabled)
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
@@ -111,6 +116,100 @@ impl UserStore for PgStore {
             .iter()
             .map(user_from_row)
             .collect()
+    }
+
+    async fn update_user(&self, username: &str, update: &UserUpdate, now: i64) -> Result<User> {
+        if username.contains('\0') {
+            return Err(Error::NotFound);
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE users SET updated_at = $2,
+                 email = CASE WHEN $3 THEN $4 ELSE email END,
+                 name = CASE WHEN $5 THEN $6 ELSE name END,
+                 email_verified = COALESCE($7, email_verified)
+             WHERE username = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(username)
+        .bind(now)
+        .bind(update.email.is_some())
+        .bind(update.email.clone().flatten())
+        .bind(update.name.is_some())
+        .bind(update.name.clone().flatten())
+        .bind(update.email_verified)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()?.ok_or(Error::NotFound)
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<User> {
+        if username.contains('\0') {
+            return Err(Error::NotFound);
+        }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The row lock orders this against a grant being issued (TokenStore::issue reads the
+        // user FOR SHARE): that grant either commits first and is revoked below, or sees the
+        // user disabled.
+        let row = sqlx::query(concat!(
+            "UPDATE users SET updated_at = $2,
+                 disabled_at = CASE WHEN $3 THEN COALESCE(disabled_at, $2) END
+             WHERE username = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(username)
+        .bind(now)
+        .bind(disabled)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let user = row.as_ref().map(user_from_row).transpose()?.ok_or(Error::NotFound)?;
+        if disabled {
+            end_user_sessions(&mut tx, &user.id, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(user)
+    }
+
+    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool> {
+        let updated =
+            sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                .bind(user_id)
+                .bind(old)
+                .bind(new)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn insert_users(&self, users: &[User], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for u in users {
+            let written = sqlx::query(
+                "INSERT INTO users (id, username, password_hash, email, name, created_at,
+                     updated_at, email_verified, disabled_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $6, $7, CASE WHEN $8 THEN $6::BIGINT END
+                 WHERE NOT EXISTS (SELECT 1 FROM clients WHERE client_id = $1)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.password_hash)
+            .bind(&u.email)
+            .bind(&u.name)
+            .bind(now)
+            .bind(u.email_verified)
+            .bind(u.disabled)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if written.rows_affected() == 0 {
+                // Dropping the transaction rolls it back: none is kept.
+                return Err(Error::Conflict(format!("user {:?} exists already", u.username)));
+            }
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn set_password_hash(

@@ -201,6 +201,13 @@ impl TokenStore for SqliteStore {
             if !client_exists {
                 return Ok(Issued::ClientRemoved);
             }
+            let disabled = c
+                .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND disabled_at IS NOT NULL")
+                .and_then(|mut s| s.exists([&issue.grant.user_id]))
+                .map_err(backend)?;
+            if disabled {
+                return Ok(Issued::UserDisabled);
+            }
             if let Some(code_hash) = &issue.code_hash {
                 let now = issue.grant.created_at;
                 let spent = c

@@ -7,7 +7,7 @@ use super::{
     AttemptEnd, AttemptSlot, Connection, Error, OptionalExtension, PasswordChange, Result, Row,
     SqliteStore, User, attempts, backend, params,
 };
-use crate::store::UserStore;
+use crate::store::{UserStore, UserUpdate};
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -16,6 +16,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         password_hash: row.get(2)?,
         email: row.get(3)?,
         name: row.get(4)?,
+        email_verified: row.get(5)?,
+        disabled: row.get(6)?,
     })
 }
 
@@ -40,7 +42,7 @@ fn end_user_sessions(c: &Connection, user_id: &str, now: i64) -> Result<()> {
 /// The columns a [`User`] is read from, as a string literal for `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, email, name"
+        "id, username, password_hash, email, name, email_verified, disabled_at IS NOT NULL"
     };
 }
 
@@ -50,8 +52,9 @@ impl UserStore for SqliteStore {
         let user = user.clone();
         self.write(move |c| {
             c.prepare_cached(concat!(
-                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at, config_password_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?3)
+                "INSERT INTO users (id, username, password_hash, email, name, created_at, updated_at,
+                     config_password_hash, email_verified, disabled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?3, ?7, CASE WHEN ?8 THEN ?6 END)
                  ON CONFLICT (username) DO UPDATE SET
                      email = excluded.email, name = excluded.name, updated_at = excluded.updated_at
                  RETURNING ",
@@ -59,7 +62,16 @@ impl UserStore for SqliteStore {
             ))
             .and_then(|mut s| {
                 s.query_row(
-                    params![user.id, user.username, user.password_hash, user.email, user.name, now],
+                    params![
+                        user.id,
+                        user.username,
+                        user.password_hash,
+                        user.email,
+                        user.name,
+                        now,
+                        user.email_verified,
+                        user.disabled
+                    ],
                     user_from_row,
                 )
             })
@@ -131,6 +143,103 @@ impl UserStore for SqliteStore {
             })
             .await?;
         if updated { Ok(()) } else { Err(Error::NotFound) }
+    }
+
+    async fn update_user(&self, username: &str, update: &UserUpdate, now: i64) -> Result<User> {
+        let (username, update) = (username.to_owned(), update.clone());
+        let (set_email, email) = (update.email.is_some(), update.email.flatten());
+        let (set_name, name) = (update.name.is_some(), update.name.flatten());
+        self.write(move |c| {
+            c.prepare_cached(concat!(
+                "UPDATE users SET updated_at = ?2,
+                     email = CASE WHEN ?3 THEN ?4 ELSE email END,
+                     name = CASE WHEN ?5 THEN ?6 ELSE name END,
+                     email_verified = COALESCE(?7, email_verified)
+                 WHERE username = ?1 RETURNING ",
+                user_columns!()
+            ))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![username, now, set_email, email, set_name, name, update.email_verified],
+                    user_from_row,
+                )
+                .optional()
+            })
+            .map_err(backend)?
+            .ok_or(Error::NotFound)
+        })
+        .await
+    }
+
+    async fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<User> {
+        let username = username.to_owned();
+        self.write(move |c| {
+            let user = c
+                .prepare_cached(concat!(
+                    "UPDATE users SET updated_at = ?2,
+                         disabled_at = CASE WHEN ?3 THEN COALESCE(disabled_at, ?2) END
+                     WHERE username = ?1 RETURNING ",
+                    user_columns!()
+                ))
+                .and_then(|mut s| {
+                    s.query_row(params![username, now, disabled], user_from_row).optional()
+                })
+                .map_err(backend)?
+                .ok_or(Error::NotFound)?;
+            if disabled {
+                end_user_sessions(c, &user.id, now)?;
+            }
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn upgrade_password_hash(&self, user_id: &str, old: &str, new: &str) -> Result<bool> {
+        let (id, old, new) = (user_id.to_owned(), old.to_owned(), new.to_owned());
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, old, new]))
+            .map(|updated| updated > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_users(&self, users: &[User], now: i64) -> Result<()> {
+        let users = users.to_vec();
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT INTO users (id, username, password_hash, email, name, created_at,
+                         updated_at, email_verified, disabled_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, CASE WHEN ?8 THEN ?6 END
+                     WHERE NOT EXISTS (SELECT 1 FROM users WHERE username = ?2 OR id = ?1)
+                         AND NOT EXISTS (SELECT 1 FROM clients WHERE client_id = ?1)",
+                )
+                .map_err(backend)?;
+            for u in &users {
+                let written = insert
+                    .execute(params![
+                        u.id,
+                        u.username,
+                        u.password_hash,
+                        u.email,
+                        u.name,
+                        now,
+                        u.email_verified,
+                        u.disabled
+                    ])
+                    .map_err(backend)?;
+                if written == 0 {
+                    // The writer job's transaction rolls back on the error: none is kept.
+                    return Err(Error::Conflict(format!("user {:?} exists already", u.username)));
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn config_password_hash(&self, username: &str) -> Result<Option<Option<String>>> {
