@@ -34,6 +34,12 @@ pub enum Command {
     /// Manage local user accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// List and end users' browser sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// List and revoke grants (what users allowed clients: refresh-token families).
+    #[command(subcommand)]
+    Grants(GrantsCommand),
     /// Show and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -327,6 +333,62 @@ pub enum UsersCommand {
     Remove {
         /// Login name.
         username: String,
+    },
+}
+
+/// `latchkey sessions ...`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// A user's live sessions, newest first.
+    List {
+        /// Login name.
+        #[arg(long = "user", value_name = "NAME")]
+        username: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// End a user's sessions and revoke the grants made through them (offline ones too);
+    /// with --client, revoke only that client's grants made through them.
+    Revoke {
+        /// Login name.
+        #[arg(long = "user", value_name = "NAME")]
+        username: String,
+        /// Only this client's grants; the sessions stay.
+        #[arg(long = "client", value_name = "ID")]
+        client_id: Option<String>,
+    },
+}
+
+/// Which grants: a user's, a client's, or a user's with one client.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct GrantSelection {
+    /// The user's grants (login name).
+    #[arg(long = "user", value_name = "NAME")]
+    pub username: Option<String>,
+    /// The client's grants.
+    #[arg(long = "client", value_name = "ID")]
+    pub client_id: Option<String>,
+}
+
+/// `latchkey grants ...`.
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// Live grants, newest first.
+    List {
+        /// Whose grants.
+        #[command(flatten)]
+        selection: GrantSelection,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Revoke grants with every token issued in them.
+    Revoke {
+        /// Whose grants.
+        #[command(flatten)]
+        selection: GrantSelection,
     },
 }
 

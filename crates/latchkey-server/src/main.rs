@@ -38,8 +38,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     init_logging(&config);
     if let Command::Check = cli.command {
         config.check_database_files()?;
-        admin::check(&config);
-        return Ok(());
+        return admin::check(&config, cli.json);
     }
     if let Command::Serve = cli.command {
         config.check_database_files()?;
@@ -49,8 +48,10 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Serve => run::serve(config, |_| {}).await,
             Command::Clients(command) => admin::clients(&config, command, cli.json).await,
             Command::Users(command) => admin::users(&config, command, cli.json).await,
-            Command::Keys(command) => admin::keys(&config, command).await,
-            Command::Migrate => admin::migrate(&config).await,
+            Command::Sessions(command) => admin::sessions(&config, command, cli.json).await,
+            Command::Grants(command) => admin::grants(&config, command, cli.json).await,
+            Command::Keys(command) => admin::keys(&config, command, cli.json).await,
+            Command::Migrate => admin::migrate(&config, cli.json).await,
             #[cfg(feature = "demo")]
             Command::Demo(_) => Ok(()),
             Command::Check => Ok(()),

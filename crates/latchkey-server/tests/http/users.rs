@@ -239,3 +239,118 @@ fn new_passwords_meet_the_policy() {
     assert!(check.contains("warning: passwords.min_length: 6"), "{check}");
     assert!(check.contains("warning: passwords.refuse_common: false"), "{check}");
 }
+
+/// A browser sign-in through `app` (no consent page), returning the token response.
+async fn browser_sign_in(base: &str, browser: &reqwest::Client) -> Value {
+    use crate::code_flow::{VERIFIER, hidden};
+    let challenge = latchkey::oauth::pkce::s256(VERIFIER);
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", "app"),
+        ("redirect_uri", "https://app.example.com/cb"),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap();
+    let page = browser.get(format!("{base}/authorize?{query}")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = [
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("request", &hidden(&page, "request")),
+    ];
+    let answer = browser.post(format!("{base}/login")).form(&form).send().await.unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "https://app.example.com/cb"),
+        ("code_verifier", VERIFIER),
+    ];
+    let (status, _, body) =
+        post_form(&format!("{base}/oauth/token"), Some(("app", "app-client-secret")), &form).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// `latchkey sessions …` and `latchkey grants …`: listing, and revocation that ends exactly
+/// what it names.
+#[tokio::test]
+async fn sessions_and_grants_are_listed_and_revoked() {
+    let port = free_port();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\
+         [[clients]]\nclient_id = \"app\"\nclient_secret = \"app-client-secret\"\nredirect_uris = [\"https://app.example.com/cb\"]\n\
+         grant_types = [\"authorization_code\", \"refresh_token\", \"password\"]\nscopes = [\"openid\", \"offline_access\"]\nrequire_consent = false\n\
+         [[users]]\nusername = \"alice\"\npassword = \"alice-password\"\n"
+    ));
+    let _server = Serving::start(&config.path);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = crate::client();
+    wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(20)).await;
+    let browser = crate::code_flow::browser();
+    let through_session = browser_sign_in(&base, &browser).await;
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("scope", "openid offline_access"),
+    ];
+    let client = Some(("app", "app-client-secret"));
+    let (_, _, direct) = post_form(&format!("{base}/oauth/token"), client, &form).await;
+    let refresh = |body: &Value| {
+        let token = body["refresh_token"].as_str().unwrap().to_owned();
+        let url = format!("{base}/oauth/token");
+        async move {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+            post_form(&url, client, &form).await.0.as_u16()
+        }
+    };
+
+    let sessions =
+        json_of(&run(&["sessions", "list", "--user", "alice", "--json"], &config.path, ""));
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(sessions["sessions"][0]["grants"], 1, "{sessions}");
+    let table = stdout(&run(&["sessions", "list", "--user", "alice"], &config.path, ""));
+    assert!(table.starts_with("SID\tSIGNED IN\tEXPIRES\tGRANTS\n"), "{table}");
+    let grants = json_of(&run(&["grants", "list", "--user", "alice", "--json"], &config.path, ""));
+    assert_eq!(grants["grants"].as_array().unwrap().len(), 2, "{grants}");
+    let by_client = stdout(&run(&["grants", "list", "--client", "app"], &config.path, ""));
+    assert_eq!(by_client.lines().count(), 1 + 2, "{by_client}");
+    let none = run(&["grants", "list"], &config.path, "");
+    assert_eq!(none.status.code(), Some(2), "a selection is required");
+
+    // Revoking the sessions ends the sign-in and its grant, not the password grant's.
+    let ended =
+        json_of(&run(&["sessions", "revoke", "--user", "alice", "--json"], &config.path, ""));
+    assert_eq!(
+        (ended["sessions_ended"].as_u64(), ended["grants_revoked"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(refresh(&through_session).await, 400);
+    assert_eq!(refresh(&direct).await, 200);
+    let again = browser.get(format!("{base}/authorize?response_type=code&client_id=app&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256")).send().await.unwrap();
+    assert!(
+        again.text().await.unwrap().contains("name=\"password\""),
+        "signed out: the login page"
+    );
+
+    let revoked = json_of(&run(
+        &["grants", "revoke", "--user", "alice", "--client", "app", "--json"],
+        &config.path,
+        "",
+    ));
+    assert_eq!(revoked["grants_revoked"], 1);
+    let listed = json_of(&run(&["grants", "list", "--user", "alice", "--json"], &config.path, ""));
+    assert_eq!(listed["grants"], serde_json::json!([]));
+    let unknown = run(&["grants", "revoke", "--user", "nobody"], &config.path, "");
+    assert_eq!(unknown.status.code(), Some(1));
+}

@@ -49,6 +49,24 @@ pub struct UserUpdate {
     pub email_verified: Option<bool>,
 }
 
+/// Which grants a listing or revocation covers: those of a user, of a client, or of both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantFilter {
+    /// The user's subject.
+    pub user_id: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+}
+
+/// A login session as listed: the session and how many live grants were made through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session.
+    pub session: Session,
+    /// Live grants made through it.
+    pub grants: u64,
+}
+
 /// Store errors, kept to what callers can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -298,6 +316,24 @@ pub trait FlowStore: Send + Sync {
         now: i64,
     ) -> Result<Option<(Session, Option<Scopes>)>>;
 
+    /// A user's live sessions, newest first, at most `limit`.
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>>;
+
+    /// Ends a user's sessions and revokes every grant made through them (offline ones too),
+    /// in one transaction; with `client_id`, revokes only that client's grants made through
+    /// them and ends no session. Returns (sessions ended, grants revoked).
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<(u64, u64)>;
+
     /// Ends a session and revokes every session-bound grant issued through it (those without
     /// `offline_access`; offline grants live on).
     async fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
@@ -356,6 +392,19 @@ pub trait TokenStore: Send + Sync {
         now: i64,
         plan: RotationPlan,
     ) -> Result<Option<(StoredRefresh, Rotation)>>;
+
+    /// The live grants (neither revoked nor expired) that `filter` covers, newest first, at
+    /// most `limit`. A filter that names nothing covers nothing.
+    async fn grants(
+        &self,
+        filter: &GrantFilter,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Grant>>;
+
+    /// Revokes the live grants that `filter` covers, with every token issued in them, in one
+    /// transaction; how many. A filter that names nothing covers nothing.
+    async fn revoke_grants(&self, filter: &GrantFilter, now: i64) -> Result<u64>;
 
     /// Records an access token issued outside [`TokenStore::issue`] and rotation.
     async fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;

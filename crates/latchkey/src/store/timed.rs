@@ -7,14 +7,14 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    ClientStore, FlowStore, KeyStore, PasswordChange, Result, RotationPlan, Store, TokenStore,
-    UserStore, UserUpdate,
+    ClientStore, FlowStore, GrantFilter, KeyStore, PasswordChange, Result, RotationPlan,
+    SessionSummary, Store, TokenStore, UserStore, UserUpdate,
 };
 use crate::model::key::KeyRecord;
 use crate::model::scope::Scopes;
 use crate::model::{
-    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Issue,
-    Issued, Purged, RefreshRevocation, Rotation, Session, StoredAccess, StoredRefresh, User,
+    AccessTokenRecord, AttemptEnd, AttemptSlot, AuthorizationCode, ClientRecord, CodeLookup, Grant,
+    Issue, Issued, Purged, RefreshRevocation, Rotation, Session, StoredAccess, StoredRefresh, User,
 };
 
 /// Wraps a store and times each call; errors are timed too.
@@ -106,6 +106,8 @@ timed! {
         fn session(&self, id_hash: &str, now: i64) -> Result<Option<Session>>;
         fn session_and_consent(&self, id_hash: &str, client_id: &str, now: i64) -> Result<Option<(Session, Option<Scopes>)>>;
         fn end_session(&self, id_hash: &str, now: i64) -> Result<()>;
+        fn user_sessions(&self, user_id: &str, now: i64, limit: usize) -> Result<Vec<SessionSummary>>;
+        fn end_user_sessions(&self, user_id: &str, client_id: Option<&str>, now: i64) -> Result<(u64, u64)>;
         fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>>;
         fn forget_consent(&self, user_id: &str, client_id: &str) -> Result<()>;
         fn save_consent(&self, user_id: &str, client_id: &str, scopes: &Scopes, now: i64) -> Result<()>;
@@ -117,6 +119,8 @@ timed! {
         fn issue(&self, issue: &Issue) -> Result<Issued>;
         fn refresh_token(&self, token_hash: &str, now: i64) -> Result<Option<StoredRefresh>>;
         fn rotate_refresh_token(&self, token_hash: &str, now: i64, plan: RotationPlan) -> Result<Option<(StoredRefresh, Rotation)>>;
+        fn grants(&self, filter: &GrantFilter, now: i64, limit: usize) -> Result<Vec<Grant>>;
+        fn revoke_grants(&self, filter: &GrantFilter, now: i64) -> Result<u64>;
         fn insert_access_token(&self, access: &AccessTokenRecord) -> Result<()>;
         fn jwt_status(&self, jti: &str, grant_id: &str, now: i64) -> Result<(bool, Option<String>)>;
         fn access_token_by_jti(&self, jti: &str, now: i64) -> Result<Option<StoredAccess>>;

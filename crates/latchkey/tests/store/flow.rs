@@ -628,6 +628,70 @@ async fn profiles_imports_and_hash_upgrades(db: TestDb) {
     assert_eq!(store.user_by_id("u2").await.unwrap().unwrap().password_hash, "$argon2id$new");
 }
 
+/// A user's sessions are listed with their grants and ended with them (or only one client's
+/// grants made through them); grants are listed and revoked by user, client or both.
+async fn sessions_and_grants_by_user_and_client(db: TestDb) {
+    use latchkey::store::GrantFilter;
+    let store = &db.store;
+    crate::conformance::register(&db, "app").await;
+    crate::conformance::register(&db, "other").await;
+    store.create_session(&session("s1")).await.unwrap();
+    store
+        .create_session(&Session { id_hash: "s2".into(), user_id: "u2".into(), ..session("s1") })
+        .await
+        .unwrap();
+    let issue_for = |id: &str, client: &str, user: &str, session: Option<&str>| {
+        let mut issue = issue(&format!("g{id}"), &format!("r{id}"), &format!("j{id}"), None);
+        issue.grant.client_id = client.into();
+        issue.grant.user_id = user.into();
+        issue.grant.session_id_hash = session.map(str::to_owned);
+        issue.access.as_mut().unwrap().client_id = client.into();
+        issue
+    };
+    for issue in [
+        issue_for("1", "app", "u1", Some("s1")),
+        issue_for("2", "other", "u1", Some("s1")),
+        issue_for("3", "app", "u1", None),
+        issue_for("4", "app", "u2", Some("s2")),
+    ] {
+        assert_eq!(store.issue(&issue).await.unwrap(), Issued::Done);
+    }
+    let listed = store.user_sessions("u1", NOW, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].session.id_hash.as_str(), listed[0].grants), ("s1", 2));
+    assert!(store.user_sessions("u1", NOW + 3600, 10).await.unwrap().is_empty(), "expired");
+
+    let ids = |grants: Vec<latchkey::model::Grant>| {
+        let mut ids: Vec<String> = grants.into_iter().map(|g| g.id).collect();
+        ids.sort();
+        ids
+    };
+    let user = GrantFilter { user_id: Some("u1".into()), client_id: None };
+    let client = GrantFilter { user_id: None, client_id: Some("app".into()) };
+    let both = GrantFilter { user_id: Some("u1".into()), client_id: Some("app".into()) };
+    assert_eq!(ids(store.grants(&user, NOW, 10).await.unwrap()), ["g1", "g2", "g3"]);
+    assert_eq!(ids(store.grants(&client, NOW, 10).await.unwrap()), ["g1", "g3", "g4"]);
+    assert_eq!(ids(store.grants(&both, NOW, 10).await.unwrap()), ["g1", "g3"]);
+    assert_eq!(store.grants(&both, NOW, 1).await.unwrap().len(), 1, "limited");
+    assert!(store.grants(&GrantFilter::default(), NOW, 10).await.unwrap().is_empty());
+
+    // One client's grants through the sessions: the session stays.
+    assert_eq!(store.end_user_sessions("u1", Some("other"), NOW + 1).await.unwrap(), (0, 1));
+    assert!(store.session("s1", NOW + 2).await.unwrap().is_some());
+    assert!(!live(store, "j2", NOW + 2).await && live(store, "j1", NOW + 2).await);
+    // All of them: sessions end, and what came through them, offline or not; g3 came
+    // through no session.
+    assert_eq!(store.end_user_sessions("u1", None, NOW + 3).await.unwrap(), (1, 1));
+    assert!(store.session("s1", NOW + 4).await.unwrap().is_none());
+    assert!(!live(store, "j1", NOW + 4).await && live(store, "j3", NOW + 4).await);
+    assert!(live(store, "j4", NOW + 4).await, "another user's");
+
+    assert_eq!(store.revoke_grants(&GrantFilter::default(), NOW + 5).await.unwrap(), 0);
+    assert_eq!(store.revoke_grants(&client, NOW + 5).await.unwrap(), 2);
+    assert!(!live(store, "j3", NOW + 6).await && !live(store, "j4", NOW + 6).await);
+    assert!(store.grants(&client, NOW + 6, 10).await.unwrap().is_empty());
+}
+
 /// Sessions are found by their public id (`sid`), and server secrets are created once.
 async fn sessions_by_sid_and_server_secrets(db: TestDb) {
     let store = &db.store;
@@ -724,5 +788,6 @@ crate::on_both_engines!(
     a_password_change_ends_sessions_and_grants_unless_kept,
     a_disabled_user_holds_nothing_and_gets_no_new_grant,
     profiles_imports_and_hash_upgrades,
+    sessions_and_grants_by_user_and_client,
     sessions_by_sid_and_server_secrets,
 );

@@ -7,8 +7,8 @@ use super::{
     AuthorizationCode, CodeLookup, PgRow, PgStore, Result, Row, Scopes, Session,
     audience_from_json, audience_json, backend, replay_code, stored_scopes,
 };
-use crate::store::FlowStore;
 use crate::store::rules;
+use crate::store::{FlowStore, SessionSummary};
 
 fn session_from_row(row: &PgRow) -> Result<Session> {
     Ok(Session {
@@ -120,6 +120,74 @@ impl FlowStore for PgStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>> {
+        if user_id.contains('\0') {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT s.id_hash, s.user_id, s.auth_time, s.created_at, s.expires_at,
+                 (SELECT COUNT(*) FROM grants g WHERE g.session_id_hash = s.id_hash
+                      AND g.revoked_at IS NULL AND g.expires_at > $2) AS grants
+             FROM sessions s WHERE s.user_id = $1 AND s.expires_at > $2
+             ORDER BY s.created_at DESC, s.id_hash LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let grants: i64 = row.try_get("grants").map_err(backend)?;
+                Ok(SessionSummary {
+                    session: session_from_row(row)?,
+                    grants: u64::try_from(grants).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        if user_id.contains('\0') || client_id.is_some_and(|id| id.contains('\0')) {
+            return Ok((0, 0));
+        }
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let revoked = sqlx::query(
+            "UPDATE grants SET revoked_at = $2
+             WHERE session_id_hash IN (SELECT id_hash FROM sessions WHERE user_id = $1)
+                 AND revoked_at IS NULL AND ($3::TEXT IS NULL OR client_id = $3)",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        let ended = match client_id {
+            Some(_) => 0,
+            None => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok((ended, revoked))
     }
 
     async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>> {

@@ -7,8 +7,8 @@ use super::{
     AuthorizationCode, CodeLookup, OptionalExtension, Result, Row, Scopes, Session, SqliteStore,
     audience_json, backend, params, replay_code, scopes_at, with_audience,
 };
-use crate::store::FlowStore;
 use crate::store::rules;
+use crate::store::{FlowStore, SessionSummary};
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -125,6 +125,62 @@ impl FlowStore for SqliteStore {
             .map_err(backend)?;
             c.execute("DELETE FROM sessions WHERE id_hash = ?1", [&id_hash]).map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionSummary>> {
+        let user_id = user_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT s.id_hash, s.user_id, s.auth_time, s.created_at, s.expires_at,
+                         (SELECT COUNT(*) FROM grants g WHERE g.session_id_hash = s.id_hash
+                              AND g.revoked_at IS NULL AND g.expires_at > ?2)
+                     FROM sessions s WHERE s.user_id = ?1 AND s.expires_at > ?2
+                     ORDER BY s.created_at DESC, s.id_hash LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = s
+                .query_map(params![user_id, now, limit], |row| {
+                    Ok(SessionSummary { session: session_from_row(row)?, grants: row.get(5)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<(u64, u64)> {
+        let (user_id, client_id) = (user_id.to_owned(), client_id.map(str::to_owned));
+        self.write(move |c| {
+            let revoked = c
+                .prepare_cached(
+                    "UPDATE grants SET revoked_at = ?2
+                     WHERE session_id_hash IN (SELECT id_hash FROM sessions WHERE user_id = ?1)
+                         AND revoked_at IS NULL AND (?3 IS NULL OR client_id = ?3)",
+                )
+                .and_then(|mut s| s.execute(params![user_id, now, client_id]))
+                .map_err(backend)?;
+            let ended = match client_id {
+                Some(_) => 0,
+                None => c
+                    .prepare_cached("DELETE FROM sessions WHERE user_id = ?1")
+                    .and_then(|mut s| s.execute([&user_id]))
+                    .map_err(backend)?,
+            };
+            Ok((ended as u64, revoked as u64))
         })
         .await
     }

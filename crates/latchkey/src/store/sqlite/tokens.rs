@@ -10,8 +10,10 @@ use super::{
     revoke_grant, scopes_at, with_audience,
 };
 use crate::store::RotationPlan;
-use crate::store::TokenStore;
+use rusqlite::types::Value;
+
 use crate::store::rules::{self, RotationStep};
+use crate::store::{GrantFilter, TokenStore};
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.session_id_hash, g.scopes, g.audience, \
      g.auth_time, g.created_at, g.expires_at, g.revoked_at";
@@ -189,8 +191,69 @@ fn rotate(
     }
 }
 
+/// The condition and parameters of a grant filter, each form on its own index (`grants_user`,
+/// `grants_client`); `None` when the filter names nothing.
+fn grant_condition(filter: &GrantFilter) -> Option<(&'static str, Vec<String>)> {
+    match (&filter.user_id, &filter.client_id) {
+        (Some(user), Some(client)) => {
+            Some(("user_id = ?1 AND client_id = ?2", vec![user.clone(), client.clone()]))
+        }
+        (Some(user), None) => Some(("user_id = ?1", vec![user.clone()])),
+        (None, Some(client)) => Some(("client_id = ?1", vec![client.clone()])),
+        (None, None) => None,
+    }
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
+    async fn grants(&self, filter: &GrantFilter, now: i64, limit: usize) -> Result<Vec<Grant>> {
+        let Some((condition, values)) = grant_condition(filter) else { return Ok(Vec::new()) };
+        let at = values.len();
+        let mut values: Vec<Value> = values.into_iter().map(Value::Text).collect();
+        values.extend([
+            Value::Integer(now),
+            Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
+        ]);
+        let sql = format!(
+            "SELECT id, client_id, user_id, session_id_hash, scopes, audience, auth_time,
+                 created_at, expires_at, revoked_at
+             FROM grants WHERE {condition} AND revoked_at IS NULL AND expires_at > ?{}
+             ORDER BY created_at DESC, id LIMIT ?{}",
+            at + 1,
+            at + 2
+        );
+        let rows = self
+            .read(move |c| {
+                let mut s = c.prepare_cached(&sql).map_err(backend)?;
+                let rows = s
+                    .query_map(rusqlite::params_from_iter(&values), |row| grant_from_row(row, 0))
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| with_audience(row, |grant: &mut Grant, audience| grant.audience = audience))
+            .collect()
+    }
+
+    async fn revoke_grants(&self, filter: &GrantFilter, now: i64) -> Result<u64> {
+        let Some((condition, values)) = grant_condition(filter) else { return Ok(0) };
+        let at = values.len();
+        let mut values: Vec<Value> = values.into_iter().map(Value::Text).collect();
+        values.push(Value::Integer(now));
+        let sql = format!(
+            "UPDATE grants SET revoked_at = ?{} WHERE {condition} AND revoked_at IS NULL",
+            at + 1
+        );
+        self.write(move |c| {
+            c.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(rusqlite::params_from_iter(&values)))
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn issue(&self, issue: &Issue) -> Result<Issued> {
         let issue = issue.clone();
         self.write(move |c| {
