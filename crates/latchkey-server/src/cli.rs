@@ -9,8 +9,9 @@ use latchkey::model::{ApplicationType, AuthMethod, GrantType, SigningAlg, TokenF
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about)]
 pub struct Cli {
-    /// Config file (default: ./latchkey.toml when present). LATCHKEY_* variables override it.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Config file (default: ./latchkey.toml when present). LATCHKEY_<SECTION>__<KEY>
+    /// variables override it.
+    #[arg(long, global = true, value_name = "FILE", env = "LATCHKEY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print one JSON document instead of text (commands that print).
     #[arg(long, global = true)]

@@ -36,6 +36,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config);
+    for note in &config.notes {
+        tracing::debug!("{note}");
+    }
     if let Command::Check = cli.command {
         config.check_database_files()?;
         return admin::check(&config, cli.json);

@@ -16,7 +16,7 @@ use latchkey::store::timed::TimedStore;
 use latchkey::store::{self, Store};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, StaticPassword};
 use crate::http::{AppState, Shared, paths};
 
 /// Opens the configured store and applies pending migrations.
@@ -195,7 +195,10 @@ async fn sync_static_user(
     now: i64,
 ) -> anyhow::Result<()> {
     use latchkey::store::PasswordChange;
-    let password = entry.password.expose();
+    let password = match &entry.password {
+        StaticPassword::Plain { password, .. } => password.expose(),
+        StaticPassword::Hash(hash) => return sync_static_user_hash(entry, hash, store, now).await,
+    };
     let Some(recorded) = store.config_password_hash(&entry.username).await? else {
         let user = User {
             id: new_user_id()?,
@@ -237,6 +240,49 @@ async fn sync_static_user(
             let hash = hasher.hash(password.to_owned()).await?;
             let change = PasswordChange { end_sessions: true, from_config: true };
             store.set_password_hash(&entry.username, &hash, change, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A `[[users]]` entry with `password_hash`: stored as given (and upgraded to latchkey's
+/// argon2id at the user's next sign-in); a changed hash in the config applies like a changed
+/// password, a password set with the CLI stays otherwise.
+async fn sync_static_user_hash(
+    entry: &crate::config::StaticUser,
+    hash: &str,
+    store: &dyn Store,
+    now: i64,
+) -> anyhow::Result<()> {
+    use latchkey::store::PasswordChange;
+    let Some(recorded) = store.config_password_hash(&entry.username).await? else {
+        let user = User {
+            id: new_user_id()?,
+            username: entry.username.clone(),
+            password_hash: hash.to_owned(),
+            email: entry.email.clone(),
+            name: entry.name.clone(),
+            email_verified: true,
+            disabled: false,
+        };
+        store.upsert_user(&user, now).await?;
+        return Ok(());
+    };
+    let Some(stored) = store.user_by_username(&entry.username).await? else {
+        anyhow::bail!("user {:?} vanished while the config was loaded", entry.username);
+    };
+    let profile = User { email: entry.email.clone(), name: entry.name.clone(), ..stored };
+    store.upsert_user(&profile, now).await?;
+    match recorded {
+        Some(recorded) if recorded == hash => {}
+        None => store.record_config_password(&entry.username, hash).await?,
+        Some(_) => {
+            tracing::info!(
+                user = %entry.username,
+                "the config's password hash changed: applied; the user's sessions end and grants are revoked"
+            );
+            let change = PasswordChange { end_sessions: true, from_config: true };
+            store.set_password_hash(&entry.username, hash, change, now).await?;
         }
     }
     Ok(())

@@ -26,8 +26,8 @@ pub struct StaticClient {
 pub struct StaticUser {
     /// Login name.
     pub username: String,
-    /// Password (hashed before it is stored).
-    pub password: Secret,
+    /// The password, or the hash to store.
+    pub password: StaticPassword,
     /// Email address.
     pub email: Option<String>,
     /// Display name.
@@ -39,6 +39,7 @@ pub struct StaticUser {
 pub(super) struct RawClient {
     client_id: String,
     client_secret: Option<Secret>,
+    client_secret_file: Option<String>,
     client_name: Option<String>,
     application_type: Option<ApplicationType>,
     #[serde(default)]
@@ -64,11 +65,28 @@ pub(super) struct RawClient {
     session_refresh_tokens: Option<bool>,
 }
 
+/// How a static user's password is given.
+#[derive(Debug, Clone)]
+pub enum StaticPassword {
+    /// In plaintext (hashed before it is stored); `in_file` when written in the config file
+    /// itself rather than read from `password_file`.
+    Plain {
+        /// The password.
+        password: Secret,
+        /// Written in the config file.
+        in_file: bool,
+    },
+    /// As a hash (argon2id, bcrypt or scrypt, as `latchkey users import` reads them).
+    Hash(String),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUser {
     username: String,
-    password: Secret,
+    password: Option<Secret>,
+    password_file: Option<String>,
+    password_hash: Option<String>,
     email: Option<String>,
     name: Option<String>,
 }
@@ -108,9 +126,14 @@ impl RawClient {
                 duration(&format!("{key}.refresh_grace_period"), value).map(|d| d.as_secs())
             })
             .transpose()?;
+        let secret = super::raw::secret_setting(
+            &format!("{key}.client_secret"),
+            self.client_secret,
+            self.client_secret_file,
+        )?;
         let draft = ClientDraft {
             client_id: self.client_id,
-            has_secret: self.client_secret.is_some(),
+            has_secret: secret.is_some(),
             client_name: self.client_name,
             application_type: self.application_type,
             redirect_uris: self.redirect_uris,
@@ -133,7 +156,7 @@ impl RawClient {
         };
         let client = registration::validate(draft, resources)
             .map_err(|error| ConfigError::at(format!("{key}.{}", error.field), error.problem))?;
-        Ok(StaticClient { client, secret: self.client_secret })
+        Ok(StaticClient { client, secret })
     }
 }
 
@@ -151,12 +174,44 @@ pub(super) fn validate_users(raw: Vec<RawUser>) -> Result<Vec<StaticUser>, Confi
                 format!("{:?} is listed twice", user.username),
             ));
         }
-        if let Err(problem) = users::check_password(user.password.expose()) {
-            return Err(ConfigError::at(format!("{key}.password"), problem));
-        }
+        let in_file = user.password.is_some();
+        let plain = super::raw::secret_setting(
+            &format!("{key}.password"),
+            user.password,
+            user.password_file,
+        )?;
+        let password = match (plain, user.password_hash) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::at(
+                    format!("{key}.password_hash"),
+                    "give a password or its hash, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::at(
+                    format!("{key}.password"),
+                    "is missing: give password, password_file or password_hash",
+                ));
+            }
+            (Some(password), None) => {
+                if let Err(problem) = users::check_password(password.expose()) {
+                    return Err(ConfigError::at(format!("{key}.password"), problem));
+                }
+                StaticPassword::Plain { password, in_file }
+            }
+            (None, Some(hash)) => match latchkey::password::HashKind::of(&hash) {
+                Ok(latchkey::password::HashKind::Sha256) | Err(_) => {
+                    let problem = latchkey::password::HashKind::of(&hash)
+                        .err()
+                        .unwrap_or_else(|| "a sha256: hash is for generated client secrets".into());
+                    return Err(ConfigError::at(format!("{key}.password_hash"), problem));
+                }
+                Ok(_) => StaticPassword::Hash(hash),
+            },
+        };
         users.push(StaticUser {
             username: user.username,
-            password: user.password,
+            password,
             email: user.email,
             name: user.name,
         });

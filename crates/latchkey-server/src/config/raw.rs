@@ -32,6 +32,38 @@ impl Secret {
     }
 }
 
+/// The largest secret file read (a key, a URL, a password: a few hundred bytes at most).
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// A secret setting `key`, given in place or as `{key}_file`, the path of a file that holds it
+/// (Docker and Kubernetes secrets): read whole, without its final line break.
+pub(super) fn secret_setting(
+    key: &str,
+    value: Option<Secret>,
+    file: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    let Some(path) = file else { return Ok(value) };
+    let file_key = format!("{key}_file");
+    if value.is_some() {
+        return Err(ConfigError::at(&file_key, format!("give {key} or {file_key}, not both")));
+    }
+    let cannot =
+        |error: std::io::Error| ConfigError::at(&file_key, format!("cannot read {path}: {error}"));
+    let metadata = std::fs::metadata(&path).map_err(cannot)?;
+    if metadata.len() > MAX_SECRET_FILE {
+        return Err(ConfigError::at(
+            &file_key,
+            format!("{path} is larger than 64 KiB: is it the right file?"),
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(cannot)?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if text.is_empty() {
+        return Err(ConfigError::at(&file_key, format!("{path} is empty")));
+    }
+    Ok(Some(Secret::new(text)))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
@@ -44,6 +76,7 @@ pub(super) struct RawConfig {
     issuer: Option<String>,
     listen: Option<String>,
     master_key: Option<Secret>,
+    master_key_file: Option<String>,
     #[serde(default)]
     database: RawDatabase,
     tls: Option<RawTls>,
@@ -71,6 +104,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<Secret>,
+    url_file: Option<String>,
     synchronous: Option<RawSynchronous>,
 }
 
@@ -298,7 +332,7 @@ impl RawConfig {
         let config = Config {
             issuer,
             listen,
-            master_key: self.master_key,
+            master_key: secret_setting("master_key", self.master_key, self.master_key_file)?,
             database: self.database.validate()?,
             tls: self.tls.map(|tls| TlsConfig { cert: tls.cert.into(), key: tls.key.into() }),
             tokens,
@@ -314,6 +348,7 @@ impl RawConfig {
             clients,
             users,
             secrets_in_file: Vec::new(),
+            notes: Vec::new(),
         };
         config.master_key()?;
         Ok(config)
@@ -322,7 +357,8 @@ impl RawConfig {
 
 impl RawDatabase {
     fn validate(self) -> Result<DatabaseConfig, ConfigError> {
-        let url = self.url.unwrap_or_else(|| Secret::new("sqlite://latchkey.db"));
+        let url = secret_setting("database.url", self.url, self.url_file)?
+            .unwrap_or_else(|| Secret::new("sqlite://latchkey.db"));
         let text = url.expose();
         let known = ["sqlite://", "postgres://", "postgresql://"];
         if !known.iter().any(|scheme| text.starts_with(scheme)) || known.contains(&text) {

@@ -28,7 +28,7 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
     let cases: &[(&str, &str)] = &[
         (
             "colour = \"blue\"",
-            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `database`, `tls`, `tokens`, `keys`, `log`, `limits`, `http`, `passwords`, `resources`, `clients`, `users`",
+            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `master_key_file`, `database`, `tls`, `tokens`, `keys`, `log`, `limits`, `http`, `passwords`, `resources`, `clients`, `users`",
         ),
         (
             "[tokens]\nlifetime = \"1h\"",
@@ -216,12 +216,73 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn unknown_environment_keys_are_refused_too() {
-    let vars = vec![("LATCHKEY_TOKENS__TTL".to_owned(), "5m".to_owned())];
-    let error = Config::from_parts("", &vars).unwrap_err().to_string();
+    let error = |name: &str| {
+        let vars = vec![(name.to_owned(), "5m".to_owned())];
+        Config::from_parts("", &vars).unwrap_err().to_string()
+    };
     assert_eq!(
-        error,
-        "config: tokens.ttl: unknown field `ttl`, expected one of `access_token_ttl`, `refresh_token_ttl`, `authorization_code_ttl`, `id_token_ttl`, `session_ttl`, `refresh_grace_period`, `access_token_format`"
+        error("LATCHKEY_TOKENS__TTL"),
+        "config: environment variable LATCHKEY_TOKENS__TTL: unknown key \"ttl\" (known: access_token_ttl, refresh_token_ttl, authorization_code_ttl, id_token_ttl, session_ttl, refresh_grace_period, access_token_format)"
     );
+    assert_eq!(
+        error("LATCHKEY_TOKEN__ACCESS_TOKEN_TTL"),
+        "config: environment variable LATCHKEY_TOKEN__ACCESS_TOKEN_TTL: unknown section \"token\", did you mean \"tokens\"?"
+    );
+    assert_eq!(
+        error("LATCHKEY_TOKENS__ACCES_TOKEN_TTL"),
+        "config: environment variable LATCHKEY_TOKENS__ACCES_TOKEN_TTL: unknown key \"acces_token_ttl\", did you mean \"access_token_ttl\"?"
+    );
+    assert!(
+        error("LATCHKEY_ISUER").starts_with(
+            "config: environment variable LATCHKEY_ISUER: unknown key \"isuer\": did you mean LATCHKEY_ISSUER?"
+        ),
+        "{}",
+        error("LATCHKEY_ISUER")
+    );
+    // A value the key refuses still names the variable.
+    let vars = vec![("LATCHKEY_TOKENS__ACCESS_TOKEN_TTL".to_owned(), "soon".to_owned())];
+    let refused = Config::from_parts("", &vars).unwrap_err().to_string();
+    assert!(
+        refused.starts_with("config: environment variable LATCHKEY_TOKENS__ACCESS_TOKEN_TTL: tokens.access_token_ttl: invalid duration \"soon\""),
+        "{refused}"
+    );
+}
+
+/// A Kubernetes Service named `latchkey` puts these in every pod; they are not config.
+#[test]
+fn kubernetes_service_links_are_ignored_and_noted() {
+    let links = [
+        ("LATCHKEY_SERVICE_HOST", "10.96.0.12"),
+        ("LATCHKEY_SERVICE_PORT", "8080"),
+        ("LATCHKEY_SERVICE_PORT_HTTP", "8080"),
+        ("LATCHKEY_PORT", "tcp://10.96.0.12:8080"),
+        ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+        ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp"),
+        ("LATCHKEY_PORT_8080_TCP_PORT", "8080"),
+        ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12"),
+        ("LATCHKEY_CONFIG", "/etc/latchkey/latchkey.toml"),
+        ("LATCHKEY_LISTEN", "0.0.0.0:8080"),
+    ];
+    let vars: Vec<(String, String)> =
+        links.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let config = Config::from_parts("", &vars).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.notes.len(), 8, "{:?}", config.notes);
+    assert!(
+        config.notes[0].starts_with("ignored LATCHKEY_SERVICE_HOST: a Kubernetes service link")
+    );
+}
+
+#[test]
+fn a_misspelled_key_in_the_file_gets_a_suggestion() {
+    let error = load(
+        "[tokens]
+access_token_tll = \"5m\"
+",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.ends_with("; did you mean `access_token_ttl`?"), "{error}");
 }
 
 #[test]
@@ -298,4 +359,38 @@ fn secrets_never_show_in_debug_output() {
     for secret in ["hunter2-secret", "pa55word", "MDEyMzQ1"] {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
+}
+
+#[test]
+fn secrets_come_from_files_and_static_users_from_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n").unwrap();
+    let key = key.display();
+    let config = load(&format!(
+        "master_key_file = \"{key}\"\n[[users]]\nusername = \"bob\"\npassword_hash = \"$2b$04$EGdrhbKUv8Oc9vGiXX0HQOxSg445d458Muh7DAHskb6QbtCvdxcie\"\n"
+    ))
+    .unwrap();
+    assert!(config.master_key().unwrap().is_some(), "read without its line break");
+    assert!(matches!(config.users[0].password, super::StaticPassword::Hash(_)));
+    assert!(
+        !config.warnings().iter().any(|w| w.contains("master_key") || w.contains("users.bob")),
+        "{:#?}",
+        config.warnings()
+    );
+    let error = |text: &str| load(text).unwrap_err().to_string();
+    assert_eq!(
+        error(&format!("master_key = \"x\"\nmaster_key_file = \"{key}\"\n")),
+        "config: master_key_file: give master_key or master_key_file, not both"
+    );
+    assert!(
+        error("[database]\nurl_file = \"/nonexistent/url\"\n")
+            .starts_with("config: database.url_file: cannot read /nonexistent/url: "),
+    );
+    assert!(error("[[users]]\nusername = \"bob\"\npassword_hash = \"$1$x$y\"\n")
+        .starts_with("config: users[0].password_hash: not a hash latchkey reads"));
+    assert_eq!(
+        error("[[users]]\nusername = \"bob\"\n"),
+        "config: users[0].password: is missing: give password, password_file or password_hash"
+    );
 }

@@ -92,10 +92,15 @@ impl Config {
         }
         for user in &self.users {
             let name = &user.username;
-            warn(format!(
-                "users.{name}: the password is written in the config file; prefer `latchkey users add`, or keep the file readable by latchkey only"
-            ));
-            let length = user.password.expose().chars().count();
+            let super::StaticPassword::Plain { password, in_file } = &user.password else {
+                continue;
+            };
+            if *in_file {
+                warn(format!(
+                    "users.{name}: the password is written in the config file; prefer password_file, password_hash or `latchkey users add`, or keep the file readable by latchkey only"
+                ));
+            }
+            let length = password.expose().chars().count();
             if length < MIN_PASSWORD {
                 warn(format!(
                     "users.{name}: the password has {length} characters; use at least {MIN_PASSWORD}"

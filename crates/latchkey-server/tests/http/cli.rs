@@ -535,3 +535,83 @@ async fn clients_update_changes_a_client_in_place_without_revoking_its_grants() 
     assert_eq!(shown["client_name"], "Photo App");
     assert!(!stdout(&run(&["clients", "show", "app"], &config.path, "")).contains(&secret));
 }
+
+/// A container's start: no `--config` (`LATCHKEY_CONFIG` names the file), the Kubernetes
+/// service links of a Service named `latchkey`, and every secret from a `_file`.
+#[tokio::test]
+async fn serve_starts_from_the_environment_with_service_links_and_secret_files() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let config = file(
+        "latchkey.toml",
+        "[[clients]]\nclient_id = \"batch\"\nclient_secret_file = \"SECRET\"\ngrant_types = [\"client_credentials\"]\n\
+         [[users]]\nusername = \"alice\"\npassword_file = \"PASSWORD\"\n",
+    );
+    let secret = file("client-secret", "a-client-secret-from-a-file\n");
+    let password = file("password", "alice's password from a file\n");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("SECRET", &secret)
+            .replace("PASSWORD", &password),
+    )
+    .unwrap();
+    let master = file("master-key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    let url =
+        file("database-url", &format!("sqlite://{}\n", dir.path().join("latchkey.db").display()));
+    let env = [
+        ("LATCHKEY_CONFIG", config.clone()),
+        ("LATCHKEY_ISSUER", format!("http://127.0.0.1:{port}")),
+        ("LATCHKEY_LISTEN", format!("127.0.0.1:{port}")),
+        ("LATCHKEY_MASTER_KEY_FILE", master),
+        ("LATCHKEY_DATABASE__URL_FILE", url),
+        ("LATCHKEY_SERVICE_HOST", "10.96.0.12".into()),
+        ("LATCHKEY_SERVICE_PORT", "8080".into()),
+        ("LATCHKEY_PORT", "tcp://10.96.0.12:8080".into()),
+        ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080".into()),
+        ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12".into()),
+        ("LATCHKEY_PORT_8080_TCP_PORT", "8080".into()),
+        ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp".into()),
+        ("LATCHKEY_LOG__LEVEL", "latchkey=debug,info".into()),
+    ];
+    let mut server = Serving::start_with_env(&env);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = crate::client();
+    wait_until_ok(&http, &format!("{base}/readyz"), Duration::from_secs(20)).await;
+    let (status, _, body) = latchkey_testkit::fixtures::post_form(
+        &format!("{base}/oauth/token"),
+        Some(("batch", "a-client-secret-from-a-file")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_ne!(status, 401, "the secret from the file authenticates: {body}");
+    assert!(server.terminate(Duration::from_secs(15)).success());
+    let logs = server.output();
+    assert!(logs.contains("ignored LATCHKEY_SERVICE_HOST: a Kubernetes service link"), "{logs}");
+
+    // The same environment with a misspelled section fails, naming the variable.
+    let mut bad = command(&["check"], None);
+    bad.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let output = bad.env("LATCHKEY_TOKEN__ACCESS_TOKEN_TTL", "5m").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "latchkey: config: environment variable LATCHKEY_TOKEN__ACCESS_TOKEN_TTL: unknown section \"token\", did you mean \"tokens\"?\n"
+    );
+    // A secret file that is missing is named with its key.
+    let mut missing = command(&["check"], None);
+    missing.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let output = missing.env("LATCHKEY_MASTER_KEY_FILE", "/run/secrets/absent").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("master_key_file: cannot read /run/secrets/absent"),
+        "{}",
+        stderr(&output)
+    );
+}

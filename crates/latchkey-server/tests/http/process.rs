@@ -116,6 +116,15 @@ impl Serving {
         Serving::watch(child)
     }
 
+    /// `latchkey serve` with no `--config`, only the environment `env` (and a clean one
+    /// otherwise), as a container starts it.
+    pub fn start_with_env(env: &[(&str, String)]) -> Serving {
+        let mut command = command(&["serve"], None);
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Serving::watch(child)
+    }
+
     /// Everything the server wrote, stderr first; call it once the server has exited.
     pub fn output(&mut self) -> String {
         let bytes: Vec<u8> =
