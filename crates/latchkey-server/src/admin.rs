@@ -695,8 +695,22 @@ pub async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
 /// `latchkey check`: the config is valid (else the caller already exited 2); print warnings.
 pub fn check(config: &Config, json: bool) -> anyhow::Result<()> {
     let warnings = config.warnings();
+    let certificate = match &config.tls {
+        Some(tls) => Some(crate::tls::load(&tls.cert, &tls.key, SystemClock.now())?.1),
+        None => None,
+    };
     if json {
-        return print_json(&serde_json::json!({ "ok": true, "warnings": warnings }));
+        let tls = certificate
+            .as_ref()
+            .map(|c| serde_json::json!({ "subject": c.subject, "not_after": c.not_after }));
+        return print_json(&serde_json::json!({ "ok": true, "warnings": warnings, "tls": tls }));
+    }
+    if let Some(certificate) = &certificate {
+        println!(
+            "tls: certificate {} valid until {}; the key fits it",
+            certificate.subject,
+            timestamp(certificate.not_after)
+        );
     }
     for warning in &warnings {
         println!("warning: {warning}");

@@ -7,7 +7,7 @@ use latchkey::model::{ApplicationType, AuthMethod, GrantType, SigningAlg, TokenF
 
 /// latchkey: an OAuth 2.1 / OpenID Connect authorization server.
 #[derive(Debug, Parser)]
-#[command(name = "latchkey", version, about)]
+#[command(name = "latchkey", version = crate::build::VERSION_LINE, about)]
 pub struct Cli {
     /// Config file (default: ./latchkey.toml when present). LATCHKEY_<SECTION>__<KEY>
     /// variables override it.

@@ -9,6 +9,7 @@
 //! - [`http`]: the router, one module per endpoint.
 
 pub mod admin;
+pub mod build;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
@@ -18,3 +19,4 @@ pub mod demo_client;
 pub mod http;
 pub mod run;
 pub mod startup;
+pub mod tls;

@@ -1,8 +1,5 @@
 //! `latchkey serve`: boot a node and serve HTTP or HTTPS until SIGTERM or Ctrl-C.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use anyhow::Context;
 
 use crate::config::Config;
@@ -30,7 +27,15 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
     let listen = config.listen;
     let tls = match &config.tls {
         None => None,
-        Some(tls) => Some(tls_config(&tls.cert, &tls.key)?),
+        Some(tls) => {
+            let now = latchkey::clock::Clock::now(&latchkey::clock::SystemClock);
+            let (settings, certificate) = crate::tls::load(&tls.cert, &tls.key, now)?;
+            let days_left = (certificate.not_after - now) / 86_400;
+            if days_left < 14 {
+                tracing::warn!(subject = %certificate.subject, days_left, "the TLS certificate expires soon: renew it");
+            }
+            Some(settings)
+        }
     };
     let state = startup::boot(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
@@ -38,7 +43,7 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
             "cannot listen on {listen}: is another process using it? (set listen in the config)"
         )
     })?;
-    tracing::info!(address = %listen, issuer = %state.config.issuer, tls = tls.is_some(), max_connections = state.config.limits.max_connections, "latchkey is listening");
+    log_summary(&state, listen, tls.is_some()).await;
     on_ready(&state);
     let (authority, store) = (state.authority.clone(), state.store.clone());
     let served = match tls {
@@ -56,25 +61,34 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
     served
 }
 
-/// The TLS settings from PEM files: the certificate chain and its private key, offering
-/// HTTP/2 and HTTP/1.1.
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading the TLS private key {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("the TLS certificate and key do not fit together")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// The one start-up line: what runs, on what, with which keys, where; then every setting that
+/// weakens security, as `latchkey check` lists them.
+async fn log_summary(state: &AppState, listen: std::net::SocketAddr, tls: bool) {
+    let config = &state.config;
+    let keys = match state.keys.status(state.now()).await {
+        Ok(statuses) => {
+            let mut counts = std::collections::BTreeMap::new();
+            for status in &statuses {
+                *counts.entry(status.state.name()).or_insert(0) += 1;
+            }
+            counts.iter().map(|(state, n)| format!("{n} {state}")).collect::<Vec<_>>().join(", ")
+        }
+        Err(error) => format!("unknown ({error})"),
+    };
+    tracing::info!(
+        version = crate::build::VERSION,
+        commit = crate::build::COMMIT,
+        database = %latchkey::store::describe(config.database.url.expose()),
+        keys = %keys,
+        address = %listen,
+        tls,
+        issuer = %config.issuer,
+        max_connections = config.limits.max_connections,
+        "latchkey is listening"
+    );
+    for warning in config.warnings() {
+        tracing::warn!(target: "latchkey::config", "{warning}");
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

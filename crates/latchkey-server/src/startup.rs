@@ -39,6 +39,8 @@ pub async fn boot(config: Config) -> anyhow::Result<AppState> {
 pub async fn boot_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     // Before anything counts: the metrics recorder for /metrics.
     crate::http::metrics::handle();
+    let database = store::describe(config.database.url.expose());
+    tracing::info!(%database, "connecting to the database");
     let store: Arc<dyn Store> = Arc::new(TimedStore::new(open_store(&config).await?));
     let master = config.master_key()?;
     let keys = KeyManager::start(store.clone(), master, config.key_policy(), clock.now())

@@ -32,6 +32,32 @@ impl Secret {
     }
 }
 
+/// The log levels, for `log.level`.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// `log.level`: a level, or comma-separated `target=level` directives with an optional
+/// default level (`"info"`, `"latchkey=debug,info"`), as `RUST_LOG` takes them. A bare word
+/// that is no level is refused: it would silently switch logging to one target.
+fn log_level(value: String) -> Result<String, ConfigError> {
+    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    for directive in value.split(',').filter(|d| !d.trim().is_empty()) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        if !is_level(level) {
+            return Err(ConfigError::at(
+                "log.level",
+                format!(
+                    "{value:?}: {:?} is not a level; use one of {} or target=level directives (\"latchkey=debug,info\")",
+                    level.trim(),
+                    LEVELS.join(", ")
+                ),
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&value)
+        .map_err(|error| ConfigError::at("log.level", format!("{value:?}: {error}")))?;
+    Ok(value)
+}
+
 /// The largest secret file read (a key, a URL, a password: a few hundred bytes at most).
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
@@ -339,7 +365,7 @@ impl RawConfig {
             keys,
             log: LogConfig {
                 json: matches!(self.log.format, Some(RawLogFormat::Json)),
-                level: self.log.level.unwrap_or_else(|| "info".into()),
+                level: log_level(self.log.level.unwrap_or_else(|| "info".into()))?,
             },
             limits: self.limits.validate()?,
             http: self.http.validate()?,

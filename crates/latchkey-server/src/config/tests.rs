@@ -387,8 +387,10 @@ fn secrets_come_from_files_and_static_users_from_hashes() {
         error("[database]\nurl_file = \"/nonexistent/url\"\n")
             .starts_with("config: database.url_file: cannot read /nonexistent/url: "),
     );
-    assert!(error("[[users]]\nusername = \"bob\"\npassword_hash = \"$1$x$y\"\n")
-        .starts_with("config: users[0].password_hash: not a hash latchkey reads"));
+    assert!(
+        error("[[users]]\nusername = \"bob\"\npassword_hash = \"$1$x$y\"\n")
+            .starts_with("config: users[0].password_hash: not a hash latchkey reads")
+    );
     assert_eq!(
         error("[[users]]\nusername = \"bob\"\n"),
         "config: users[0].password: is missing: give password, password_file or password_hash"

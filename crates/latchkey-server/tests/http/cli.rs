@@ -350,6 +350,62 @@ async fn serve_answers_then_stops_gracefully_on_sigterm_with_json_logs() {
         assert!(entry.get("level").is_some(), "{line}");
     }
     assert!(logs.contains("shutting down"), "{logs}");
+    // One start-up summary, then the weakening settings as warnings (as `check` lists them).
+    let summary = logs.lines().find(|l| l.contains("latchkey is listening")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
+    let fields = &summary["fields"];
+    assert_eq!(fields["version"], env!("CARGO_PKG_VERSION"), "{summary}");
+    assert!(fields["commit"].as_str().is_some_and(|c| !c.is_empty()), "{summary}");
+    assert!(fields["database"].as_str().unwrap().starts_with("SQLite file "), "{summary}");
+    assert!(fields["keys"].as_str().unwrap().contains("current"), "{summary}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"WARN\"") && l.contains("issuer: ") && l.contains("plain http")),
+        "{logs}"
+    );
+}
+
+/// A database that cannot be reached is named with the cause and the fix.
+#[test]
+fn database_errors_name_the_server_and_the_cause() {
+    let port = free_port();
+    let refused = ConfigFile::new(&format!(
+        "[database]\nurl = \"postgres://app@127.0.0.1:{port}/latchkey\"\n"
+    ));
+    let output = run(&["migrate"], &refused.path, "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{port}/latchkey as app: connection refused"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // serve says what it connects to first, in plain text off a terminal (no NO_COLOR here).
+    let served = command(&["serve"], Some(&refused.path)).env_remove("NO_COLOR").output().unwrap();
+    let log = stderr(&served);
+    assert!(log.contains("connecting to the database"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colour when not on a terminal: {log:?}");
+    let Ok(url) = std::env::var("LATCHKEY_TEST_POSTGRES_URL") else { return };
+    let base = url.rsplit_once('/').unwrap().0;
+    let unknown = ConfigFile::new(&format!("[database]\nurl = \"{base}/no_such_database_here\"\n"));
+    let output = run(&["migrate"], &unknown.path, "");
+    assert!(
+        stderr(&output)
+            .contains("database \"no_such_database_here\" does not exist: create it (`createdb "),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn version_names_the_commit_and_build_date() {
+    let output = command(&["--version"], None).output().unwrap();
+    let line = stdout(&output);
+    let rest = line
+        .strip_prefix(&format!("latchkey {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(rest.contains(", built ") && rest.ends_with(")\n"), "{line}");
 }
 
 #[tokio::test]
@@ -614,4 +670,66 @@ async fn serve_starts_from_the_environment_with_service_links_and_secret_files()
         "{}",
         stderr(&output)
     );
+}
+
+/// `latchkey check` loads the TLS files as `serve` does: unreadable, mismatched and expired
+/// ones are refused with the key and the fix; an unknown log level is refused.
+#[test]
+fn check_loads_the_tls_files_and_refuses_a_bad_log_level() {
+    let port = free_port();
+    let good = TlsFiles::new(port);
+    let other = TlsFiles::new(port);
+    let config = |cert: &std::path::Path, key: &std::path::Path, extra: &str| {
+        ConfigFile::sqlite(&format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n{extra}",
+            cert.display(),
+            key.display()
+        ))
+    };
+    let ok = config(&good.cert, &good.key, "");
+    let output = run(&["check"], &ok.path, "");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("tls: certificate "), "{}", stdout(&output));
+
+    let error_of = |config: &ConfigFile| {
+        let output = run(&["check"], &config.path, "");
+        assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+        stderr(&output)
+    };
+    let missing = config(&good.cert.with_file_name("absent.pem"), &good.key, "");
+    assert!(
+        error_of(&missing)
+            .starts_with("latchkey: config: tls.cert: cannot read a PEM certificate from ")
+    );
+    let mismatched = config(&good.cert, &other.key, "");
+    assert!(error_of(&mismatched).contains("tls.key: "), "{}", error_of(&mismatched));
+    assert!(error_of(&mismatched).contains("does not fit the certificate"));
+
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let expired_cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, expired_cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let expired = config(&cert_path, &key_path, "");
+    assert!(
+        error_of(&expired).contains("expired at 2021-01-01T00:00:00Z: renew it"),
+        "{}",
+        error_of(&expired)
+    );
+    // serve refuses it the same way.
+    let served = run(&["serve"], &expired.path, "");
+    assert_eq!(served.status.code(), Some(2));
+
+    let loud = ConfigFile::sqlite("[log]\nlevel = \"loud\"\n");
+    assert!(
+        error_of(&loud).contains("log.level: \"loud\": \"loud\" is not a level"),
+        "{}",
+        error_of(&loud)
+    );
+    let directives = ConfigFile::sqlite("[log]\nlevel = \"latchkey=debug,warn\"\n");
+    assert_eq!(run(&["check"], &directives.path, "").status.code(), Some(0));
 }

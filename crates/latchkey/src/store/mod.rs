@@ -584,6 +584,15 @@ pub fn exposed_files(url: &str) -> Vec<(String, u32)> {
     url.strip_prefix("sqlite://").map(sqlite::exposed_files).unwrap_or_default()
 }
 
+/// Where `url` points, for logs and messages, never with its credentials: the SQLite file, or
+/// PostgreSQL's host, port, database and user.
+pub fn describe(url: &str) -> String {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return format!("SQLite file {path}");
+    }
+    postgres::PgStore::describe_url(url).unwrap_or_else(|| "an invalid database URL".into())
+}
+
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without migrating.
 pub async fn connect(url: &str, options: Options) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {

@@ -66,11 +66,77 @@ impl PgStore {
 
     /// Connects with prepared options (tests use this to pick a schema).
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let target = describe_options(&options);
+        let user = options.get_username().to_owned();
+        let database = options.get_database().unwrap_or(&user).to_owned();
+        let (host, port) = (options.get_host().to_owned(), options.get_port());
+        // One connection first: the pool retries a failing one until its timeout and then
+        // reports only that, where this says why (refused, no such database, wrong password).
+        let probe = sqlx::ConnectOptions::connect(&options).await.map_err(|error| {
+            Error::Backend(connect_error(&error, &target, &host, port, &database, &user))
+        })?;
+        drop(probe);
         let pool =
             PgPoolOptions::new().max_connections(POOL_SIZE).connect_with(options).await.map_err(
-                |error| Error::Backend(format!("cannot connect to PostgreSQL: {error}")),
+                |error| {
+                    Error::Backend(connect_error(&error, &target, &host, port, &database, &user))
+                },
             )?;
         Ok(PgStore { pool })
+    }
+}
+
+/// Where a connection goes, without credentials: `postgres HOST:PORT/DB as USER`.
+fn describe_options(options: &PgConnectOptions) -> String {
+    let user = options.get_username();
+    let database = options.get_database().unwrap_or(user);
+    format!("PostgreSQL at {}:{}/{database} as {user}", options.get_host(), options.get_port())
+}
+
+/// A failed connection as one line: where to, the cause, and the fix for the usual ones.
+fn connect_error(
+    error: &sqlx::Error,
+    target: &str,
+    host: &str,
+    port: u16,
+    database: &str,
+    user: &str,
+) -> String {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let io_kind = match error {
+        sqlx::Error::Io(io) => Some(io.kind()),
+        _ => None,
+    };
+    let cause = match (code.as_deref(), io_kind) {
+        // PostgreSQL error codes (Appendix A): invalid_catalog_name, invalid_password,
+        // invalid_authorization_specification.
+        (Some("3D000"), _) => format!(
+            "database {database:?} does not exist: create it (`createdb -h {host} -p {port} -U {user} {database}`)"
+        ),
+        (Some("28P01" | "28000"), _) => format!(
+            "authentication failed for user {user:?}: check the user and password in database.url (or the server's pg_hba.conf)"
+        ),
+        (_, Some(std::io::ErrorKind::ConnectionRefused)) => {
+            "connection refused: is PostgreSQL running and listening on that address?".to_owned()
+        }
+        (_, Some(std::io::ErrorKind::TimedOut)) => {
+            "no answer in time: is the host reachable (firewall, address)?".to_owned()
+        }
+        _ if matches!(error, sqlx::Error::PoolTimedOut) => {
+            "no answer in time: is the host reachable (firewall, address)?".to_owned()
+        }
+        _ => error.to_string(),
+    };
+    format!("cannot connect to {target}: {cause}")
+}
+
+impl PgStore {
+    /// Where this store connects, without credentials.
+    pub fn describe_url(url: &str) -> Option<String> {
+        url.parse::<PgConnectOptions>().ok().map(|options| describe_options(&options))
     }
 }
 
