@@ -43,6 +43,21 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
             "cannot listen on {listen}: is another process using it? (set listen in the config)"
         )
     })?;
+    let management = match state.config.metrics.listen {
+        None => None,
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} for /metrics (metrics.listen): is another process using it?")
+            })?;
+            let state = state.clone();
+            Some(tokio::spawn(async move {
+                if let Err(error) = http::serve_management(listener, state, shutdown_signal()).await
+                {
+                    tracing::error!(%error, "the management listener failed");
+                }
+            }))
+        }
+    };
     log_summary(&state, listen, tls.is_some()).await;
     on_ready(&state);
     let (authority, store) = (state.authority.clone(), state.store.clone());
@@ -52,6 +67,9 @@ pub async fn serve(mut config: Config, on_ready: impl FnOnce(&AppState)) -> anyh
             http::serve_tls(listener, state, tls, shutdown_signal()).await.context("serving HTTPS")
         }
     };
+    if let Some(management) = management {
+        management.abort();
+    }
     if let Err(error) = authority.leave().await {
         tracing::warn!(%error, "could not sign this node off in the database; client changes wait for it 2 s");
     }
@@ -81,6 +99,7 @@ async fn log_summary(state: &AppState, listen: std::net::SocketAddr, tls: bool) 
         database = %latchkey::store::describe(config.database.url.expose()),
         keys = %keys,
         address = %listen,
+        metrics = %config.metrics.listen.map_or_else(|| "on the public port".to_owned(), |a| a.to_string()),
         tls,
         issuer = %config.issuer,
         max_connections = config.limits.max_connections,

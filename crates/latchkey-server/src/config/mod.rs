@@ -66,6 +66,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// What new passwords must meet.
     pub passwords: latchkey::users::PasswordPolicy,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsConfig,
     /// APIs that accept latchkey's access tokens.
     pub resources: Vec<Resource>,
     /// Static clients, upserted at start-up.
@@ -76,6 +78,14 @@ pub struct Config {
     pub secrets_in_file: Vec<&'static str>,
     /// What loading noticed but did not use (ignored environment variables), for the log.
     pub notes: Vec<String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// A management listener for `/metrics` (and health), away from the public port; then the
+    /// public port does not serve `/metrics`.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[database]`.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::clients::{RawClient, RawUser};
 use super::{
     Config, ConfigError, DatabaseConfig, HttpConfig, JWKS_MAX_AGE, KEY_REFRESH_INTERVAL, KeyConfig,
-    LimitsConfig, LogConfig, Resource, TlsConfig, TokenConfig, duration, issuer,
+    LimitsConfig, LogConfig, MetricsConfig, Resource, TlsConfig, TokenConfig, duration, issuer,
 };
 
 /// A configured secret (password, client secret, master key, database URL): never printed.
@@ -119,6 +119,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     passwords: RawPasswords,
     #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
     resources: Vec<RawResource>,
     #[serde(default)]
     clients: Vec<RawClient>,
@@ -198,6 +200,31 @@ struct RawHttp {
     trusted_proxies: Vec<String>,
     hsts_max_age: Option<String>,
     hsts_include_subdomains: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+impl RawMetrics {
+    fn validate(self) -> Result<MetricsConfig, ConfigError> {
+        let listen = self
+            .listen
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ConfigError::at(
+                        "metrics.listen",
+                        format!(
+                            "{text:?} is not an address: write IP:PORT, e.g. \"127.0.0.1:9464\""
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(MetricsConfig { listen })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -370,6 +397,7 @@ impl RawConfig {
             limits: self.limits.validate()?,
             http: self.http.validate()?,
             passwords: self.passwords.validate()?,
+            metrics: self.metrics.validate()?,
             resources,
             clients,
             users,

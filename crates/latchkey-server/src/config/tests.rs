@@ -28,7 +28,7 @@ fn bad_configurations_are_refused_with_the_key_and_the_fix() {
     let cases: &[(&str, &str)] = &[
         (
             "colour = \"blue\"",
-            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `master_key_file`, `database`, `tls`, `tokens`, `keys`, `log`, `limits`, `http`, `passwords`, `resources`, `clients`, `users`",
+            "config: colour: unknown field `colour`, expected one of `issuer`, `listen`, `master_key`, `master_key_file`, `database`, `tls`, `tokens`, `keys`, `log`, `limits`, `http`, `passwords`, `metrics`, `resources`, `clients`, `users`",
         ),
         (
             "[tokens]\nlifetime = \"1h\"",

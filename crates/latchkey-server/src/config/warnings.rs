@@ -69,11 +69,15 @@ impl Config {
                 "passwords.refuse_common: false lets users choose the most common passwords".into(),
             );
         }
-        if !self.listen.ip().is_loopback() {
-            warn(format!(
-                "listen: /metrics is served on {} with the endpoints; block it at the proxy or firewall, it is for your monitoring only",
+        match self.metrics.listen {
+            None if !self.listen.ip().is_loopback() => warn(format!(
+                "listen: /metrics is served on {} with the endpoints; set [metrics] listen to a management address, or block it at the proxy or firewall: it is for your monitoring only",
                 self.listen
-            ));
+            )),
+            Some(address) if !address.ip().is_loopback() => warn(format!(
+                "metrics.listen: /metrics is served on {address}; keep that address off the internet"
+            )),
+            _ => {}
         }
         let level = self.log.level.to_ascii_lowercase();
         if level.contains("debug") || level.contains("trace") {

@@ -98,6 +98,10 @@ fn internal(cause: String) -> Response {
     response
 }
 
+/// The OAuth error code an error response carries, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SentError(pub(crate) ErrorCode);
+
 fn json_error(failure: Failure) -> Response {
     let (error, cause) = match failure {
         Failure::OAuth(error) => (error, None),
@@ -129,6 +133,7 @@ fn json_error(failure: Failure) -> Response {
     if let Some(cause) = cause {
         response.extensions_mut().insert(InternalCause(cause));
     }
+    response.extensions_mut().insert(SentError(error.code));
     response
 }
 
@@ -147,6 +152,7 @@ fn throttled(what: Throttled, retry_after: i64) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response.extensions_mut().insert(SentError(code));
     response
 }
 

@@ -127,7 +127,12 @@ pub fn app(state: AppState) -> Router {
         .route(paths::CONSENT, get(authorize::page_without_request).post(authorize::consent))
         .merge(
             Router::new()
-                .route(paths::TOKEN, post(token::token).options(no_content))
+                .route(
+                    paths::TOKEN,
+                    post(token::token)
+                        .options(no_content)
+                        .route_layer(axum::middleware::from_fn(metrics::count_token_errors)),
+                )
                 .route(paths::REVOKE, post(revoke::revoke).options(no_content))
                 .route(
                     paths::USERINFO,
@@ -138,8 +143,14 @@ pub fn app(state: AppState) -> Router {
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
         .route(paths::HEALTHZ, get(health::healthz))
-        .route(paths::METRICS, get(metrics::render))
-        .route(paths::READYZ, get(health::readyz))
+        .route(paths::READYZ, get(health::readyz));
+    // With a management listener, /metrics is served there only.
+    let router = if state.config.metrics.listen.is_none() {
+        router.route(paths::METRICS, get(metrics::render))
+    } else {
+        router
+    };
+    let router = router
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
         .route_layer(axum::middleware::from_fn(error::log_internal_errors))
@@ -191,6 +202,27 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
         HeaderName::from_static(name),
         HeaderValue::from_static(value),
     )
+}
+
+/// The management listener's router: `/metrics`, `/healthz` and `/readyz`.
+pub fn management(state: AppState) -> Router {
+    Router::new()
+        .route(paths::METRICS, get(metrics::render))
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+}
+
+/// Serves the management router on `listener` until `shutdown`.
+pub async fn serve_management(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.config.limits.clone();
+    serve::serve(listener, management(state), &limits, None, shutdown).await
 }
 
 /// Serves plain HTTP on `listener` within the configured `[limits]` until `shutdown`

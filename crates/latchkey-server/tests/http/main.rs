@@ -17,6 +17,7 @@ mod hardening;
 mod hostile;
 mod interop;
 mod nodes;
+mod observability;
 mod photo_api;
 mod process;
 mod races;
