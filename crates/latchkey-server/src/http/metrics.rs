@@ -131,7 +131,10 @@ fn describe() {
     let gauges: [(&'static str, &'static str); 12] = [
         ("latchkey_build_info", "the running build: version and commit as labels, value 1"),
         ("latchkey_signing_keys", "signing keys, by state"),
-        ("latchkey_signing_key_age_seconds", "age of the current signing key, by purpose and algorithm"),
+        (
+            "latchkey_signing_key_age_seconds",
+            "age of the current signing key, by purpose and algorithm",
+        ),
         ("latchkey_clock_drift_seconds", "this node's clock minus the database's"),
         ("latchkey_purge_run_seconds", "time of the last purge run"),
         ("latchkey_sqlite_wal_bytes", "size of the SQLite write-ahead log"),
