@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`model`]: clients, users and the protocol vocabulary (grant types, auth methods, ...).
+//! - [`audit`]: the caller of a request, for its security events.
 //! - [`authority`]: the server's operations, one call per endpoint step.
 //! - [`clock`]: the time every expiry is checked against (system, or moved by a test).
 //! - [`clients`]: the registration rules (one `validate` for every way a client is
@@ -23,6 +24,7 @@
 //! - [`users`]: the rules a user account must meet.
 //! - [`verified_tokens`]: JWT access tokens whose signature this node has verified.
 
+pub mod audit;
 pub mod authority;
 pub mod clients;
 pub use latchkey_resource::clock;

@@ -143,6 +143,9 @@ pub struct LogConfig {
     pub json: bool,
     /// A `tracing` filter such as `info` or `latchkey=debug`; `RUST_LOG` wins when set.
     pub level: String,
+    /// One `latchkey::access` line per request at info: method, route pattern, status,
+    /// duration (never the query string or the body).
+    pub access: bool,
 }
 
 /// `[limits]`: how much work and how many connections a node takes on before it sheds load.

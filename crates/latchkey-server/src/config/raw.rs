@@ -175,6 +175,7 @@ struct RawKeys {
 struct RawLog {
     format: Option<RawLogFormat>,
     level: Option<String>,
+    access: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -393,6 +394,7 @@ impl RawConfig {
             log: LogConfig {
                 json: matches!(self.log.format, Some(RawLogFormat::Json)),
                 level: log_level(self.log.level.unwrap_or_else(|| "info".into()))?,
+                access: self.log.access.unwrap_or(false),
             },
             limits: self.limits.validate()?,
             http: self.http.validate()?,

@@ -21,8 +21,8 @@ pub(crate) struct ClientRequest {
     pub(crate) record: Arc<ClientRecord>,
     /// The form, credentials included.
     pub(crate) params: Params,
-    /// Where the request came from.
-    pub(crate) source: Source,
+    /// Who sent it, for security events.
+    pub(crate) caller: latchkey::audit::Caller,
 }
 
 impl FromRequest<AppState> for ClientRequest {
@@ -34,6 +34,7 @@ impl FromRequest<AppState> for ClientRequest {
         let Ok(source) = Source::from_request_parts(&mut parts, state).await;
         let in_query = parts.uri.query().is_some_and(|query| !query.is_empty());
         let headers = std::mem::take(&mut parts.headers);
+        let caller = super::source::caller(source, &headers);
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -42,9 +43,11 @@ impl FromRequest<AppState> for ClientRequest {
             let presented = client_auth::presented(authorization(&headers)?, &params)?;
             let now = state.now();
             let record = state.authority.authenticate_client(&presented, source.0, now).await?;
-            Ok::<_, HttpError>(ClientRequest { record, params, source })
+            Ok::<_, HttpError>(ClientRequest { record, params, caller: caller.clone() })
         };
-        authenticated.await.map_err(IntoResponse::into_response)
+        latchkey::audit::with_caller(caller.clone(), authenticated)
+            .await
+            .map_err(IntoResponse::into_response)
     }
 }
 

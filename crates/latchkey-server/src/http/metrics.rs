@@ -168,14 +168,35 @@ pub(super) async fn render() -> Response {
     response
 }
 
-/// Counts every request by endpoint and status, and times it.
+/// Whether the access log is on (`[log] access`), set once when the router is built.
+static ACCESS_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches the access log on or off for this process.
+pub(super) fn access_log(on: bool) {
+    ACCESS_LOG.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Counts every request by endpoint and status, and times it; with the access log on, logs
+/// it (the route's pattern, never the path's values or the query).
 pub(super) async fn track(request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method =
+        ACCESS_LOG.load(std::sync::atomic::Ordering::Relaxed).then(|| request.method().clone());
     let started = Instant::now();
     let response = next.run(request).await;
+    if let Some(method) = method {
+        tracing::info!(
+            target: "latchkey::access",
+            %method,
+            route = %endpoint,
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("latchkey_http_requests_total", "endpoint" => endpoint.clone(), "status" => status)
         .increment(1);

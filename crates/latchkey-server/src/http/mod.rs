@@ -111,17 +111,8 @@ impl AppState {
 /// The router with every endpoint and the cross-cutting layers.
 pub fn app(state: AppState) -> Router {
     let hsts = hsts(&state.config);
+    metrics::access_log(state.config.log.access);
     let router = Router::new()
-        .merge(
-            Router::new()
-                .route(paths::OPENID_CONFIGURATION, get(discovery::metadata).options(no_content))
-                .route(
-                    paths::OAUTH_AUTHORIZATION_SERVER,
-                    get(discovery::metadata).options(no_content),
-                )
-                .route(paths::JWKS, get(jwks::jwks).options(no_content))
-                .route_layer(axum::middleware::from_fn(cors::public)),
-        )
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
         .route(paths::LOGIN, get(authorize::page_without_request).post(authorize::login))
         .route(paths::CONSENT, get(authorize::page_without_request).post(authorize::consent))
@@ -142,6 +133,16 @@ pub fn app(state: AppState) -> Router {
         )
         .route(paths::INTROSPECT, post(introspect::introspect))
         .route(paths::LOGOUT, get(logout::get).post(logout::post))
+        .merge(
+            Router::new()
+                .route(paths::OPENID_CONFIGURATION, get(discovery::metadata).options(no_content))
+                .route(
+                    paths::OAUTH_AUTHORIZATION_SERVER,
+                    get(discovery::metadata).options(no_content),
+                )
+                .route(paths::JWKS, get(jwks::jwks).options(no_content))
+                .route_layer(axum::middleware::from_fn(cors::public)),
+        )
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz));
     // With a management listener, /metrics is served there only.

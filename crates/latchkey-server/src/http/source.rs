@@ -30,6 +30,16 @@ impl FromRequestParts<AppState> for Source {
     }
 }
 
+/// The caller that the security events of a request name ([`latchkey::audit`]): its source
+/// address and user agent. Handlers run the operations that may log such events inside
+/// [`latchkey::audit::with_caller`] (a middleware for it cost 8% of an introspection).
+pub(crate) fn caller(source: Source, headers: &HeaderMap) -> latchkey::audit::Caller {
+    latchkey::audit::Caller {
+        source: source.0,
+        user_agent: headers.get(axum::http::header::USER_AGENT).cloned(),
+    }
+}
+
 fn source(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;

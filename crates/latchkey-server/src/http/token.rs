@@ -15,10 +15,12 @@ pub(super) async fn token(
     State(state): State<AppState>,
     request: ClientRequest,
 ) -> Result<Response, HttpError> {
-    let ClientRequest { record, params, source } = request;
+    let ClientRequest { record, params, caller } = request;
     let client = &record.client;
     let request = TokenRequest::parse(client, &params)?;
-    let response = state.authority.token(&record, &request, source.0, state.now()).await?;
+    let from = caller.source;
+    let issued = state.authority.token(&record, &request, from, state.now());
+    let response = latchkey::audit::with_caller(caller, issued).await?;
     let grant_type = request.grant_type().as_str();
     metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type).increment(1);
     Ok(no_store_json(response))

@@ -141,3 +141,87 @@ async fn a_management_listener_takes_metrics_off_the_public_port() {
     assert_eq!(status(format!("{private}/oauth/token")).await, 404, "only management there");
     assert_eq!(status(format!("{public}/.well-known/openid-configuration")).await, 200);
 }
+
+/// Security events carry who caused them: source address, user agent (bounded, control
+/// characters escaped), client_id and, for logins, the account name as typed. The optional
+/// access log has one line per request without query strings.
+#[tokio::test]
+async fn security_events_name_the_caller_and_the_access_log_keeps_queries_out() {
+    let port = free_port();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\n\
+         [log]\nformat = \"json\"\naccess = true\n\
+         [[clients]]\nclient_id = \"app\"\nclient_secret = \"app-client-secret\"\ngrant_types = [\"password\"]\n\
+         [[users]]\nusername = \"alice\"\npassword = \"alice-password\"\n"
+    ));
+    let mut server = Serving::start(&config.path);
+    let base = format!("http://127.0.0.1:{port}");
+    // A header cannot carry CR or LF, but a tab and bytes that are not UTF-8 pass.
+    let agent = reqwest::header::HeaderValue::from_bytes(b"guesser/1.0\tx\xff").unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::USER_AGENT, agent);
+    let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    wait_until_ok(&crate::client(), &format!("{base}/readyz"), Duration::from_secs(20)).await;
+    let token = format!("{base}/oauth/token");
+    let typed = format!("mallory\u{1b}[31m{}", "x".repeat(200));
+    let form = [("grant_type", "password"), ("username", typed.as_str()), ("password", "guess")];
+    let answer = http
+        .post(&token)
+        .basic_auth("app", Some("app-client-secret"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let wrong = [("grant_type", "password")];
+    let answer = http
+        .post(&token)
+        .basic_auth("app", Some("wrong-secret"))
+        .form(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let _ = http.get(format!("{base}/authorize?client_id=app&secret_looking=s3cr3t")).send().await;
+    assert!(server.terminate(Duration::from_secs(15)).success());
+    let logs = server.output();
+    let events: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let event = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["fields"]["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in:\n{logs}"))
+            .clone()
+    };
+    let login = event("login_failure");
+    assert_eq!(login["target"], "latchkey::security");
+    assert_eq!(login["fields"]["source"], "127.0.0.1", "{login}");
+    let account = login["fields"]["account"].as_str().unwrap();
+    assert!(account.starts_with("mallory\\u{1b}[31m") && account.ends_with('…'), "{account}");
+    assert!(account.chars().count() < 80, "64 characters as typed, escapes aside: {account}");
+    let agent = login["fields"]["user_agent"].as_str().unwrap();
+    assert!(
+        agent.starts_with("guesser/1.0") && !agent.contains('\u{7}') && !agent.contains('\r'),
+        "{agent}"
+    );
+    let client = event("client_authentication_failure");
+    assert_eq!(client["fields"]["client_id"], "app");
+    assert_eq!(client["fields"]["source"], "127.0.0.1");
+    assert!(client["fields"]["user_agent"].as_str().unwrap().starts_with("guesser/1.0"));
+
+    let access: Vec<&Value> = events.iter().filter(|e| e["target"] == "latchkey::access").collect();
+    assert!(
+        access
+            .iter()
+            .any(|e| e["fields"]["route"] == "/oauth/token" && e["fields"]["status"] == 401)
+    );
+    assert!(access.iter().any(|e| e["fields"]["route"] == "/authorize"));
+    assert!(
+        !logs.contains("s3cr3t") && !logs.contains("secret_looking"),
+        "no query string in the logs"
+    );
+    assert!(
+        !logs.contains("app-client-secret") && !logs.contains("guess\""),
+        "no secret in the logs"
+    );
+}

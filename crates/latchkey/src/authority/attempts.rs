@@ -113,6 +113,20 @@ pub(super) fn refusal(refused: Refused, what: Throttled, now: i64) -> Failure {
         Throttled::Address => "address",
     };
     metrics::counter!("latchkey_throttled_total", "kind" => kind).increment(1);
+    // One line a second at most: a flood of refused attempts is cheap to send.
+    static SAMPLER: crate::audit::Sampler = crate::audit::Sampler::new();
+    if let Some(held_back) = SAMPLER.admit(now) {
+        tracing::warn!(
+            target: "latchkey::security",
+            event = "throttled",
+            kind,
+            retry_after,
+            similar_held_back = held_back,
+            source = %crate::audit::source(),
+            user_agent = %crate::audit::user_agent(),
+            "attempt refused by the throttle"
+        );
+    }
     Failure::Throttled { what, retry_after: retry_after.max(1) }
 }
 

@@ -83,6 +83,8 @@ impl Authority {
             event = "client_authentication_failure",
             %client_id,
             attempts,
+            source = %crate::audit::source(),
+            user_agent = %crate::audit::user_agent(),
             "failed client authentication"
         );
         Err(bad_credentials().into())

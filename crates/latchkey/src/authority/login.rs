@@ -78,7 +78,9 @@ impl Authority {
                     tracing::warn!(
                         target: "latchkey::security",
                         event = "login_disabled_account",
-                        user = %user.username,
+                        account = %crate::audit::account(username),
+                        source = %crate::audit::source(),
+                        user_agent = %crate::audit::user_agent(),
                         "the right password of a disabled account"
                     );
                 }
@@ -89,7 +91,10 @@ impl Authority {
         tracing::warn!(
             target: "latchkey::security",
             event = "login_failure",
+            account = %crate::audit::account(username),
             attempts,
+            source = %crate::audit::source(),
+            user_agent = %crate::audit::user_agent(),
             "failed login"
         );
         Ok(None)

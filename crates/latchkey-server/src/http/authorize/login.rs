@@ -34,7 +34,9 @@ pub(in crate::http) async fn login(
     {
         return Ok(again("Enter your username and password."));
     }
-    let (session, cookie) = match state.authority.login(&username, &password, from, now).await {
+    let caller = super::super::source::caller(Source(from), &headers);
+    let login = state.authority.login(&username, &password, from, now);
+    let (session, cookie) = match latchkey::audit::with_caller(caller, login).await {
         Ok(Login::Success { session, cookie }) => (session, cookie),
         Ok(Login::Failed) => return Ok(again("Wrong username or password.")),
         Ok(Login::Disabled) => {

@@ -95,6 +95,9 @@ fn code_replayed(client: &Client, family: Option<&str>) -> Failure {
         event = "authorization_code_replay",
         owner_client_id = %client.client_id,
         presenter_client_id = %client.client_id,
+        client_id = %client.client_id,
+        source = %crate::audit::source(),
+        user_agent = %crate::audit::user_agent(),
         family = family.unwrap_or("none"),
         reason = "a spent code was presented again; the grant it produced is revoked",
     );
@@ -109,6 +112,9 @@ fn foreign_code_replayed(owner: &str, presenter: &Client) -> Failure {
         event = "authorization_code_replay",
         owner_client_id = %owner,
         presenter_client_id = %presenter.client_id,
+        client_id = %presenter.client_id,
+        source = %crate::audit::source(),
+        user_agent = %crate::audit::user_agent(),
         reason = "a spent code was presented by a client it was not issued to; nothing is revoked",
     );
     invalid_grant("the authorization code is invalid, expired or was issued to another client")

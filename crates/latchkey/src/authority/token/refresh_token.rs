@@ -150,6 +150,8 @@ fn refusal(outcome: Rotation, client: &Client, grant: &Grant) -> Failure {
                 event = "refresh_token_reuse",
                 client_id = %client.client_id,
                 family = %grant.id,
+                source = %crate::audit::source(),
+                user_agent = %crate::audit::user_agent(),
                 reason = "a rotated refresh token was presented again; its family is revoked",
             );
             invalid_grant(
