@@ -682,6 +682,45 @@ fn timestamp(unix: i64) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// `latchkey healthcheck`: GET /healthz on the configured listener (on loopback when it
+/// listens on every address), within 5 s.
+pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let mut address = config.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(if address.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5));
+    let url = match &config.tls {
+        None => format!("http://{address}{}", crate::http::paths::HEALTHZ),
+        Some(tls) => {
+            // The certificate names the issuer's host: ask for that name at the local address,
+            // trusting the system roots and the configured certificate itself (self-signed).
+            let host = url::Url::parse(&config.issuer)?
+                .host_str()
+                .context("the issuer has no host")?
+                .to_owned();
+            client = client.resolve(&host, address);
+            let pem = std::fs::read(&tls.cert)
+                .with_context(|| format!("reading {}", tls.cert.display()))?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)? {
+                client = client.add_root_certificate(certificate);
+            }
+            format!("https://{host}:{}{}", address.port(), crate::http::paths::HEALTHZ)
+        }
+    };
+    let client = client.build()?;
+    let status = client.get(&url).send().await.with_context(|| format!("GET {url}"))?.status();
+    if !status.is_success() {
+        bail!("GET {url} answered {status}");
+    }
+    println!("healthy: {url}");
+    Ok(())
+}
+
 /// `latchkey migrate`.
 pub async fn migrate(config: &Config, json: bool) -> anyhow::Result<()> {
     open_store(config).await?;

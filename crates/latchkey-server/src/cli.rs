@@ -48,6 +48,9 @@ pub enum Command {
     Migrate,
     /// Validate the config and report insecure settings, without starting.
     Check,
+    /// Exit 0 if the server of this config answers /healthz (a container's HEALTHCHECK; the
+    /// image has no shell or curl).
+    Healthcheck,
 }
 
 /// `latchkey demo`.

@@ -43,6 +43,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         config.check_database_files()?;
         return admin::check(&config, cli.json);
     }
+    if let Command::Healthcheck = cli.command {
+        return runtime()?.block_on(admin::healthcheck(&config));
+    }
     if let Command::Serve = cli.command {
         config.check_database_files()?;
     }
@@ -57,7 +60,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Migrate => admin::migrate(&config, cli.json).await,
             #[cfg(feature = "demo")]
             Command::Demo(_) => Ok(()),
-            Command::Check => Ok(()),
+            Command::Check | Command::Healthcheck => Ok(()),
         }
     })
 }

@@ -353,13 +353,14 @@ fn optional_duration(
 impl RawConfig {
     pub(super) fn validate(self) -> Result<Config, ConfigError> {
         let issuer = issuer(self.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
+        let master_key = secret_setting("master_key", self.master_key, self.master_key_file)?;
         // A server others can reach keeps its private signing keys encrypted at rest; only a
         // loopback issuer (this machine, `latchkey demo`) may run without a master key.
-        if self.master_key.is_none() && !client_assertion::is_loopback_issuer(&issuer) {
+        if master_key.is_none() && !client_assertion::is_loopback_issuer(&issuer) {
             return Err(ConfigError::at(
                 "master_key",
                 format!(
-                    "is required for the issuer {issuer:?} (not on loopback): without it the private signing keys are stored unencrypted; set LATCHKEY_MASTER_KEY to 32 random bytes in base64 (`openssl rand -base64 32`)"
+                    "is required for the issuer {issuer:?} (not on loopback): without it the private signing keys are stored unencrypted; set LATCHKEY_MASTER_KEY (or LATCHKEY_MASTER_KEY_FILE) to 32 random bytes in base64 (`openssl rand -base64 32`)"
                 ),
             ));
         }
@@ -386,7 +387,7 @@ impl RawConfig {
         let config = Config {
             issuer,
             listen,
-            master_key: secret_setting("master_key", self.master_key, self.master_key_file)?,
+            master_key,
             database: self.database.validate()?,
             tls: self.tls.map(|tls| TlsConfig { cert: tls.cert.into(), key: tls.key.into() }),
             tokens,

@@ -733,3 +733,24 @@ fn check_loads_the_tls_files_and_refuses_a_bad_log_level() {
     let directives = ConfigFile::sqlite("[log]\nlevel = \"latchkey=debug,warn\"\n");
     assert_eq!(run(&["check"], &directives.path, "").status.code(), Some(0));
 }
+
+/// The image's HEALTHCHECK: exit 0 while the configured server answers /healthz, else 1.
+#[tokio::test]
+async fn healthcheck_asks_the_configured_server() {
+    let port = free_port();
+    let config = ConfigFile::sqlite(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"0.0.0.0:{port}\"\n"
+    ));
+    let down = run(&["healthcheck"], &config.path, "");
+    assert_eq!(down.status.code(), Some(1), "nothing listens yet");
+    let _server = Serving::start(&config.path);
+    wait_until_ok(
+        &crate::client(),
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let up = run(&["healthcheck"], &config.path, "");
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(stdout(&up), format!("healthy: http://127.0.0.1:{port}/healthz\n"));
+}

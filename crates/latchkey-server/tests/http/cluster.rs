@@ -360,3 +360,96 @@ async fn a_secret_rotated_with_overlap_works_on_both_nodes_until_it_ends() {
     assert_eq!(config_client.status.code(), Some(1));
     assert!(stderr(&config_client).contains("defined in the config file"));
 }
+
+/// `deploy/kubernetes`: two replicas started with the environment of `latchkey.env` exactly
+/// (only the ports and the directory of the mounted Secret differ), the service links of the
+/// Service named `latchkey`, and the Secret's files; both serve, share one PostgreSQL
+/// database, and `latchkey healthcheck` (the image's HEALTHCHECK) says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_example_environment_runs_two_replicas() {
+    let Some(db) = crate::TestDb::postgres().await else { return };
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/kubernetes/latchkey.env");
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(
+        secrets.path().join("master_key"),
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    )
+    .unwrap();
+    std::fs::write(secrets.path().join("database_url"), format!("{}\n", db.url)).unwrap();
+    let replica = |port: u16, metrics: u16| -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = std::fs::read_to_string(manifest)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+            .map(|line| {
+                let (key, value) = line.split_once('=').unwrap();
+                let value = match key {
+                    "LATCHKEY_LISTEN" => format!("127.0.0.1:{port}"),
+                    "LATCHKEY_METRICS__LISTEN" => format!("127.0.0.1:{metrics}"),
+                    _ => value
+                        .replace("/run/secrets/latchkey", &secrets.path().display().to_string()),
+                };
+                (key.to_owned(), value)
+            })
+            .collect();
+        for (key, value) in [
+            ("LATCHKEY_SERVICE_HOST", "10.96.0.12"),
+            ("LATCHKEY_SERVICE_PORT", "8080"),
+            ("LATCHKEY_SERVICE_PORT_HTTP", "8080"),
+            ("LATCHKEY_PORT", "tcp://10.96.0.12:8080"),
+            ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+            ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp"),
+            ("LATCHKEY_PORT_8080_TCP_PORT", "8080"),
+            ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12"),
+        ] {
+            env.push((key.to_owned(), value.to_owned()));
+        }
+        env
+    };
+    let ports = [(free_port(), free_port()), (free_port(), free_port())];
+    let envs: Vec<Vec<(String, String)>> = ports.iter().map(|(p, m)| replica(*p, *m)).collect();
+    assert!(envs[0].iter().any(|(k, v)| k == "LATCHKEY_ISSUER" && v == "https://auth.example.com"));
+    fn as_refs(env: &[(String, String)]) -> Vec<(&str, String)> {
+        env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
+    }
+    let _replicas: Vec<Serving> =
+        envs.iter().map(|env| Serving::start_with_env(&as_refs(env))).collect();
+    let http = reqwest::Client::new();
+    for (port, metrics) in ports {
+        wait_until_ok(&http, &format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(30))
+            .await;
+        let doc: Value = http
+            .get(format!("http://127.0.0.1:{port}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["issuer"], "https://auth.example.com");
+        let scrape = http.get(format!("http://127.0.0.1:{metrics}/metrics")).send().await.unwrap();
+        assert_eq!(scrape.status(), 200);
+    }
+    for env in &envs {
+        let mut check = crate::process::command(&["healthcheck"], None);
+        check.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let output = check.output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // Both replicas use the one database: a key rotated through one is published by both.
+    let jwks = |port: u16| {
+        let http = http.clone();
+        async move {
+            let keys: Value = http
+                .get(format!("http://127.0.0.1:{port}/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            keys
+        }
+    };
+    assert_eq!(jwks(ports[0].0).await, jwks(ports[1].0).await);
+}
