@@ -202,17 +202,8 @@ async fn sync_static_user(
         StaticPassword::Hash(hash) => return sync_static_user_hash(entry, hash, store, now).await,
     };
     let Some(recorded) = store.config_password_hash(&entry.username).await? else {
-        let user = User {
-            id: new_user_id()?,
-            username: entry.username.clone(),
-            password_hash: hasher.hash(password.to_owned()).await?,
-            email: entry.email.clone(),
-            name: entry.name.clone(),
-            email_verified: true,
-            disabled: false,
-        };
-        store.upsert_user(&user, now).await?;
-        return Ok(());
+        let hash = hasher.hash(password.to_owned()).await?;
+        return create_static_user(entry, hash, store, now).await;
     };
     let Some(stored) = store.user_by_username(&entry.username).await? else {
         anyhow::bail!("user {:?} vanished while the config was loaded", entry.username);
@@ -258,17 +249,7 @@ async fn sync_static_user_hash(
 ) -> anyhow::Result<()> {
     use latchkey::store::PasswordChange;
     let Some(recorded) = store.config_password_hash(&entry.username).await? else {
-        let user = User {
-            id: new_user_id()?,
-            username: entry.username.clone(),
-            password_hash: hash.to_owned(),
-            email: entry.email.clone(),
-            name: entry.name.clone(),
-            email_verified: true,
-            disabled: false,
-        };
-        store.upsert_user(&user, now).await?;
-        return Ok(());
+        return create_static_user(entry, hash.to_owned(), store, now).await;
     };
     let Some(stored) = store.user_by_username(&entry.username).await? else {
         anyhow::bail!("user {:?} vanished while the config was loaded", entry.username);
@@ -287,6 +268,26 @@ async fn sync_static_user_hash(
             store.set_password_hash(&entry.username, hash, change, now).await?;
         }
     }
+    Ok(())
+}
+
+/// Stores a `[[users]]` entry seen for the first time, with `password_hash`.
+async fn create_static_user(
+    entry: &crate::config::StaticUser,
+    password_hash: String,
+    store: &dyn Store,
+    now: i64,
+) -> anyhow::Result<()> {
+    let user = User {
+        id: new_user_id()?,
+        username: entry.username.clone(),
+        password_hash,
+        email: entry.email.clone(),
+        name: entry.name.clone(),
+        email_verified: true,
+        disabled: false,
+    };
+    store.upsert_user(&user, now).await?;
     Ok(())
 }
 

@@ -627,15 +627,12 @@ async fn serve_starts_from_the_environment_with_service_links_and_secret_files()
         ("LATCHKEY_LISTEN", format!("127.0.0.1:{port}")),
         ("LATCHKEY_MASTER_KEY_FILE", master),
         ("LATCHKEY_DATABASE__URL_FILE", url),
-        ("LATCHKEY_SERVICE_HOST", "10.96.0.12".into()),
-        ("LATCHKEY_SERVICE_PORT", "8080".into()),
-        ("LATCHKEY_PORT", "tcp://10.96.0.12:8080".into()),
-        ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080".into()),
-        ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12".into()),
-        ("LATCHKEY_PORT_8080_TCP_PORT", "8080".into()),
-        ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp".into()),
         ("LATCHKEY_LOG__LEVEL", "latchkey=debug,info".into()),
     ];
+    let env: Vec<(&str, String)> = env
+        .into_iter()
+        .chain(crate::process::SERVICE_LINKS.iter().map(|(k, v)| (*k, (*v).to_owned())))
+        .collect();
     let mut server = Serving::start_with_env(&env);
     let base = format!("http://127.0.0.1:{port}");
     let http = crate::client();

@@ -392,16 +392,7 @@ async fn the_kubernetes_example_environment_runs_two_replicas() {
                 (key.to_owned(), value)
             })
             .collect();
-        for (key, value) in [
-            ("LATCHKEY_SERVICE_HOST", "10.96.0.12"),
-            ("LATCHKEY_SERVICE_PORT", "8080"),
-            ("LATCHKEY_SERVICE_PORT_HTTP", "8080"),
-            ("LATCHKEY_PORT", "tcp://10.96.0.12:8080"),
-            ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
-            ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp"),
-            ("LATCHKEY_PORT_8080_TCP_PORT", "8080"),
-            ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12"),
-        ] {
+        for (key, value) in crate::process::SERVICE_LINKS {
             env.push((key.to_owned(), value.to_owned()));
         }
         env

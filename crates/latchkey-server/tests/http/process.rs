@@ -5,6 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// What a Kubernetes Service named `latchkey` puts in the environment of every pod.
+pub const SERVICE_LINKS: [(&str, &str); 8] = [
+    ("LATCHKEY_SERVICE_HOST", "10.96.0.12"),
+    ("LATCHKEY_SERVICE_PORT", "8080"),
+    ("LATCHKEY_SERVICE_PORT_HTTP", "8080"),
+    ("LATCHKEY_PORT", "tcp://10.96.0.12:8080"),
+    ("LATCHKEY_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+    ("LATCHKEY_PORT_8080_TCP_PROTO", "tcp"),
+    ("LATCHKEY_PORT_8080_TCP_PORT", "8080"),
+    ("LATCHKEY_PORT_8080_TCP_ADDR", "10.96.0.12"),
+];
+
 /// A config file in its own directory.
 pub struct ConfigFile {
     pub path: PathBuf,
