@@ -2,16 +2,16 @@
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The commit it was built from (`unknown` outside a git checkout without `LATCHKEY_COMMIT`).
-pub const COMMIT: &str = env!("LATCHKEY_BUILD_COMMIT");
+/// The commit it was built from (`unknown` outside a git checkout without `BUILD_COMMIT`).
+pub const COMMIT: &str = env!("BUILD_GIT_COMMIT");
 /// The date of that commit.
-pub const DATE: &str = env!("LATCHKEY_BUILD_DATE");
+pub const DATE: &str = env!("BUILD_GIT_DATE");
 /// `latchkey --version`'s line after the name.
 pub const VERSION_LINE: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("LATCHKEY_BUILD_COMMIT"),
+    env!("BUILD_GIT_COMMIT"),
     ", built ",
-    env!("LATCHKEY_BUILD_DATE"),
+    env!("BUILD_GIT_DATE"),
     ")"
 );
