@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::admin::timestamp;
 use crate::config::ConfigError;
 
 /// What the checks found out about a usable certificate.
@@ -84,9 +85,4 @@ pub fn load(
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), Certificate { subject, not_after }))
-}
-
-fn timestamp(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
 }
